@@ -1,0 +1,465 @@
+//! Per-request decisions (R7-R12, R18-R24, R27-R29).
+//!
+//! [`Policy::evaluate`] classifies a request and returns either the complete
+//! preflight answer (the gateway sends it and never forwards the request),
+//! or a [`Completion`] that the proxy applies with [`Policy::complete`] to
+//! whatever response it ends up sending — the backend's or its own error.
+
+use crate::matcher::MatchedBy;
+use crate::origin::{request_origin, InvalidOrigin, RequestOrigin};
+use crate::policy::{AllowList, Expose, Policy};
+use crate::spec::{Mode, PreflightValidation, UpstreamCorsHeaders};
+use crate::token::{is_safelisted_response_header, is_token, list_items, trim_ows};
+use crate::vary::merge_vary_origin;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, VARY,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use std::fmt;
+
+/// `Access-Control-Request-Private-Network` (PNA, F13).
+pub const ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-request-private-network");
+/// `Access-Control-Allow-Private-Network` (PNA, F13).
+pub const ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-allow-private-network");
+
+/// The `Vary` of every preflight answer (R24).
+pub const PREFLIGHT_VARY: &str =
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+
+/// Every response field corsgate owns on a CORS-scoped route (R23).
+pub const CORS_RESPONSE_HEADERS: [HeaderName; 7] = [
+    ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_HEADERS,
+    ACCESS_CONTROL_EXPOSE_HEADERS,
+    ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK,
+];
+
+static STAR: HeaderValue = HeaderValue::from_static("*");
+static TRUE: HeaderValue = HeaderValue::from_static("true");
+
+/// Why a request's origin was not granted CORS access, or a preflight was
+/// refused. Cheap to copy; a stable label feeds metrics (R30).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// A canonical origin that no entry matches.
+    OriginNotAllowed,
+    /// A non-canonical `Origin` value (R9).
+    OriginInvalid(InvalidOrigin),
+    /// `Origin: null`, not explicitly allowed (P4).
+    NullOrigin,
+    /// ACRM is not a single method token (R12a).
+    InvalidRequestMethod,
+    /// ACRH holds a non-token item (R12b).
+    InvalidRequestHeaders,
+    /// Strict validation: the method is not in `allowMethods` (R19).
+    MethodNotAllowed,
+    /// Strict validation: a header is not in `allowHeaders` (R19).
+    HeaderNotAllowed,
+}
+
+impl Refusal {
+    /// The metrics label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Refusal::OriginNotAllowed => "origin_not_allowed",
+            Refusal::OriginInvalid(_) => "origin_invalid",
+            Refusal::NullOrigin => "origin_null",
+            Refusal::InvalidRequestMethod => "invalid_request_method",
+            Refusal::InvalidRequestHeaders => "invalid_request_headers",
+            Refusal::MethodNotAllowed => "method_not_allowed",
+            Refusal::HeaderNotAllowed => "header_not_allowed",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::OriginNotAllowed => f.write_str("origin is not in the allow-list"),
+            Refusal::OriginInvalid(why) => write!(f, "Origin is not canonical: {why}"),
+            Refusal::NullOrigin => f.write_str("origin `null` is not explicitly allowed"),
+            Refusal::InvalidRequestMethod => {
+                f.write_str("Access-Control-Request-Method is not a single method token")
+            }
+            Refusal::InvalidRequestHeaders => {
+                f.write_str("Access-Control-Request-Headers is not a list of header names")
+            }
+            Refusal::MethodNotAllowed => f.write_str("requested method is not in allowMethods"),
+            Refusal::HeaderNotAllowed => f.write_str("a requested header is not in allowHeaders"),
+        }
+    }
+}
+
+/// The outcome of a preflight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreflightOutcome {
+    /// Answered with the policy's headers (R19).
+    Allowed(MatchedBy),
+    /// Answered without any `Access-Control-*` header (R20).
+    Refused(Refusal),
+}
+
+impl PreflightOutcome {
+    /// The metrics label (R30).
+    pub const fn label(&self) -> &'static str {
+        match self {
+            PreflightOutcome::Allowed(_) => "preflight_allowed",
+            PreflightOutcome::Refused(_) => "preflight_rejected",
+        }
+    }
+}
+
+/// The outcome of an actual (non-preflight) request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActualOutcome {
+    /// No `Origin`: not a CORS request (R7).
+    NotCors,
+    /// The response gets ACAO (and ACAC/ACEH).
+    Allowed(MatchedBy),
+    /// The response gets no `Access-Control-*` header.
+    Refused(Refusal),
+}
+
+impl ActualOutcome {
+    /// The metrics label (R30).
+    pub const fn label(&self) -> &'static str {
+        match self {
+            ActualOutcome::NotCors => "not_cors",
+            ActualOutcome::Allowed(_) => "actual_allowed",
+            ActualOutcome::Refused(_) => "actual_not_allowed",
+        }
+    }
+}
+
+/// A preflight answered at the gateway: status, headers, empty body.
+#[derive(Debug)]
+pub struct PreflightResponse {
+    /// 200 when allowed; the policy's reject status when refused.
+    pub status: StatusCode,
+    /// All response headers (the body is empty; the server frames it).
+    pub headers: HeaderMap,
+    /// Why.
+    pub outcome: PreflightOutcome,
+}
+
+/// What to do to the response of an actual request.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The ACAO value when the origin is allowed.
+    allow_origin: Option<HeaderValue>,
+    /// Why.
+    pub outcome: ActualOutcome,
+}
+
+impl Completion {
+    /// The ACAO value that will be written, if any.
+    pub fn allow_origin(&self) -> Option<&HeaderValue> {
+        self.allow_origin.as_ref()
+    }
+}
+
+/// What to do with a request on a CORS-scoped route.
+#[derive(Debug)]
+pub enum Evaluation {
+    /// Answer with this and never forward the request (R18).
+    Preflight(PreflightResponse),
+    /// Forward (or generate an error), then apply with [`Policy::complete`].
+    Actual(Completion),
+    /// The policy is in shadow mode (R29): forward and change nothing; the
+    /// outcome is what enforcement would have done, for counting.
+    Shadow(ShadowOutcome),
+}
+
+/// What a shadow policy would have done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShadowOutcome {
+    /// A preflight.
+    Preflight(PreflightOutcome),
+    /// An actual request.
+    Actual(ActualOutcome),
+}
+
+/// Is this request a CORS preflight (R8)? `OPTIONS` exactly, a non-empty
+/// `Origin`, and a non-empty `Access-Control-Request-Method`.
+pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    *method == Method::OPTIONS
+        && headers
+            .get(http::header::ORIGIN)
+            .is_some_and(|v| !v.as_bytes().is_empty())
+        && headers
+            .get_all(ACCESS_CONTROL_REQUEST_METHOD)
+            .iter()
+            .any(|v| !trim_ows(v.as_bytes()).is_empty())
+}
+
+impl Policy {
+    /// Classify and decide one request (see the crate-level decision table).
+    pub fn evaluate(&self, method: &Method, headers: &HeaderMap) -> Evaluation {
+        let preflight = is_preflight(method, headers);
+        match (self.mode, preflight) {
+            (Mode::Enforce, true) => Evaluation::Preflight(self.preflight(headers)),
+            (Mode::Enforce, false) => Evaluation::Actual(self.actual(headers)),
+            (Mode::Shadow, true) => {
+                Evaluation::Shadow(ShadowOutcome::Preflight(self.preflight(headers).outcome))
+            }
+            (Mode::Shadow, false) => {
+                Evaluation::Shadow(ShadowOutcome::Actual(self.actual(headers).outcome))
+            }
+        }
+    }
+
+    /// Decide the origin: the ACAO value to write, or why there is none.
+    fn origin_decision(
+        &self,
+        origin: RequestOrigin<'_>,
+        raw: Option<&HeaderValue>,
+    ) -> Result<(HeaderValue, MatchedBy), Refusal> {
+        match origin {
+            RequestOrigin::Absent => Err(Refusal::OriginNotAllowed),
+            RequestOrigin::Invalid(why) => Err(Refusal::OriginInvalid(why)),
+            RequestOrigin::Null => {
+                if self.matcher.is_any() && !self.credentials {
+                    Ok((STAR.clone(), MatchedBy::AnyOrigin))
+                } else if self.matcher.allows_null() {
+                    Ok((HeaderValue::from_static("null"), MatchedBy::NullOrigin))
+                } else {
+                    Err(Refusal::NullOrigin)
+                }
+            }
+            RequestOrigin::Valid(o) => {
+                let echo = || raw.cloned().ok_or(Refusal::OriginNotAllowed);
+                if self.matcher.is_any() {
+                    // R11: `*` without credentials answers `*`; with the R5
+                    // opt-in it echoes the (canonical, single) origin.
+                    return if self.credentials {
+                        Ok((echo()?, MatchedBy::AnyOrigin))
+                    } else {
+                        Ok((STAR.clone(), MatchedBy::AnyOrigin))
+                    };
+                }
+                match self.matcher.find(&o) {
+                    Some(m) => Ok((echo()?, m)),
+                    None => Err(Refusal::OriginNotAllowed),
+                }
+            }
+        }
+    }
+
+    /// Decide an actual request (R21-R24, R28). Never blocks the request.
+    pub fn actual(&self, headers: &HeaderMap) -> Completion {
+        let origin = request_origin(headers);
+        if origin == RequestOrigin::Absent {
+            return Completion {
+                allow_origin: None,
+                outcome: ActualOutcome::NotCors,
+            };
+        }
+        match self.origin_decision(origin, headers.get(http::header::ORIGIN)) {
+            Ok((v, m)) => Completion {
+                allow_origin: Some(v),
+                outcome: ActualOutcome::Allowed(m),
+            },
+            Err(r) => Completion {
+                allow_origin: None,
+                outcome: ActualOutcome::Refused(r),
+            },
+        }
+    }
+
+    /// Complete a response on a CORS-scoped route: strip upstream CORS
+    /// headers (R23), write ACAO/ACAC/ACEH once each when allowed (R21,
+    /// R27), and merge `Vary: Origin` (R24). Works the same for backend
+    /// responses and the gateway's own errors (R25).
+    pub fn complete(&self, completion: &Completion, response: &mut HeaderMap) {
+        let preserve = self.upstream == UpstreamCorsHeaders::Preserve;
+        if !preserve {
+            for name in &CORS_RESPONSE_HEADERS {
+                response.remove(name);
+            }
+        }
+        if let Some(acao) = &completion.allow_origin {
+            if preserve {
+                // Envoy semantics: an allowed origin overrides what it owns.
+                response.remove(ACCESS_CONTROL_ALLOW_ORIGIN);
+                response.remove(ACCESS_CONTROL_ALLOW_CREDENTIALS);
+                response.remove(ACCESS_CONTROL_EXPOSE_HEADERS);
+            }
+            response.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao.clone());
+            if self.credentials {
+                response.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
+            }
+            match &self.expose {
+                Expose::None => {}
+                Expose::List(v) => {
+                    response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+                }
+                Expose::Star => {
+                    response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, STAR.clone());
+                }
+                Expose::Enumerate => {
+                    if let Some(v) = enumerate_exposable(response) {
+                        response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v);
+                    }
+                }
+            }
+        }
+        merge_vary_origin(response);
+    }
+
+    /// Decide a preflight (R18-R20). The request must satisfy
+    /// [`is_preflight`]; the answer is complete and is never forwarded.
+    pub fn preflight(&self, headers: &HeaderMap) -> PreflightResponse {
+        let mut out = HeaderMap::with_capacity(8);
+        out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
+        match self.preflight_headers(headers, &mut out) {
+            Ok(m) => PreflightResponse {
+                status: StatusCode::OK,
+                headers: out,
+                outcome: PreflightOutcome::Allowed(m),
+            },
+            // R20: no Access-Control-* header at all, only Vary. Every
+            // refusal returns before the first Access-Control-* insert.
+            Err(r) => PreflightResponse {
+                status: self.reject_status.status(),
+                headers: out,
+                outcome: PreflightOutcome::Refused(r),
+            },
+        }
+    }
+
+    fn preflight_headers(
+        &self,
+        req: &HeaderMap,
+        out: &mut HeaderMap,
+    ) -> Result<MatchedBy, Refusal> {
+        let origin = request_origin(req);
+        let (acao, matched) = self.origin_decision(origin, req.get(http::header::ORIGIN))?;
+
+        // R12a: exactly one ACRM line holding one method token.
+        let mut acrm_lines = req.get_all(ACCESS_CONTROL_REQUEST_METHOD).iter();
+        let acrm = acrm_lines
+            .next()
+            .map(|v| trim_ows(v.as_bytes()))
+            .unwrap_or_default();
+        if acrm_lines.next().is_some() || !is_token(acrm) {
+            return Err(Refusal::InvalidRequestMethod);
+        }
+        // R12b: every ACRH item must be a token.
+        let acrh = req.get_all(ACCESS_CONTROL_REQUEST_HEADERS);
+        for line in acrh.iter() {
+            if !list_items(line.as_bytes()).all(is_token) {
+                return Err(Refusal::InvalidRequestHeaders);
+            }
+        }
+        if self.validation == PreflightValidation::Strict {
+            if !self.method_allowed(acrm) {
+                return Err(Refusal::MethodNotAllowed);
+            }
+            let all_allowed = acrh
+                .iter()
+                .all(|line| list_items(line.as_bytes()).all(|h| self.header_allowed(h)));
+            if !all_allowed {
+                return Err(Refusal::HeaderNotAllowed);
+            }
+        }
+
+        out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
+        if self.credentials {
+            out.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
+        }
+        match &self.methods {
+            AllowList::None => {}
+            AllowList::List { value, .. } => {
+                out.insert(ACCESS_CONTROL_ALLOW_METHODS, value.clone());
+            }
+            AllowList::Echo => {
+                // A token is always a valid header value.
+                if let Ok(v) = HeaderValue::from_bytes(acrm) {
+                    out.insert(ACCESS_CONTROL_ALLOW_METHODS, v);
+                }
+            }
+        }
+        match &self.headers {
+            AllowList::None => {}
+            AllowList::List { value, .. } => {
+                out.insert(ACCESS_CONTROL_ALLOW_HEADERS, value.clone());
+            }
+            AllowList::Echo => {
+                if let Some(v) = echo_request_headers(req) {
+                    out.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
+                }
+            }
+        }
+        match &self.expose {
+            Expose::List(v) => {
+                out.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+            }
+            Expose::Star => {
+                out.insert(ACCESS_CONTROL_EXPOSE_HEADERS, STAR.clone());
+            }
+            // R12c: nothing to enumerate on a preflight.
+            Expose::None | Expose::Enumerate => {}
+        }
+        out.insert(ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
+        if self.private_network
+            && req
+                .get(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
+                .is_some_and(|v| v.as_bytes() == b"true")
+        {
+            out.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE.clone());
+        }
+        Ok(matched)
+    }
+}
+
+/// R12b: the ACRH items lower-cased, de-duplicated in request order and
+/// joined with `", "`; `None` when there are none.
+fn echo_request_headers(req: &HeaderMap) -> Option<HeaderValue> {
+    let mut names: Vec<String> = Vec::new();
+    for line in req.get_all(ACCESS_CONTROL_REQUEST_HEADERS) {
+        for item in list_items(line.as_bytes()) {
+            let lower = String::from_utf8_lossy(item).to_ascii_lowercase();
+            if !names.contains(&lower) {
+                names.push(lower);
+            }
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&names.join(", ")).ok()
+}
+
+/// R12c: the response's own header names that a script could want to read:
+/// lower-cased, de-duplicated, without `Set-Cookie`, safelisted names,
+/// `Access-Control-*` and `Vary`.
+fn enumerate_exposable(response: &HeaderMap) -> Option<HeaderValue> {
+    let mut out = String::new();
+    for name in response.keys() {
+        let n = name.as_str();
+        if n == "set-cookie"
+            || n == "set-cookie2"
+            || n == "vary"
+            || n.starts_with("access-control-")
+            || is_safelisted_response_header(n)
+        {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(n);
+    }
+    if out.is_empty() {
+        None
+    } else {
+        HeaderValue::from_str(&out).ok()
+    }
+}
