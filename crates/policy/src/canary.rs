@@ -9,6 +9,25 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
+/// The part of a pattern that must start with the scheme: without a leading
+/// `^` (corsgate anchors anyway) and leading inline flag groups like `(?i)`.
+pub(crate) fn pattern_body(pattern: &str) -> &str {
+    let mut body = pattern.strip_prefix('^').unwrap_or(pattern);
+    while let Some(rest) = body.strip_prefix("(?") {
+        match rest.find(')') {
+            Some(end)
+                if rest[..end]
+                    .bytes()
+                    .all(|c| c.is_ascii_alphabetic() || c == b'-') =>
+            {
+                body = &rest[end + 1..];
+            }
+            _ => break,
+        }
+    }
+    body
+}
+
 /// Find unescaped `.` outside character classes. Returns byte offsets.
 pub(crate) fn unescaped_dots(pattern: &str) -> Vec<usize> {
     let b = pattern.as_bytes();
@@ -200,14 +219,39 @@ pub(crate) fn canaries(scheme: &str, a: &str, t: &str, https_only: bool) -> Vec<
 }
 
 /// The canaries for a user regex; `None` if it cannot be parsed (the
-/// compiler reports that separately).
+/// compiler reports that separately). A top-level alternation gets the
+/// canaries of each branch, so `https://a\.com|.*` cannot hide a
+/// catch-all behind a scheme-prefixed first branch; `null` is always tried.
 pub(crate) fn regex_canaries(pattern: &str) -> Option<Vec<String>> {
-    let body = pattern.strip_prefix('^').unwrap_or(pattern);
-    let hir = regex_syntax::Parser::new().parse(body).ok()?;
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let body = pattern_body(pattern);
+    let mut node = &hir;
+    while let HirKind::Capture(cap) = node.kind() {
+        node = &cap.sub;
+    }
+    let branches: Vec<&Hir> = match node.kind() {
+        HirKind::Alternation(alts) => alts.iter().collect(),
+        _ => vec![node],
+    };
+    let mut out = vec!["null".to_owned()];
+    for branch in branches {
+        for c in branch_canaries(branch, body.starts_with("https://")) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    Some(out)
+}
+
+fn branch_canaries(hir: &Hir, https_only: bool) -> Vec<String> {
     let mut s = String::new();
-    shortest(&hir, &mut s);
-    let (scheme, a) = s.split_once("://")?;
-    let t = match literal_tail(&hir) {
+    shortest(hir, &mut s);
+    let Some((scheme, a)) = s.split_once("://") else {
+        // A branch without a scheme: its own shortest string is a canary.
+        return vec![s];
+    };
+    let t = match literal_tail(hir) {
         Some(tail) => {
             // The tail may include the scheme when everything else is literal.
             let tail = tail.rsplit_once("://").map_or(tail.as_str(), |(_, t)| t);
@@ -216,7 +260,7 @@ pub(crate) fn regex_canaries(pattern: &str) -> Option<Vec<String>> {
         None => a.to_owned(),
     };
     let t = if t.is_empty() { a.to_owned() } else { t };
-    Some(canaries(scheme, a, &t, body.starts_with("https://")))
+    canaries(scheme, a, &t, https_only)
 }
 
 #[cfg(test)]
@@ -247,19 +291,21 @@ mod tests {
         assert_eq!(
             c,
             vec![
+                "null",
                 "https://a.envoyproxy.io.evil.test",
                 "https://evilenvoyproxy.io",
                 "https://a.envoyproxy.io@evil.test",
                 "https://a.envoyproxy.io:1",
-                "null",
                 "http://a.envoyproxy.io",
             ]
         );
         let c = regex_canaries(r"https?://app\.example\.com").unwrap();
-        assert_eq!(c[0], "http://app.example.com.evil.test");
-        assert_eq!(c[1], "http://evilapp.example.com");
+        assert_eq!(c[1], "http://app.example.com.evil.test");
+        assert_eq!(c[2], "http://evilapp.example.com");
         assert_eq!(c.len(), 5, "no http:// canary for https?:// patterns");
         let c = regex_canaries(r"http://localhost:[0-9]+").unwrap();
-        assert_eq!(c[3], "http://localhost:1");
+        assert_eq!(c[4], "http://localhost:1");
+        let c = regex_canaries(r"https://a\.test|x").unwrap();
+        assert!(c.contains(&"x".to_owned()), "{c:?}");
     }
 }

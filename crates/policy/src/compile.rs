@@ -253,7 +253,7 @@ impl Builder<'_> {
         let mut ok = true;
         for (i, p) in patterns.iter().enumerate() {
             let at = FieldPath::item("allowOriginRegexes", i);
-            let body = p.strip_prefix('^').unwrap_or(p);
+            let body = canary::pattern_body(p);
             if !(body.starts_with("https://")
                 || body.starts_with("http://")
                 || body.starts_with("https?://"))
@@ -262,7 +262,8 @@ impl Builder<'_> {
                     ErrorId::RegexNeedsScheme,
                     at,
                     p,
-                    "an origin regex must start with https://, http:// or https?://",
+                    "an origin regex must start with https://, http:// or https?:// \
+                     (after an optional ^ and inline flags)",
                 );
                 ok = false;
             }
@@ -414,7 +415,7 @@ impl Builder<'_> {
         }
         if creds {
             for (i, p) in spec.allow_origin_regexes.iter().enumerate() {
-                let body = p.strip_prefix('^').unwrap_or(p);
+                let body = canary::pattern_body(p);
                 if body.starts_with("http://") || body.starts_with("https?://") {
                     self.http_creds(FieldPath::item("allowOriginRegexes", i), p);
                 }
