@@ -6,7 +6,7 @@
 //! whatever response it ends up sending — the backend's or its own error.
 
 use crate::matcher::MatchedBy;
-use crate::origin::{request_origin, InvalidOrigin, RequestOrigin};
+use crate::origin::{request_origin_and_value, InvalidOrigin, RequestOrigin};
 use crate::policy::{AllowList, Expose, Policy};
 use crate::spec::{Mode, PreflightValidation, UpstreamCorsHeaders};
 use crate::token::{is_safelisted_response_header, is_token, list_items, trim_ows};
@@ -42,6 +42,17 @@ pub const CORS_RESPONSE_HEADERS: [HeaderName; 7] = [
 ];
 
 static STAR: HeaderValue = HeaderValue::from_static("*");
+
+/// What goes into `Access-Control-Allow-Origin` for an allowed origin.
+#[derive(Clone, Copy)]
+enum Acao {
+    /// A literal `*` (R11).
+    Star,
+    /// The request's own Origin value (R10).
+    Echo,
+    /// `null`, under `allowNullOrigin`.
+    Null,
+}
 static TRUE: HeaderValue = HeaderValue::from_static("true");
 
 /// Why a request's origin was not granted CORS access, or a preflight was
@@ -215,53 +226,71 @@ impl Policy {
         }
     }
 
+    /// Match a classified origin against the policy (R9-R15): which entry
+    /// allows it, or why none does. This is the whole per-request origin
+    /// decision without header access; `explain`, policy tests and
+    /// benchmarks use it directly.
+    pub fn match_origin(&self, origin: RequestOrigin<'_>) -> Result<MatchedBy, Refusal> {
+        self.origin_match(origin).map(|(m, _)| m)
+    }
+
+    fn origin_match(&self, origin: RequestOrigin<'_>) -> Result<(MatchedBy, Acao), Refusal> {
+        match origin {
+            RequestOrigin::Absent => Err(Refusal::OriginNotAllowed),
+            RequestOrigin::Invalid(why) => Err(Refusal::OriginInvalid(why)),
+            RequestOrigin::Null => {
+                if self.matcher.is_any() && !self.credentials {
+                    Ok((MatchedBy::AnyOrigin, Acao::Star))
+                } else if self.matcher.allows_null() {
+                    Ok((MatchedBy::NullOrigin, Acao::Null))
+                } else {
+                    Err(Refusal::NullOrigin)
+                }
+            }
+            // R11: `*` without credentials answers `*`; with the R5 opt-in it
+            // echoes the (canonical, single) origin.
+            RequestOrigin::Valid(_) if self.matcher.is_any() => Ok((
+                MatchedBy::AnyOrigin,
+                if self.credentials {
+                    Acao::Echo
+                } else {
+                    Acao::Star
+                },
+            )),
+            RequestOrigin::Valid(o) => self
+                .matcher
+                .find(&o)
+                .map(|m| (m, Acao::Echo))
+                .ok_or(Refusal::OriginNotAllowed),
+        }
+    }
+
     /// Decide the origin: the ACAO value to write, or why there is none.
     fn origin_decision(
         &self,
         origin: RequestOrigin<'_>,
         raw: Option<&HeaderValue>,
     ) -> Result<(HeaderValue, MatchedBy), Refusal> {
-        match origin {
-            RequestOrigin::Absent => Err(Refusal::OriginNotAllowed),
-            RequestOrigin::Invalid(why) => Err(Refusal::OriginInvalid(why)),
-            RequestOrigin::Null => {
-                if self.matcher.is_any() && !self.credentials {
-                    Ok((STAR.clone(), MatchedBy::AnyOrigin))
-                } else if self.matcher.allows_null() {
-                    Ok((HeaderValue::from_static("null"), MatchedBy::NullOrigin))
-                } else {
-                    Err(Refusal::NullOrigin)
-                }
-            }
-            RequestOrigin::Valid(o) => {
-                let echo = || raw.cloned().ok_or(Refusal::OriginNotAllowed);
-                if self.matcher.is_any() {
-                    // R11: `*` without credentials answers `*`; with the R5
-                    // opt-in it echoes the (canonical, single) origin.
-                    return if self.credentials {
-                        Ok((echo()?, MatchedBy::AnyOrigin))
-                    } else {
-                        Ok((STAR.clone(), MatchedBy::AnyOrigin))
-                    };
-                }
-                match self.matcher.find(&o) {
-                    Some(m) => Ok((echo()?, m)),
-                    None => Err(Refusal::OriginNotAllowed),
-                }
-            }
-        }
+        let (matched, acao) = self.origin_match(origin)?;
+        let value = match acao {
+            Acao::Star => STAR.clone(),
+            Acao::Null => HeaderValue::from_static("null"),
+            // A valid origin always comes with its single raw value.
+            Acao::Echo => raw.cloned().ok_or(Refusal::OriginNotAllowed)?,
+        };
+        Ok((value, matched))
     }
 
     /// Decide an actual request (R21-R24, R28). Never blocks the request.
     pub fn actual(&self, headers: &HeaderMap) -> Completion {
-        let origin = request_origin(headers);
+        let (origin, raw) = request_origin_and_value(headers);
         if origin == RequestOrigin::Absent {
             return Completion {
                 allow_origin: None,
                 outcome: ActualOutcome::NotCors,
             };
         }
-        match self.origin_decision(origin, headers.get(http::header::ORIGIN)) {
+        match self.origin_decision(origin, raw) {
             Ok((v, m)) => Completion {
                 allow_origin: Some(v),
                 outcome: ActualOutcome::Allowed(m),
@@ -279,7 +308,9 @@ impl Policy {
     /// responses and the gateway's own errors (R25).
     pub fn complete(&self, completion: &Completion, response: &mut HeaderMap) {
         let preserve = self.upstream == UpstreamCorsHeaders::Preserve;
-        if !preserve {
+        // One linear pass over the (few) response names is cheaper than
+        // seven hash lookups when, as usual, the upstream sent none.
+        if !preserve && response.keys().any(|k| CORS_RESPONSE_HEADERS.contains(k)) {
             for name in &CORS_RESPONSE_HEADERS {
                 response.remove(name);
             }
@@ -339,8 +370,8 @@ impl Policy {
         req: &HeaderMap,
         out: &mut HeaderMap,
     ) -> Result<MatchedBy, Refusal> {
-        let origin = request_origin(req);
-        let (acao, matched) = self.origin_decision(origin, req.get(http::header::ORIGIN))?;
+        let (origin, raw) = request_origin_and_value(req);
+        let (acao, matched) = self.origin_decision(origin, raw)?;
 
         // R12a: exactly one ACRM line holding one method token.
         let mut acrm_lines = req.get_all(ACCESS_CONTROL_REQUEST_METHOD).iter();

@@ -113,12 +113,12 @@ impl Policy {
                         }
                     }
                 }
-                match self.actual(&h).outcome {
+                let completion = self.actual(&h);
+                match completion.outcome {
                     crate::ActualOutcome::Allowed(by) => OriginVerdict::Allowed {
                         by,
                         entry: self.describe_match(by),
-                        acao: self
-                            .actual(&h)
+                        acao: completion
                             .allow_origin()
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or_default()

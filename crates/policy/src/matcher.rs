@@ -5,7 +5,7 @@
 //! for subdomain patterns, a short scan of bare-host `scheme://*` entries,
 //! and one pass of a single multi-pattern automaton over all regexes.
 
-use crate::origin::{parse_port, Scheme, SerializedOrigin};
+use crate::origin::{Scheme, SerializedOrigin};
 use regex_automata::{meta, Anchored, Input};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -141,7 +141,6 @@ pub fn parse_entry(text: &str) -> Result<OriginEntry, EntryError> {
     } else {
         format!("{scheme}://{host}:{port}")
     };
-    debug_assert!(parse_port(&port.to_string()).is_some());
     Ok(OriginEntry::Exact {
         canonical,
         scheme,
@@ -168,11 +167,16 @@ pub enum MatchedBy {
 }
 
 /// The compiled matcher over all origin sources of one policy.
+/// Maps keyed by configuration text. Only configuration inserts keys; a
+/// request can only cause lookups, which cannot be flooded, so a fast
+/// seeded hasher is safe here.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 pub(crate) struct OriginMatcher {
     any: bool,
-    exact: HashMap<Box<str>, usize>,
-    subdomains: HashMap<Box<str>, Vec<(Scheme, u16, usize)>>,
+    exact: FastMap<Box<str>, usize>,
+    subdomains: FastMap<Box<str>, Vec<(Scheme, u16, usize)>>,
     any_host: Vec<(Scheme, u16, usize)>,
     regexes: Option<meta::Regex>,
     allow_null: bool,
@@ -188,8 +192,8 @@ impl OriginMatcher {
     ) -> Self {
         let mut m = OriginMatcher {
             any: false,
-            exact: HashMap::new(),
-            subdomains: HashMap::new(),
+            exact: FastMap::default(),
+            subdomains: FastMap::default(),
             any_host: Vec::new(),
             regexes,
             allow_null,

@@ -10,7 +10,7 @@
 //!
 //! Parsing borrows from the header value and never allocates.
 
-use http::header::{HeaderMap, ORIGIN};
+use http::header::{HeaderMap, HeaderValue, ORIGIN};
 use std::fmt;
 
 /// The longest `Origin` value corsgate will look at. A DNS name is at most
@@ -170,14 +170,25 @@ impl fmt::Display for InvalidOrigin {
 
 /// Classify the request's `Origin` field(s) (R7, R9).
 pub fn request_origin(headers: &HeaderMap) -> RequestOrigin<'_> {
+    request_origin_and_value(headers).0
+}
+
+/// Classify the `Origin` field(s) and return the single field value too, so
+/// the decision can echo it without a second header lookup.
+pub(crate) fn request_origin_and_value(
+    headers: &HeaderMap,
+) -> (RequestOrigin<'_>, Option<&HeaderValue>) {
     let mut lines = headers.get_all(ORIGIN).iter();
     let Some(first) = lines.next() else {
-        return RequestOrigin::Absent;
+        return (RequestOrigin::Absent, None);
     };
     if lines.next().is_some() {
-        return RequestOrigin::Invalid(InvalidOrigin::MultipleFieldLines);
+        return (
+            RequestOrigin::Invalid(InvalidOrigin::MultipleFieldLines),
+            None,
+        );
     }
-    parse_origin_bytes(first.as_bytes())
+    (parse_origin_bytes(first.as_bytes()), Some(first))
 }
 
 /// Classify one `Origin` value. An empty value is [`RequestOrigin::Absent`].
@@ -213,53 +224,63 @@ fn parse_inner(s: &str) -> Result<Option<SerializedOrigin<'_>>, InvalidOrigin> {
     if s == "null" {
         return Ok(None);
     }
-    if !s.is_ascii() {
-        return Err(InvalidOrigin::NonAscii);
-    }
     let b = s.as_bytes();
-    if b.iter()
-        .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
-    {
-        return Err(InvalidOrigin::Whitespace);
-    }
-    if b.contains(&b',') {
-        return Err(InvalidOrigin::Comma);
-    }
-    let (scheme, rest) = if let Some(rest) = s.strip_prefix("https://") {
-        (Scheme::Https, rest)
-    } else if let Some(rest) = s.strip_prefix("http://") {
-        (Scheme::Http, rest)
+    let (scheme, start) = if b.starts_with(b"https://") {
+        (Scheme::Https, 8)
+    } else if b.starts_with(b"http://") {
+        (Scheme::Http, 7)
     } else {
-        let lower = s.get(..8).map(|p| p.to_ascii_lowercase());
-        let upper_scheme = lower
-            .as_deref()
-            .is_some_and(|p| p.starts_with("https://") || p.starts_with("http://"));
-        return Err(if upper_scheme {
-            InvalidOrigin::UpperCase
-        } else {
-            InvalidOrigin::UnsupportedScheme
-        });
+        return Err(classify_bad_scheme(b));
     };
-    let rb = rest.as_bytes();
-    if rb.contains(&b'?') || rb.contains(&b'#') {
-        return Err(InvalidOrigin::QueryOrFragment);
-    }
-    if rb.contains(&b'@') {
-        return Err(InvalidOrigin::Userinfo);
-    }
-    if let Some(slash) = rest.find('/') {
-        return Err(if slash + 1 == rest.len() {
-            InvalidOrigin::TrailingSlash
-        } else {
-            InvalidOrigin::Path
-        });
-    }
-    let (host, port_text) = split_authority(rest)?;
-    validate_host(host)?;
-    let port = match port_text {
+    // One pass over the authority: host, then an optional port.
+    let (host_end, port_start) = if b.get(start) == Some(&b'[') {
+        let close = b[start..]
+            .iter()
+            .position(|&c| c == b']')
+            .ok_or(InvalidOrigin::Ipv6)?
+            + start;
+        validate_ipv6(&b[start + 1..close])?;
+        match b.get(close + 1) {
+            None => (close + 1, None),
+            Some(b':') => (close + 1, Some(close + 2)),
+            Some(&c) => return Err(classify_byte(c, InvalidOrigin::Ipv6, b, close + 1)),
+        }
+    } else {
+        let mut label_len = 0usize;
+        let mut i = start;
+        let mut port_start = None;
+        while i < b.len() {
+            match b[i] {
+                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => label_len += 1,
+                b'.' => {
+                    if label_len == 0 {
+                        return Err(first_problem(b, i, InvalidOrigin::EmptyLabel));
+                    }
+                    label_len = 0;
+                }
+                b':' => {
+                    port_start = Some(i + 1);
+                    break;
+                }
+                c => return Err(classify_byte(c, InvalidOrigin::HostCharacter, b, i)),
+            }
+            i += 1;
+        }
+        if i == start {
+            return Err(first_problem(b, i, InvalidOrigin::EmptyHost));
+        }
+        if label_len == 0 {
+            return Err(first_problem(b, i, InvalidOrigin::EmptyLabel));
+        }
+        (i, port_start)
+    };
+    let port = match port_start {
         None => scheme.default_port(),
         Some(p) => {
-            let port = parse_port(p).ok_or(InvalidOrigin::Port)?;
+            if let Some(i) = b[p..].iter().position(|c| !c.is_ascii_digit()) {
+                return Err(classify_byte(b[p + i], InvalidOrigin::Port, b, p + i));
+            }
+            let port = parse_port(&s[p..]).ok_or(InvalidOrigin::Port)?;
             if port == scheme.default_port() {
                 return Err(InvalidOrigin::DefaultPort);
             }
@@ -269,58 +290,74 @@ fn parse_inner(s: &str) -> Result<Option<SerializedOrigin<'_>>, InvalidOrigin> {
     Ok(Some(SerializedOrigin {
         raw: s,
         scheme,
-        host,
+        host: &s[start..host_end],
         port,
     }))
 }
 
-/// Split `host[:port]`, where host may be a bracketed IPv6 literal.
-fn split_authority(rest: &str) -> Result<(&str, Option<&str>), InvalidOrigin> {
-    if rest.starts_with('[') {
-        let close = rest.find(']').ok_or(InvalidOrigin::Ipv6)?;
-        let (host, after) = rest.split_at(close + 1);
-        return match after {
-            "" => Ok((host, None)),
-            _ => match after.strip_prefix(':') {
-                Some(p) => Ok((host, Some(p))),
-                None => Err(InvalidOrigin::Ipv6),
-            },
-        };
+/// Why a value that does not start with `http://` or `https://` is invalid.
+/// Only runs on the refusal path.
+fn classify_bad_scheme(b: &[u8]) -> InvalidOrigin {
+    if !b.is_ascii() {
+        return InvalidOrigin::NonAscii;
     }
-    Ok(match rest.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (rest, None),
-    })
+    if b.iter()
+        .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+    {
+        return InvalidOrigin::Whitespace;
+    }
+    if b.contains(&b',') {
+        return InvalidOrigin::Comma;
+    }
+    let lower = b.get(..8).map(<[u8]>::to_ascii_lowercase);
+    let upper_scheme = lower
+        .as_deref()
+        .is_some_and(|p| p.starts_with(b"https://") || p.starts_with(b"http://"));
+    if upper_scheme {
+        InvalidOrigin::UpperCase
+    } else {
+        InvalidOrigin::UnsupportedScheme
+    }
 }
 
-fn validate_host(host: &str) -> Result<(), InvalidOrigin> {
-    if host.is_empty() {
-        return Err(InvalidOrigin::EmptyHost);
+/// Classify an unexpected byte at `at`; `fallback` when nothing more
+/// specific applies.
+fn classify_byte(c: u8, fallback: InvalidOrigin, b: &[u8], at: usize) -> InvalidOrigin {
+    match c {
+        0x80..=0xff => InvalidOrigin::NonAscii,
+        b' ' | b'\t' | 0..=0x1f | 0x7f => InvalidOrigin::Whitespace,
+        b',' => InvalidOrigin::Comma,
+        b'@' => InvalidOrigin::Userinfo,
+        b'?' | b'#' => InvalidOrigin::QueryOrFragment,
+        b'/' if at + 1 == b.len() => InvalidOrigin::TrailingSlash,
+        b'/' => InvalidOrigin::Path,
+        b'A'..=b'Z' if fallback == InvalidOrigin::HostCharacter => InvalidOrigin::UpperCase,
+        _ => fallback,
     }
-    if let Some(inner) = host.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or(InvalidOrigin::Ipv6)?;
-        if inner.is_empty() || !inner.contains(':') {
-            return Err(InvalidOrigin::Ipv6);
-        }
-        for c in inner.bytes() {
-            match c {
-                b'0'..=b'9' | b'a'..=b'f' | b':' | b'.' => {}
-                b'A'..=b'F' => return Err(InvalidOrigin::UpperCase),
-                _ => return Err(InvalidOrigin::Ipv6),
-            }
-        }
-        return Ok(());
+}
+
+/// A structural problem at `at` (empty host or label): report a more
+/// telling byte-level problem later in the value if there is one, so that
+/// `https://.evil.test@x` says "userinfo", not "empty label".
+fn first_problem(b: &[u8], at: usize, structural: InvalidOrigin) -> InvalidOrigin {
+    b[at..]
+        .iter()
+        .enumerate()
+        .find(|(_, c)| !matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':'))
+        .map_or(structural, |(i, &c)| {
+            classify_byte(c, structural, b, at + i)
+        })
+}
+
+fn validate_ipv6(inner: &[u8]) -> Result<(), InvalidOrigin> {
+    if inner.is_empty() || !inner.contains(&b':') {
+        return Err(InvalidOrigin::Ipv6);
     }
-    for label in host.split('.') {
-        if label.is_empty() {
-            return Err(InvalidOrigin::EmptyLabel);
-        }
-        for c in label.bytes() {
-            match c {
-                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
-                b'A'..=b'Z' => return Err(InvalidOrigin::UpperCase),
-                _ => return Err(InvalidOrigin::HostCharacter),
-            }
+    for &c in inner {
+        match c {
+            b'0'..=b'9' | b'a'..=b'f' | b':' | b'.' => {}
+            b'A'..=b'F' => return Err(InvalidOrigin::UpperCase),
+            _ => return Err(InvalidOrigin::Ipv6),
         }
     }
     Ok(())
@@ -328,7 +365,7 @@ fn validate_host(host: &str) -> Result<(), InvalidOrigin> {
 
 /// A canonical decimal port: 1-5 digits, no leading zero (except `0`),
 /// at most 65535.
-pub(crate) fn parse_port(p: &str) -> Option<u16> {
+fn parse_port(p: &str) -> Option<u16> {
     if p.is_empty() || p.len() > 5 || !p.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -398,7 +435,7 @@ mod tests {
             ("https://a.test?x", InvalidOrigin::QueryOrFragment),
             ("https://a.test#x", InvalidOrigin::QueryOrFragment),
             ("https://u@a.test", InvalidOrigin::Userinfo),
-            ("https://a.test, https://b.test", InvalidOrigin::Whitespace),
+            ("https://a.test, https://b.test", InvalidOrigin::Comma),
             ("https://a.test,https://b.test", InvalidOrigin::Comma),
             ("https://a .test", InvalidOrigin::Whitespace),
             ("https://a.test\t", InvalidOrigin::Whitespace),
@@ -415,7 +452,7 @@ mod tests {
             ("https://a.test:65536", InvalidOrigin::Port),
             ("https://a.test:123456", InvalidOrigin::Port),
             ("https://a.test:8a", InvalidOrigin::Port),
-            ("https://a:b:c", InvalidOrigin::HostCharacter),
+            ("https://a:b:c", InvalidOrigin::Port),
             ("https://a%2e.test", InvalidOrigin::HostCharacter),
             ("https://[::1", InvalidOrigin::Ipv6),
             ("https://[]", InvalidOrigin::Ipv6),

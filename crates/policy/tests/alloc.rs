@@ -47,12 +47,18 @@ fn count<R>(f: impl FnOnce() -> R) -> (R, u64) {
 }
 
 fn policy() -> Policy {
-    let mut origins: Vec<String> = (0..10).map(|i| format!("https://app{i}.example.com")).collect();
+    let mut origins: Vec<String> = (0..10)
+        .map(|i| format!("https://app{i}.example.com"))
+        .collect();
     origins.push("https://*.tenants.example.com".into());
     let spec = PolicySpec {
         allow_origins: origins,
         allow_methods: vec!["GET".into(), "PUT".into(), "POST".into(), "DELETE".into()],
-        allow_headers: vec!["authorization".into(), "content-type".into(), "x-request-id".into()],
+        allow_headers: vec![
+            "authorization".into(),
+            "content-type".into(),
+            "x-request-id".into(),
+        ],
         expose_headers: vec!["x-request-id".into()],
         allow_credentials: true,
         max_age: Some(600),
@@ -66,14 +72,19 @@ fn upstream_response() -> HeaderMap {
     let mut h = HeaderMap::with_capacity(16);
     h.insert("content-type", HeaderValue::from_static("application/json"));
     h.insert("content-length", HeaderValue::from_static("17"));
-    h.insert("date", HeaderValue::from_static("Tue, 24 Nov 2026 06:00:00 GMT"));
+    h.insert(
+        "date",
+        HeaderValue::from_static("Tue, 24 Nov 2026 06:00:00 GMT"),
+    );
     h
 }
 
 fn actual_allocs(p: &Policy, req: &HeaderMap) -> u64 {
     let mut resp = upstream_response();
     let (_, n) = count(|| {
-        let Evaluation::Actual(c) = p.evaluate(&Method::GET, req) else { panic!("actual") };
+        let Evaluation::Actual(c) = p.evaluate(&Method::GET, req) else {
+            panic!("actual")
+        };
         p.complete(&c, &mut resp);
     });
     assert_eq!(resp["access-control-allow-origin"], req["origin"]);
@@ -87,14 +98,20 @@ fn actual_completion_matched_origin_allocates_at_most_once() {
     let shared = Bytes::from_static(b"GET / HTTP/1.1\r\norigin: https://app7.example.com\r\n");
     let mut req = HeaderMap::new();
     let value = "https://app7.example.com";
-    let start = shared.windows(value.len()).position(|w| w == value.as_bytes()).unwrap();
+    let start = shared
+        .windows(value.len())
+        .position(|w| w == value.as_bytes())
+        .unwrap();
     let slice = shared.slice(start..start + value.len());
     req.insert("origin", HeaderValue::from_maybe_shared(slice).unwrap());
     let from_hyper_like = actual_allocs(&p, &req);
 
     // Built by copying into a fresh buffer (HeaderValue::from_str).
     let mut req2 = HeaderMap::new();
-    req2.insert("origin", HeaderValue::from_str("https://x.tenants.example.com").unwrap());
+    req2.insert(
+        "origin",
+        HeaderValue::from_str("https://x.tenants.example.com").unwrap(),
+    );
     let from_copy = actual_allocs(&p, &req2);
 
     eprintln!("allocations per actual completion: shared-buffer origin {from_hyper_like}, copied origin {from_copy}");
@@ -105,7 +122,12 @@ fn actual_completion_matched_origin_allocates_at_most_once() {
 #[test]
 fn actual_completion_refused_or_no_origin_allocates_nothing() {
     let p = policy();
-    for origin in [Some("https://evil.test"), Some("null"), Some("https://A.example.com"), None] {
+    for origin in [
+        Some("https://evil.test"),
+        Some("null"),
+        Some("https://A.example.com"),
+        None,
+    ] {
         let mut req = HeaderMap::new();
         if let Some(o) = origin {
             req.insert("origin", HeaderValue::from_static(o));
@@ -113,7 +135,9 @@ fn actual_completion_refused_or_no_origin_allocates_nothing() {
         let mut resp = upstream_response();
         resp.insert("access-control-allow-origin", HeaderValue::from_static("*"));
         let (_, n) = count(|| {
-            let Evaluation::Actual(c) = p.evaluate(&Method::GET, &req) else { panic!("actual") };
+            let Evaluation::Actual(c) = p.evaluate(&Method::GET, &req) else {
+                panic!("actual")
+            };
             p.complete(&c, &mut resp);
         });
         assert_eq!(n, 0, "{origin:?}");
@@ -124,9 +148,18 @@ fn actual_completion_refused_or_no_origin_allocates_nothing() {
 fn preflight_allocation_count_is_bounded() {
     let p = policy();
     let mut req = HeaderMap::new();
-    req.insert("origin", HeaderValue::from_static("https://app3.example.com"));
-    req.insert("access-control-request-method", HeaderValue::from_static("PUT"));
-    req.insert("access-control-request-headers", HeaderValue::from_static("authorization"));
+    req.insert(
+        "origin",
+        HeaderValue::from_static("https://app3.example.com"),
+    );
+    req.insert(
+        "access-control-request-method",
+        HeaderValue::from_static("PUT"),
+    );
+    req.insert(
+        "access-control-request-headers",
+        HeaderValue::from_static("authorization"),
+    );
     let (ev, n) = count(|| p.evaluate(&Method::OPTIONS, &req));
     assert!(matches!(ev, Evaluation::Preflight(_)));
     eprintln!("allocations per allowed preflight decision: {n}");

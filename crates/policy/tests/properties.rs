@@ -51,7 +51,9 @@ fn reference_allows(spec: &PolicySpec, origin: &str) -> bool {
         let star = spec.allow_origins.iter().any(|o| o == "*");
         return (star && !spec.allow_credentials) || spec.allow_null_origin;
     }
-    let Some((scheme, rest)) = origin.split_once("://") else { return false };
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
     if rest.is_empty()
         || rest.contains(['/', ',', ' ', '@', '?', '#'])
         || origin.bytes().any(|c| c.is_ascii_uppercase())
@@ -68,7 +70,9 @@ fn reference_allows(spec: &PolicySpec, origin: &str) -> bool {
         None => (rest, default),
     };
     let host_ok = host.split('.').all(|l| {
-        !l.is_empty() && l.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+        !l.is_empty()
+            && l.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
     });
     if !host_ok {
         return false;
@@ -96,9 +100,11 @@ fn reference_allows(spec: &PolicySpec, origin: &str) -> bool {
             return true;
         }
     }
-    spec.allow_origin_regexes
-        .iter()
-        .any(|r| regex::Regex::new(&format!("^(?:{r})$")).unwrap().is_match(origin))
+    spec.allow_origin_regexes.iter().any(|r| {
+        regex::Regex::new(&format!("^(?:{r})$"))
+            .unwrap()
+            .is_match(origin)
+    })
 }
 
 fn arb_spec() -> impl Strategy<Value = PolicySpec> {
@@ -107,38 +113,54 @@ fn arb_spec() -> impl Strategy<Value = PolicySpec> {
         proptest::sample::subsequence(REGEXES, 0..3),
         any::<bool>(),
         any::<bool>(),
-        prop_oneof![Just(vec![]), Just(vec!["*"]), Just(vec!["GET", "PUT", "PATCH"])],
-        prop_oneof![Just(vec![]), Just(vec!["*"]), Just(vec!["X-A", "Authorization"])],
+        prop_oneof![
+            Just(vec![]),
+            Just(vec!["*"]),
+            Just(vec!["GET", "PUT", "PATCH"])
+        ],
+        prop_oneof![
+            Just(vec![]),
+            Just(vec!["*"]),
+            Just(vec!["X-A", "Authorization"])
+        ],
         prop_oneof![Just(vec![]), Just(vec!["*"]), Just(vec!["X-B"])],
-        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), 1i64..100_000),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            1i64..100_000,
+        ),
     )
-        .prop_map(|(origins, regexes, creds, null, methods, headers, expose, flags)| {
-            let s = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
-            let (pna, strict, preserve, opt_in, max_age) = flags;
-            PolicySpec {
-                allow_origins: s(origins),
-                allow_origin_regexes: s(regexes),
-                allow_credentials: creds,
-                allow_null_origin: null,
-                allow_methods: s(methods),
-                allow_headers: s(headers),
-                expose_headers: s(expose),
-                allow_private_network: pna,
-                preflight_validation: if strict {
-                    corsgate_policy::PreflightValidation::Strict
-                } else {
-                    corsgate_policy::PreflightValidation::Browser
-                },
-                upstream_cors_headers: if preserve {
-                    corsgate_policy::UpstreamCorsHeaders::Preserve
-                } else {
-                    corsgate_policy::UpstreamCorsHeaders::Override
-                },
-                unsafe_allow_any_origin_with_credentials: opt_in,
-                max_age: Some(max_age),
-                ..PolicySpec::default()
-            }
-        })
+        .prop_map(
+            |(origins, regexes, creds, null, methods, headers, expose, flags)| {
+                let s = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
+                let (pna, strict, preserve, opt_in, max_age) = flags;
+                PolicySpec {
+                    allow_origins: s(origins),
+                    allow_origin_regexes: s(regexes),
+                    allow_credentials: creds,
+                    allow_null_origin: null,
+                    allow_methods: s(methods),
+                    allow_headers: s(headers),
+                    expose_headers: s(expose),
+                    allow_private_network: pna,
+                    preflight_validation: if strict {
+                        corsgate_policy::PreflightValidation::Strict
+                    } else {
+                        corsgate_policy::PreflightValidation::Browser
+                    },
+                    upstream_cors_headers: if preserve {
+                        corsgate_policy::UpstreamCorsHeaders::Preserve
+                    } else {
+                        corsgate_policy::UpstreamCorsHeaders::Override
+                    },
+                    unsafe_allow_any_origin_with_credentials: opt_in,
+                    max_age: Some(max_age),
+                    ..PolicySpec::default()
+                }
+            },
+        )
 }
 
 fn arb_origin_bytes() -> impl Strategy<Value = Vec<u8>> {
