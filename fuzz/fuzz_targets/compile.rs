@@ -11,7 +11,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let mut fields = text.split('\n');
-    let mut take = || fields.next().map(str::to_owned).into_iter().collect::<Vec<_>>();
+    let mut take = || {
+        fields
+            .next()
+            .map(str::to_owned)
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
     let spec = PolicySpec {
         allow_origins: take(),
         allow_origin_regexes: take(),
@@ -26,14 +32,19 @@ fuzz_target!(|data: &[u8]| {
     if spec.allow_origin_regexes.iter().any(|r| r.len() > 64) {
         return;
     }
-    let Ok(compiled) = Policy::compile(&spec) else { return };
+    let Ok(compiled) = Policy::compile(&spec) else {
+        return;
+    };
     let p = compiled.policy;
     for origin in spec.allow_origins.iter().chain(["null".to_owned()].iter()) {
         let mut req = HeaderMap::new();
         if let Ok(v) = HeaderValue::from_str(origin) {
             req.insert("origin", v);
         }
-        req.insert("access-control-request-method", HeaderValue::from_static("PUT"));
+        req.insert(
+            "access-control-request-method",
+            HeaderValue::from_static("PUT"),
+        );
         let _ = p.evaluate(&Method::OPTIONS, &req);
         let _ = p.explain_origin(origin);
     }

@@ -28,21 +28,54 @@ const ENTRIES: [&str; 8] = [
     "https://*.tenants.example.net",
     "https://a.test:8443",
 ];
-const REGEXES: [&str; 2] = [r"https://[a-z0-9-]+\.tenants\.example\.com", r"https?://(www|api)\.example\.org"];
+const REGEXES: [&str; 2] = [
+    r"https://[a-z0-9-]+\.tenants\.example\.com",
+    r"https?://(www|api)\.example\.org",
+];
 
 fn spec_from_bits(bits: u16) -> PolicySpec {
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     PolicySpec {
-        allow_origins: ENTRIES.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, e)| (*e).to_owned()).collect(),
-        allow_origin_regexes: REGEXES.iter().enumerate().filter(|(i, _)| bits & (1 << (8 + i)) != 0).map(|(_, e)| (*e).to_owned()).collect(),
+        allow_origins: ENTRIES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, e)| (*e).to_owned())
+            .collect(),
+        allow_origin_regexes: REGEXES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << (8 + i)) != 0)
+            .map(|(_, e)| (*e).to_owned())
+            .collect(),
         allow_credentials: bits & (1 << 10) != 0,
         unsafe_allow_any_origin_with_credentials: bits & (1 << 11) != 0,
-        allow_methods: if bits & (1 << 12) != 0 { s(&["*"]) } else { s(&["GET", "PUT"]) },
-        allow_headers: if bits & (1 << 13) != 0 { s(&["*"]) } else { s(&["x-a", "authorization"]) },
-        expose_headers: if bits & (1 << 14) != 0 { s(&["*"]) } else { s(&["x-b"]) },
-        preflight_validation: if bits & (1 << 15) != 0 { PreflightValidation::Strict } else { PreflightValidation::Browser },
+        allow_methods: if bits & (1 << 12) != 0 {
+            s(&["*"])
+        } else {
+            s(&["GET", "PUT"])
+        },
+        allow_headers: if bits & (1 << 13) != 0 {
+            s(&["*"])
+        } else {
+            s(&["x-a", "authorization"])
+        },
+        expose_headers: if bits & (1 << 14) != 0 {
+            s(&["*"])
+        } else {
+            s(&["x-b"])
+        },
+        preflight_validation: if bits & (1 << 15) != 0 {
+            PreflightValidation::Strict
+        } else {
+            PreflightValidation::Browser
+        },
         allow_private_network: bits & 1 != 0,
-        upstream_cors_headers: if bits & 2 != 0 { UpstreamCorsHeaders::Override } else { UpstreamCorsHeaders::Preserve },
+        upstream_cors_headers: if bits & 2 != 0 {
+            UpstreamCorsHeaders::Override
+        } else {
+            UpstreamCorsHeaders::Preserve
+        },
         ..PolicySpec::default()
     }
 }
@@ -104,9 +137,10 @@ fuzz_target!(|data: &[u8]| {
     let preserve = policy.upstream_cors_headers() == UpstreamCorsHeaders::Preserve;
     let vary_ok = |h: &HeaderMap| {
         h.get_all("vary").iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| { let t = t.trim_ascii(); t.eq_ignore_ascii_case(b"origin") || t == b"*" })
+            v.as_bytes().split(|&b| b == b',').any(|t| {
+                let t = t.trim_ascii();
+                t.eq_ignore_ascii_case(b"origin") || t == b"*"
+            })
         })
     };
     match policy.evaluate(&method, &req) {
@@ -127,7 +161,11 @@ fuzz_target!(|data: &[u8]| {
             policy.complete(&c, &mut resp);
             if let Some(acao) = c.allow_origin() {
                 assert!(acao == "*" || (origins.len() == 1 && *acao == origins[0]));
-                for name in ["access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers"] {
+                for name in [
+                    "access-control-allow-origin",
+                    "access-control-allow-credentials",
+                    "access-control-expose-headers",
+                ] {
                     assert!(resp.get_all(name).iter().count() <= 1);
                 }
             }
@@ -135,7 +173,11 @@ fuzz_target!(|data: &[u8]| {
                 for name in &corsgate_policy::CORS_RESPONSE_HEADERS {
                     assert!(resp.get_all(name).iter().count() <= 1);
                 }
-                for name in ["access-control-allow-methods", "access-control-allow-headers", "access-control-max-age"] {
+                for name in [
+                    "access-control-allow-methods",
+                    "access-control-allow-headers",
+                    "access-control-max-age",
+                ] {
                     assert!(resp.get(name).is_none());
                 }
                 if c.allow_origin().is_none() {
