@@ -1,0 +1,300 @@
+//! # corsgate-config
+//!
+//! The native configuration: named CORS policies, and vServices (a listener
+//! with hostnames, CORS bindings and an ordered list of rules). Loading
+//! parses YAML, rejects unknown fields, checks every reference and compiles
+//! every policy with the engine, collecting *all* problems before refusing.
+
+#![deny(missing_docs)]
+
+mod model;
+
+pub use model::*;
+
+use corsgate_policy::{Lint, Policy};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One reason a configuration is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, when loaded from one.
+    pub file: Option<String>,
+    /// 1-based line and column, when known (YAML syntax and type errors).
+    pub location: Option<(usize, usize)>,
+    /// Where in the document (`policies.admin.allowOrigins[1]`).
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.as_deref().unwrap_or("<config>");
+        match self.location {
+            Some((l, c)) => write!(f, "{file}:{l}:{c}: ")?,
+            None => write!(f, "{file}: ")?,
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+/// A refused configuration: every problem found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("configuration refused:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// A configuration that passed every check, with its compiled policies.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration as written.
+    pub config: Config,
+    /// Every named policy, compiled.
+    pub policies: BTreeMap<String, Arc<Policy>>,
+    /// Non-refusing lints, per policy name.
+    pub lints: Vec<(String, Lint)>,
+}
+
+/// Load and validate a configuration file.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: Some(file.clone()),
+            location: None,
+            path: String::new(),
+            reason: format!("cannot read: {e}"),
+        }])
+    })?;
+    load_str(&text, Some(&file))
+}
+
+/// Load and validate a configuration given as YAML text.
+pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigErrors> {
+    let config: Config = serde_yaml_ng::from_str(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.map(str::to_owned),
+            location: e.location().map(|l| (l.line(), l.column())),
+            path: String::new(),
+            reason: e.to_string(),
+        }])
+    })?;
+    validate(config, file)
+}
+
+/// Validate a parsed configuration and compile its policies.
+pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErrors> {
+    let mut errors = Vec::new();
+    let err = |errors: &mut Vec<ConfigError>, path: String, reason: String| {
+        errors.push(ConfigError {
+            file: file.map(str::to_owned),
+            location: None,
+            path,
+            reason,
+        })
+    };
+    let mut policies = BTreeMap::new();
+    let mut lints = Vec::new();
+    for (name, spec) in &config.policies {
+        match Policy::compile(spec) {
+            Ok(c) => {
+                lints.extend(c.lints.into_iter().map(|l| (name.clone(), l)));
+                policies.insert(name.clone(), Arc::new(c.policy));
+            }
+            Err(rejected) => {
+                for e in rejected.errors {
+                    err(
+                        &mut errors,
+                        format!("policies.{name}.{}", e.at),
+                        format!("{} ({}): {:?}", e.reason, e.id, e.value),
+                    );
+                }
+                for l in rejected.lints.into_iter().filter(Lint::refuses) {
+                    err(
+                        &mut errors,
+                        format!("policies.{name}.{}", l.at),
+                        format!("{} ({}); fix: {}", l.message, l.id, l.fix),
+                    );
+                }
+            }
+        }
+    }
+    let check_ref = |errors: &mut Vec<ConfigError>, path: String, name: &Option<String>| {
+        if let Some(n) = name {
+            if !config.policies.contains_key(n) {
+                err(
+                    errors,
+                    path,
+                    format!("no policy named {n:?} under `policies`"),
+                );
+            }
+        }
+    };
+    check_ref(&mut errors, "cors".into(), &config.cors);
+    let mut names = std::collections::HashSet::new();
+    let mut listens = std::collections::HashSet::new();
+    if config.vservices.is_empty() {
+        err(
+            &mut errors,
+            "vservices".into(),
+            "at least one vService is needed".into(),
+        );
+    }
+    for (vi, vs) in config.vservices.iter().enumerate() {
+        let at = format!("vservices[{vi}]");
+        if !names.insert(vs.name.clone()) {
+            err(
+                &mut errors,
+                format!("{at}.name"),
+                format!("duplicate vService name {:?}", vs.name),
+            );
+        }
+        if !listens.insert(vs.listen.clone()) && !vs.listen.ends_with(":0") {
+            err(
+                &mut errors,
+                format!("{at}.listen"),
+                format!("{} is used by another vService", vs.listen),
+            );
+        }
+        if vs.listen.parse::<std::net::SocketAddr>().is_err() {
+            err(
+                &mut errors,
+                format!("{at}.listen"),
+                format!("{:?} is not an address like 127.0.0.1:8080", vs.listen),
+            );
+        }
+        check_ref(&mut errors, format!("{at}.cors"), &vs.cors);
+        for (host, p) in &vs.host_cors {
+            check_ref(
+                &mut errors,
+                format!("{at}.hostCors.{host}"),
+                &Some(p.clone()),
+            );
+        }
+        for (pi, pc) in vs.path_cors.iter().enumerate() {
+            check_ref(
+                &mut errors,
+                format!("{at}.pathCors[{pi}].cors"),
+                &Some(pc.cors.clone()),
+            );
+            if !pc.prefix.starts_with('/') {
+                err(
+                    &mut errors,
+                    format!("{at}.pathCors[{pi}].prefix"),
+                    "a path prefix starts with /".into(),
+                );
+            }
+        }
+        for (ri, rule) in vs.rules.iter().enumerate() {
+            let at = format!("{at}.rules[{ri}]");
+            check_ref(&mut errors, format!("{at}.cors"), &rule.cors);
+            let actions = usize::from(rule.forward.is_some())
+                + usize::from(rule.direct.is_some())
+                + usize::from(rule.redirect.is_some());
+            if actions != 1 {
+                err(
+                    &mut errors,
+                    at.clone(),
+                    "a rule has exactly one action: forward, direct or redirect".into(),
+                );
+            }
+            if let Some(f) = &rule.forward {
+                if f.upstreams.is_empty() {
+                    err(
+                        &mut errors,
+                        format!("{at}.forward.upstreams"),
+                        "at least one upstream URL".into(),
+                    );
+                }
+                for (ui, u) in f.upstreams.iter().enumerate() {
+                    match u.parse::<http::Uri>() {
+                        Ok(uri)
+                            if uri.scheme_str() == Some("http") && uri.authority().is_some() => {}
+                        _ => err(
+                            &mut errors,
+                            format!("{at}.forward.upstreams[{ui}]"),
+                            format!("{u:?} is not an http://host:port URL"),
+                        ),
+                    }
+                }
+            }
+            if let Some(d) = &rule.direct {
+                if http::StatusCode::from_u16(d.status).is_err() {
+                    err(
+                        &mut errors,
+                        format!("{at}.direct.status"),
+                        format!("{} is not an HTTP status", d.status),
+                    );
+                }
+            }
+            if let Some(r) = &rule.redirect {
+                if !(300..400).contains(&r.status) {
+                    err(
+                        &mut errors,
+                        format!("{at}.redirect.status"),
+                        "a redirect status is 3xx".into(),
+                    );
+                }
+            }
+            if let Some(pm) = &rule.matches.path {
+                let kinds = [&pm.exact, &pm.prefix, &pm.regex]
+                    .iter()
+                    .filter(|k| k.is_some())
+                    .count();
+                if kinds != 1 {
+                    err(
+                        &mut errors,
+                        format!("{at}.match.path"),
+                        "give exactly one of exact, prefix or regex".into(),
+                    );
+                }
+                if let Some(re) = &pm.regex {
+                    if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
+                        err(&mut errors, format!("{at}.match.path.regex"), e.to_string());
+                    }
+                }
+                for p in [&pm.exact, &pm.prefix].into_iter().flatten() {
+                    if !p.starts_with('/') {
+                        err(
+                            &mut errors,
+                            format!("{at}.match.path"),
+                            "a path starts with /".into(),
+                        );
+                    }
+                }
+            }
+            for (hi, h) in rule.matches.headers.iter().enumerate() {
+                if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+                    err(
+                        &mut errors,
+                        format!("{at}.match.headers[{hi}].name"),
+                        "not a header name".into(),
+                    );
+                }
+                if let Some(re) = &h.regex {
+                    if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
+                        err(
+                            &mut errors,
+                            format!("{at}.match.headers[{hi}].regex"),
+                            e.to_string(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Loaded {
+            config,
+            policies,
+            lints,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}

@@ -1,0 +1,193 @@
+//! The configuration schema. Field names are camelCase, like the Gateway
+//! API vocabulary the policies use; unknown fields are errors.
+
+use corsgate_policy::PolicySpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A whole corsgate configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Named, reusable CORS policies.
+    #[serde(default)]
+    pub policies: BTreeMap<String, PolicySpec>,
+    /// A policy applied to every vService that binds none of its own.
+    #[serde(default)]
+    pub cors: Option<String>,
+    /// The vServices, each with its own listener.
+    #[serde(default)]
+    pub vservices: Vec<VService>,
+}
+
+/// A listener with its hostnames, CORS bindings and ordered rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VService {
+    /// Unique name, used in logs.
+    pub name: String,
+    /// `ip:port` to listen on (plain HTTP/1.1 and h2c).
+    pub listen: String,
+    /// Hostnames served (`api.example.com`, `*.example.com`); empty: any.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// vService-level CORS policy (least specific).
+    #[serde(default)]
+    pub cors: Option<String>,
+    /// Host-level CORS policies: request host → policy name.
+    #[serde(default)]
+    pub host_cors: BTreeMap<String, String>,
+    /// Path-level CORS policies; the longest matching prefix wins.
+    #[serde(default)]
+    pub path_cors: Vec<PathCors>,
+    /// Rules, evaluated in order; the first that matches handles the request.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// A path-scoped CORS binding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathCors {
+    /// Path prefix on segment boundaries (`/admin` covers `/admin/x`, not `/administrator`).
+    pub prefix: String,
+    /// Policy name.
+    pub cors: String,
+}
+
+/// A rule of the traffic rules engine: conditions, an optional CORS policy,
+/// exactly one action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    /// Name used in logs and metrics (defaults to `rule-<index>`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Conditions; all must hold. No conditions: matches everything.
+    #[serde(default, rename = "match")]
+    pub matches: Match,
+    /// Rule-level CORS policy (most specific).
+    #[serde(default)]
+    pub cors: Option<String>,
+    /// Forward to upstreams.
+    #[serde(default)]
+    pub forward: Option<Forward>,
+    /// Answer directly.
+    #[serde(default)]
+    pub direct: Option<Direct>,
+    /// Redirect.
+    #[serde(default)]
+    pub redirect: Option<Redirect>,
+}
+
+/// Rule conditions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Match {
+    /// Request hosts (exact or `*.suffix`); any of them.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path condition.
+    #[serde(default)]
+    pub path: Option<PathMatch>,
+    /// Methods; any of them. A preflight is matched on the method it
+    /// announces (R17).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Header conditions; all must hold.
+    #[serde(default)]
+    pub headers: Vec<HeaderMatch>,
+    /// Query parameter conditions; all must hold.
+    #[serde(default)]
+    pub query: Vec<QueryMatch>,
+}
+
+/// How a path is matched: exactly one of `exact`, `prefix`, `regex`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathMatch {
+    /// The whole path, exactly.
+    #[serde(default)]
+    pub exact: Option<String>,
+    /// A prefix on segment boundaries, as in the Gateway API.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// An anchored regex over the whole path.
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// A header condition: present (no `value`/`regex`), equal, or regex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderMatch {
+    /// Header name (any case).
+    pub name: String,
+    /// Exact value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Anchored regex over the value.
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// A query parameter condition: present, or equal to `value`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueryMatch {
+    /// Parameter name.
+    pub name: String,
+    /// Exact value; absent means "present with any value".
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// Forward to one of several upstreams, round robin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Forward {
+    /// `http://host:port` base URLs.
+    pub upstreams: Vec<String>,
+    /// Connect timeout in milliseconds (default 2000).
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time to the upstream's response headers in milliseconds (default 30000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_connect_ms() -> u64 {
+    2000
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+/// A response produced by the gateway itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Direct {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Body.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// A redirect produced by the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    /// The `Location`.
+    pub location: String,
+    /// 301, 302, 303, 307 or 308 (default 302).
+    #[serde(default = "default_redirect")]
+    pub status: u16,
+}
+
+fn default_redirect() -> u16 {
+    302
+}

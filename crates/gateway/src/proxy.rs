@@ -1,0 +1,152 @@
+//! Forwarding a request to an upstream with hyper's pooled client.
+//!
+//! Bodies stream in both directions; nothing is buffered whole.
+
+use crate::{Body, BoxError};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The pooled upstream client.
+pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+
+/// Build a client with a connect timeout.
+pub(crate) fn client(connect_timeout: Duration) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(http)
+}
+
+/// Hop-by-hop fields (RFC 9110 §7.6.1) never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Fields named in Connection are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+    headers.remove(http::header::UPGRADE);
+}
+
+/// A plain-text response made by the gateway.
+pub(crate) fn gateway_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A complete body.
+pub(crate) fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|never| match never {}).boxed()
+}
+
+/// Forward `req` to `upstream` (`http://host:port`). Returns the upstream's
+/// response, or the gateway's own 502/504.
+pub(crate) async fn forward(
+    client: &UpstreamClient,
+    upstream: &str,
+    timeout: Duration,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    host: &str,
+) -> (Response<Body>, Option<Duration>) {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let Ok(uri) = format!("{upstream}{path}").parse::<Uri>() else {
+        return (
+            gateway_response(StatusCode::BAD_REQUEST, "bad request target\n"),
+            None,
+        );
+    };
+    let original_host = req.headers().get(HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let scheme = if req.uri().scheme_str() == Some("https") {
+        "https"
+    } else {
+        "http"
+    };
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    // Host is preserved: the upstream sees what the client asked for.
+    if let Some(h) = original_host {
+        headers.insert(HOST, h);
+    }
+    append_forwarded(headers, "x-forwarded-for", &peer.ip().to_string());
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+    if let Ok(h) = HeaderValue::from_str(host) {
+        headers.insert("x-forwarded-host", h);
+    }
+
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let elapsed = started.elapsed();
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+            (Response::from_parts(parts, body), Some(elapsed))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(upstream, error = %e, "upstream request failed");
+            (
+                gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
+                Some(started.elapsed()),
+            )
+        }
+        Err(_) => (
+            gateway_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+            Some(started.elapsed()),
+        ),
+    }
+}
+
+fn append_forwarded(headers: &mut http::HeaderMap, name: &'static str, value: &str) {
+    let merged = match headers.get(name).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {value}"),
+        None => value.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&merged) {
+        headers.insert(name, v);
+    }
+}

@@ -1,0 +1,450 @@
+//! The traffic rules engine: compiled vServices, rule conditions and CORS
+//! policy selection (R16, R17).
+//!
+//! Evaluation order, per request:
+//! 1. the vService is the listener the request arrived on; a request whose
+//!    host is not among its `hostnames` gets 404 (still completed with the
+//!    vService's CORS policy, R25);
+//! 2. rules are tried in configuration order; the first whose conditions all
+//!    hold handles the request. For a preflight, a method condition is
+//!    tested against `Access-Control-Request-Method`, a header-presence
+//!    condition against the names in `Access-Control-Request-Headers`, and
+//!    header value conditions count as "could match" (R17);
+//! 3. the CORS policy is the most specific binding: the matched rule's, else
+//!    the longest `pathCors` prefix, else `hostCors`, else the vService's,
+//!    else the global one. It applies whole; fields never merge (R16).
+
+use corsgate_config::{Config, HeaderMatch, PathMatch, QueryMatch, Rule, VService};
+use corsgate_policy::Policy;
+use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD};
+use http::{HeaderMap, HeaderName, Method};
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What a rule does.
+#[derive(Debug)]
+pub enum Action {
+    /// Forward to upstreams, round robin.
+    Forward {
+        /// Upstream base URLs (`http://host:port`), without a trailing slash.
+        upstreams: Vec<String>,
+        /// Next upstream index.
+        next: AtomicUsize,
+        /// Connect timeout.
+        connect_timeout: std::time::Duration,
+        /// Time to response headers.
+        timeout: std::time::Duration,
+    },
+    /// Answer directly.
+    Direct {
+        /// Status.
+        status: http::StatusCode,
+        /// Headers, precomputed.
+        headers: HeaderMap,
+        /// Body.
+        body: bytes::Bytes,
+    },
+    /// Redirect.
+    Redirect {
+        /// Status.
+        status: http::StatusCode,
+        /// Location.
+        location: http::HeaderValue,
+    },
+}
+
+impl Action {
+    /// The upstream to use for the next forwarded request.
+    pub fn pick_upstream(&self) -> Option<&str> {
+        match self {
+            Action::Forward {
+                upstreams, next, ..
+            } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % upstreams.len().max(1);
+                upstreams.get(i).map(String::as_str)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum PathCond {
+    Exact(String),
+    Prefix(String),
+    Regex(Regex),
+}
+
+#[derive(Debug)]
+enum HeaderCond {
+    Present(HeaderName),
+    Equals(HeaderName, String),
+    Regex(HeaderName, Regex),
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct CompiledRule {
+    /// Name for logs.
+    pub name: String,
+    hosts: Vec<HostPattern>,
+    path: Option<PathCond>,
+    methods: Vec<Method>,
+    headers: Vec<HeaderCond>,
+    query: Vec<QueryMatch>,
+    /// The rule's own policy.
+    pub cors: Option<Arc<Policy>>,
+    /// What to do.
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+enum HostPattern {
+    Exact(String),
+    Suffix(String),
+}
+
+impl HostPattern {
+    fn new(p: &str) -> Self {
+        let p = p.to_ascii_lowercase();
+        match p.strip_prefix("*.") {
+            Some(s) => HostPattern::Suffix(format!(".{s}")),
+            None => HostPattern::Exact(p),
+        }
+    }
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostPattern::Suffix(s) => {
+                host.len() > s.len()
+                    && host.as_bytes()[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            }
+        }
+    }
+}
+
+/// A compiled vService.
+#[derive(Debug)]
+pub struct CompiledVService {
+    /// Name.
+    pub name: String,
+    /// Listen address as configured.
+    pub listen: String,
+    hostnames: Vec<HostPattern>,
+    cors: Option<Arc<Policy>>,
+    host_cors: Vec<(HostPattern, Arc<Policy>)>,
+    path_cors: Vec<(String, Arc<Policy>)>,
+    /// Rules in order.
+    pub rules: Vec<CompiledRule>,
+}
+
+/// The request facts the router looks at.
+pub struct RequestFacts<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Host without port, lower case.
+    pub host: &'a str,
+    /// Path.
+    pub path: &'a str,
+    /// Raw query, if any.
+    pub query: Option<&'a str>,
+    /// Headers.
+    pub headers: &'a HeaderMap,
+    /// Is this a CORS preflight (R8)?
+    pub preflight: bool,
+}
+
+/// The router's answer.
+pub struct Selection<'a> {
+    /// The matched rule, if any.
+    pub rule: Option<&'a CompiledRule>,
+    /// The CORS policy in scope, if any.
+    pub policy: Option<&'a Arc<Policy>>,
+    /// Is the host served by this vService at all?
+    pub host_served: bool,
+}
+
+/// Does `path` fall under `prefix` on a segment boundary?
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let p = prefix.trim_end_matches('/');
+    if p.is_empty() {
+        return true;
+    }
+    path == p || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+}
+
+fn query_has(query: Option<&str>, q: &QueryMatch) -> bool {
+    query.is_some_and(|qs| {
+        qs.split('&').any(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            k == q.name && q.value.as_deref().is_none_or(|want| want == v)
+        })
+    })
+}
+
+impl CompiledRule {
+    fn matches(&self, r: &RequestFacts<'_>) -> bool {
+        if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(r.host)) {
+            return false;
+        }
+        match &self.path {
+            None => {}
+            Some(PathCond::Exact(p)) if p != r.path => return false,
+            Some(PathCond::Prefix(p)) if !prefix_matches(p, r.path) => return false,
+            Some(PathCond::Regex(re)) if !re.is_match(r.path) => return false,
+            Some(_) => {}
+        }
+        if !self.methods.is_empty() {
+            // R17: a preflight is matched as the request it announces.
+            let ok = if r.preflight {
+                let acrm = r
+                    .headers
+                    .get(ACCESS_CONTROL_REQUEST_METHOD)
+                    .map(|v| v.as_bytes())
+                    .unwrap_or_default();
+                self.methods.iter().any(|m| m.as_str().as_bytes() == acrm)
+            } else {
+                self.methods.contains(r.method)
+            };
+            if !ok {
+                return false;
+            }
+        }
+        for h in &self.headers {
+            let ok = if r.preflight {
+                match h {
+                    HeaderCond::Present(name) => acrh_names(r.headers)
+                        .any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes())),
+                    // The preflight cannot carry the value: "could match".
+                    HeaderCond::Equals(..) | HeaderCond::Regex(..) => true,
+                }
+            } else {
+                match h {
+                    HeaderCond::Present(name) => r.headers.contains_key(name),
+                    HeaderCond::Equals(name, v) => r
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .any(|x| x.as_bytes() == v.as_bytes()),
+                    HeaderCond::Regex(name, re) => r
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .any(|x| x.to_str().is_ok_and(|s| re.is_match(s))),
+                }
+            };
+            if !ok {
+                return false;
+            }
+        }
+        self.query.iter().all(|q| query_has(r.query, q))
+    }
+}
+
+fn acrh_names(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(ACCESS_CONTROL_REQUEST_HEADERS)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&c| c == b','))
+        .map(|n| n.trim_ascii())
+        .filter(|n| !n.is_empty())
+}
+
+impl CompiledVService {
+    /// Route a request and select its CORS policy.
+    pub fn select(&self, r: &RequestFacts<'_>) -> Selection<'_> {
+        let host_served =
+            self.hostnames.is_empty() || self.hostnames.iter().any(|h| h.matches(r.host));
+        let rule = if host_served {
+            self.rules.iter().find(|rule| rule.matches(r))
+        } else {
+            None
+        };
+        let policy = rule
+            .and_then(|rule| rule.cors.as_ref())
+            .or_else(|| {
+                self.path_cors
+                    .iter()
+                    .filter(|(p, _)| prefix_matches(p, r.path))
+                    .max_by_key(|(p, _)| p.len())
+                    .map(|(_, pol)| pol)
+            })
+            .or_else(|| {
+                self.host_cors
+                    .iter()
+                    .find(|(h, _)| h.matches(r.host))
+                    .map(|(_, p)| p)
+            })
+            .or(self.cors.as_ref());
+        Selection {
+            rule,
+            policy,
+            host_served,
+        }
+    }
+}
+
+/// Compile every vService of a validated configuration.
+pub fn compile(config: &Config, policies: &BTreeMap<String, Arc<Policy>>) -> Vec<CompiledVService> {
+    let get = |name: &Option<String>| name.as_ref().and_then(|n| policies.get(n)).cloned();
+    let global = get(&config.cors);
+    config
+        .vservices
+        .iter()
+        .map(|vs| compile_vservice(vs, policies, global.clone()))
+        .collect()
+}
+
+fn compile_vservice(
+    vs: &VService,
+    policies: &BTreeMap<String, Arc<Policy>>,
+    global: Option<Arc<Policy>>,
+) -> CompiledVService {
+    let get = |name: &Option<String>| name.as_ref().and_then(|n| policies.get(n)).cloned();
+    CompiledVService {
+        name: vs.name.clone(),
+        listen: vs.listen.clone(),
+        hostnames: vs.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
+        cors: get(&vs.cors).or(global),
+        host_cors: vs
+            .host_cors
+            .iter()
+            .filter_map(|(h, p)| policies.get(p).map(|p| (HostPattern::new(h), p.clone())))
+            .collect(),
+        path_cors: vs
+            .path_cors
+            .iter()
+            .filter_map(|pc| {
+                policies
+                    .get(&pc.cors)
+                    .map(|p| (pc.prefix.clone(), p.clone()))
+            })
+            .collect(),
+        rules: vs
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| compile_rule(i, r, policies))
+            .collect(),
+    }
+}
+
+fn compile_rule(i: usize, r: &Rule, policies: &BTreeMap<String, Arc<Policy>>) -> CompiledRule {
+    // The configuration was validated, so the regexes and names below
+    // compile; anything that still fails makes the condition never match.
+    let never = || Regex::new("[^\\s\\S]").expect("constant regex");
+    let path = r.matches.path.as_ref().map(|p: &PathMatch| match p {
+        PathMatch { exact: Some(p), .. } => PathCond::Exact(p.clone()),
+        PathMatch {
+            prefix: Some(p), ..
+        } => PathCond::Prefix(p.clone()),
+        PathMatch {
+            regex: Some(re), ..
+        } => PathCond::Regex(Regex::new(&format!("^(?:{re})$")).unwrap_or_else(|_| never())),
+        _ => PathCond::Regex(never()),
+    });
+    let headers = r
+        .matches
+        .headers
+        .iter()
+        .filter_map(|h: &HeaderMatch| {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+            Some(match (&h.value, &h.regex) {
+                (Some(v), _) => HeaderCond::Equals(name, v.clone()),
+                (None, Some(re)) => HeaderCond::Regex(
+                    name,
+                    Regex::new(&format!("^(?:{re})$")).unwrap_or_else(|_| never()),
+                ),
+                (None, None) => HeaderCond::Present(name),
+            })
+        })
+        .collect();
+    let action = if let Some(f) = &r.forward {
+        Action::Forward {
+            upstreams: f
+                .upstreams
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect(),
+            next: AtomicUsize::new(0),
+            connect_timeout: std::time::Duration::from_millis(f.connect_timeout_ms),
+            timeout: std::time::Duration::from_millis(f.timeout_ms),
+        }
+    } else if let Some(d) = &r.direct {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &d.headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
+                headers.append(k, v);
+            }
+        }
+        Action::Direct {
+            status: http::StatusCode::from_u16(d.status).unwrap_or(http::StatusCode::OK),
+            headers,
+            body: bytes::Bytes::from(d.body.clone()),
+        }
+    } else if let Some(rd) = &r.redirect {
+        Action::Redirect {
+            status: http::StatusCode::from_u16(rd.status).unwrap_or(http::StatusCode::FOUND),
+            location: http::HeaderValue::from_str(&rd.location)
+                .unwrap_or(http::HeaderValue::from_static("/")),
+        }
+    } else {
+        Action::Direct {
+            status: http::StatusCode::NOT_FOUND,
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        }
+    };
+    CompiledRule {
+        name: r.name.clone().unwrap_or_else(|| format!("rule-{i}")),
+        hosts: r
+            .matches
+            .hosts
+            .iter()
+            .map(|h| HostPattern::new(h))
+            .collect(),
+        path,
+        methods: r
+            .matches
+            .methods
+            .iter()
+            .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+            .collect(),
+        headers,
+        query: r.matches.query.clone(),
+        cors: r.cors.as_ref().and_then(|n| policies.get(n)).cloned(),
+        action,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        let cases = [
+            ("/admin", "/admin", true),
+            ("/admin", "/admin/x", true),
+            ("/admin/", "/admin/x", true),
+            ("/admin", "/administrator", false),
+            ("/", "/anything", true),
+            ("/a/b", "/a", false),
+        ];
+        for (prefix, path, want) in cases {
+            assert_eq!(prefix_matches(prefix, path), want, "{prefix} {path}");
+        }
+    }
+
+    #[test]
+    fn host_patterns() {
+        assert!(HostPattern::new("*.example.com").matches("a.example.com"));
+        assert!(!HostPattern::new("*.example.com").matches("example.com"));
+        assert!(HostPattern::new("API.example.com").matches("api.example.com"));
+    }
+}

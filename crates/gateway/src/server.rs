@@ -1,0 +1,272 @@
+//! Listeners and the per-request pipeline.
+//!
+//! Order of work per request (R26): route and select the policy (R16, R17);
+//! answer a preflight from the policy (R18-R20) before anything else; for
+//! any other request queue the CORS completion, then forward or answer, then
+//! complete whatever response results (R21-R25).
+
+use crate::proxy::{self, UpstreamClient};
+use crate::router::{self, Action, CompiledVService, RequestFacts};
+use crate::Body;
+use corsgate_config::Loaded;
+use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome};
+use http::header::HOST;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+struct Shared {
+    vservice: CompiledVService,
+    clients: HashMap<Duration, UpstreamClient>,
+}
+
+/// A running gateway: its bound addresses, and a handle to stop it.
+pub struct Running {
+    /// `(vService name, bound address)` in configuration order.
+    pub addrs: Vec<(String, SocketAddr)>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// The bound address of a vService by name.
+    pub fn addr(&self, vservice: &str) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == vservice)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stop accepting connections and wait for the accept loops to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Wait until every listener has stopped (they run until `shutdown`).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Bind every vService's listener and start serving.
+pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
+    let compiled = router::compile(&loaded.config, &loaded.policies);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut addrs = Vec::new();
+    for vs in compiled {
+        let listener = TcpListener::bind(&vs.listen).await?;
+        let addr = listener.local_addr()?;
+        addrs.push((vs.name.clone(), addr));
+        let mut clients = HashMap::new();
+        for rule in &vs.rules {
+            if let Action::Forward {
+                connect_timeout, ..
+            } = &rule.action
+            {
+                clients
+                    .entry(*connect_timeout)
+                    .or_insert_with(|| proxy::client(*connect_timeout));
+            }
+        }
+        let shared = Arc::new(Shared {
+            vservice: vs,
+            clients,
+        });
+        tasks.spawn(accept_loop(listener, shared, stop_rx.clone()));
+    }
+    Ok(Running { addrs, stop, tasks })
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer).await) }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// The request's host without port, from `Host` or the URI authority (h2).
+fn request_host(req: &Request<Incoming>) -> String {
+    let raw = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+    let host = if raw.starts_with('[') {
+        raw.split_inclusive(']').next().unwrap_or("").to_owned()
+    } else {
+        raw.split(':').next().unwrap_or("").to_owned()
+    };
+    host.to_ascii_lowercase()
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let vs = &shared.vservice;
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let host = request_host(&req);
+    let preflight = corsgate_policy::is_preflight(&method, req.headers());
+    let selection = vs.select(&RequestFacts {
+        method: &method,
+        host: &host,
+        path: &path,
+        query: req.uri().query(),
+        headers: req.headers(),
+        preflight,
+    });
+    let rule_name = selection.rule.map_or("-", |r| r.name.as_str());
+
+    // R18, R26: a scoped preflight is answered here, before anything else.
+    let mut completion = None;
+    let mut decision: String = "no_policy".into();
+    if let Some(policy) = selection.policy {
+        match policy.evaluate(&method, req.headers()) {
+            Evaluation::Preflight(answer) => {
+                let decision = match answer.outcome {
+                    PreflightOutcome::Allowed(_) => "preflight_allowed".to_owned(),
+                    PreflightOutcome::Refused(r) => format!("preflight_refused:{}", r.as_str()),
+                };
+                let mut resp = Response::new(proxy::full(bytes::Bytes::new()));
+                *resp.status_mut() = answer.status;
+                *resp.headers_mut() = answer.headers;
+                access_log(
+                    vs,
+                    rule_name,
+                    &method,
+                    &path,
+                    resp.status(),
+                    None,
+                    &decision,
+                    started,
+                );
+                return resp;
+            }
+            Evaluation::Actual(c) => {
+                decision = match c.outcome {
+                    ActualOutcome::NotCors => "not_cors".into(),
+                    ActualOutcome::Allowed(_) => "allowed".into(),
+                    ActualOutcome::Refused(r) => format!("refused:{}", r.as_str()),
+                };
+                completion = Some(c);
+            }
+            Evaluation::Shadow(_) => decision = "shadow".into(),
+        }
+    }
+
+    let (mut resp, upstream_time) = match selection.rule {
+        None => (
+            proxy::gateway_response(http::StatusCode::NOT_FOUND, "no route\n"),
+            None,
+        ),
+        Some(rule) => match &rule.action {
+            Action::Forward {
+                connect_timeout,
+                timeout,
+                ..
+            } => match (
+                rule.action.pick_upstream(),
+                shared.clients.get(connect_timeout),
+            ) {
+                (Some(upstream), Some(client)) => {
+                    proxy::forward(client, upstream, *timeout, req, peer, &host).await
+                }
+                _ => (
+                    proxy::gateway_response(http::StatusCode::BAD_GATEWAY, "no upstream\n"),
+                    None,
+                ),
+            },
+            Action::Direct {
+                status,
+                headers,
+                body,
+            } => {
+                let mut r = Response::new(proxy::full(body.clone()));
+                *r.status_mut() = *status;
+                *r.headers_mut() = headers.clone();
+                (r, None)
+            }
+            Action::Redirect { status, location } => {
+                let mut r = Response::new(proxy::full(bytes::Bytes::new()));
+                *r.status_mut() = *status;
+                r.headers_mut()
+                    .insert(http::header::LOCATION, location.clone());
+                (r, None)
+            }
+        },
+    };
+    // R23-R25: complete whatever response we send, ours or the upstream's.
+    if let (Some(policy), Some(c)) = (selection.policy, &completion) {
+        policy.complete(c, resp.headers_mut());
+    }
+    access_log(
+        vs,
+        rule_name,
+        &method,
+        &path,
+        resp.status(),
+        upstream_time,
+        &decision,
+        started,
+    );
+    resp
+}
+
+#[allow(clippy::too_many_arguments)]
+fn access_log(
+    vs: &CompiledVService,
+    rule: &str,
+    method: &http::Method,
+    path: &str,
+    status: http::StatusCode,
+    upstream: Option<Duration>,
+    cors: &str,
+    started: Instant,
+) {
+    tracing::info!(
+        target: "corsgate::access",
+        vservice = %vs.name,
+        rule,
+        method = %method,
+        path,
+        status = status.as_u16(),
+        upstream_ms = upstream.map(|d| d.as_secs_f64() * 1000.0),
+        total_ms = started.elapsed().as_secs_f64() * 1000.0,
+        cors,
+    );
+}

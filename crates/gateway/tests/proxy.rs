@@ -1,0 +1,583 @@
+//! End-to-end tests: a real corsgate on loopback in front of a real
+//! recording backend, spoken to by a real HTTP client.
+
+use bytes::Bytes;
+use corsgate_gateway::Running;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// What the backend saw: method, path, request headers.
+type Seen = Arc<Mutex<Vec<(Method, String, HeaderMap)>>>;
+
+/// A loopback backend that records every request. Paths:
+/// `/slow` waits 3 s; `/cors-star` answers with its own
+/// `Access-Control-Allow-Origin: *`; `/reflect` reflects the Origin with
+/// credentials like httpbin; `/status/503` answers 503; anything else 200.
+async fn backend() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        log.lock().unwrap().push((
+                            req.method().clone(),
+                            path.clone(),
+                            req.headers().clone(),
+                        ));
+                        let origin = req.headers().get("origin").cloned();
+                        let mut resp =
+                            http::Response::new(Full::new(Bytes::from_static(b"from backend")));
+                        match path.as_str() {
+                            "/slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+                            "/cors-star" => {
+                                resp.headers_mut()
+                                    .insert("access-control-allow-origin", "*".parse().unwrap());
+                            }
+                            "/reflect" => {
+                                if let Some(o) = origin {
+                                    resp.headers_mut().insert("access-control-allow-origin", o);
+                                }
+                                resp.headers_mut().insert(
+                                    "access-control-allow-credentials",
+                                    "true".parse().unwrap(),
+                                );
+                                resp.headers_mut()
+                                    .insert("access-control-max-age", "3600".parse().unwrap());
+                            }
+                            "/status/503" => *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE,
+                            _ => {}
+                        }
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// An address nothing listens on.
+async fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a
+}
+
+async fn gateway(yaml: &str) -> Running {
+    let loaded =
+        corsgate_config::load_str(yaml, Some("test.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    corsgate_gateway::start(&loaded).await.unwrap()
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn one(&self, name: &str) -> Option<&str> {
+        let mut it = self.headers.get_all(name).iter();
+        let v = it.next().map(|v| v.to_str().unwrap());
+        assert!(
+            it.next().is_none(),
+            "{name} appears twice: {:?}",
+            self.headers
+        );
+        v
+    }
+    fn acx(&self) -> Vec<&str> {
+        self.headers
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| k.starts_with("access-control-"))
+            .collect()
+    }
+}
+
+async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn config_with(backend: SocketAddr, dead: SocketAddr) -> String {
+    format!(
+        r#"
+policies:
+  seed:
+    allowCredentials: true
+    allowHeaders: [Origin]
+    allowMethods: [GET, POST, OPTIONS]
+    allowOrigins: ["https://example.com"]
+    exposeHeaders: [Origin, X-HTTPRoute-Header]
+    maxAge: 86400
+  public:
+    allowOrigins: ["*"]
+    allowMethods: [GET, POST]
+  admin:
+    allowOrigins: ["https://admin.example.com"]
+    allowMethods: [GET, PUT, DELETE]
+    allowHeaders: [Authorization]
+    allowCredentials: true
+  partner:
+    allowOrigins: ["https://partner.example.net"]
+    allowMethods: [GET, POST]
+    allowHeaders: [X-Partner-Key, Content-Type]
+  writers:
+    allowOrigins: ["https://editor.example.com"]
+    allowMethods: [PUT]
+    allowHeaders: [Content-Type]
+  tenants:
+    allowOrigins: ["https://*.apps.example.com"]
+    allowMethods: [GET, PUT]
+    allowCredentials: true
+vservices:
+  - name: api
+    listen: "127.0.0.1:0"
+    cors: seed
+    pathCors:
+      - {{ prefix: /public, cors: public }}
+      - {{ prefix: /admin, cors: admin }}
+      - {{ prefix: /tenant, cors: tenants }}
+    rules:
+      - name: partner
+        match:
+          path: {{ prefix: /partner }}
+          headers: [{{ name: x-partner-key }}]
+        cors: partner
+        forward: {{ upstreams: ["http://{backend}"] }}
+      - name: writes
+        match:
+          path: {{ prefix: /docs }}
+          methods: [PUT]
+        cors: writers
+        forward: {{ upstreams: ["http://{backend}"] }}
+      - name: slow
+        match:
+          path: {{ exact: /slow }}
+        forward: {{ upstreams: ["http://{backend}"], timeoutMs: 300 }}
+      - name: down
+        match:
+          path: {{ prefix: /down }}
+        forward: {{ upstreams: ["http://{dead}"], connectTimeoutMs: 500 }}
+      - name: everything
+        match:
+          path: {{ prefix: / }}
+          hosts: ["www.example.com", "*.apps.example.com", "127.0.0.1"]
+        forward: {{ upstreams: ["http://{backend}"] }}
+"#
+    )
+}
+
+fn config(backend: SocketAddr) -> String {
+    config_with(backend, "127.0.0.1:1".parse().unwrap())
+}
+
+const ACRM: &str = "access-control-request-method";
+const ACRH: &str = "access-control-request-headers";
+
+#[tokio::test]
+async fn seed_scenarios_allowed_and_disallowed_preflight_never_reach_the_backend() {
+    let (b, seen) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let host = ("host", "www.example.com");
+
+    let r = send(
+        a,
+        "OPTIONS",
+        "/get",
+        &[host, ("origin", "https://example.com"), (ACRM, "GET")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    assert!(r
+        .one("access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
+    assert_eq!(r.one("access-control-max-age"), Some("86400"));
+    assert!(r.body.is_empty());
+
+    let r = send(
+        a,
+        "OPTIONS",
+        "/get",
+        &[host, ("origin", "https://notallowed.com"), (ACRM, "GET")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.acx().is_empty(), "{:?}", r.headers);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "no preflight reached the backend"
+    );
+
+    // The actual request from the refused origin is forwarded (R22), and
+    // the backend's httpbin-style reflection is stripped (R23).
+    let r = send(
+        a,
+        "GET",
+        "/reflect",
+        &[host, ("origin", "https://notallowed.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(&r.body[..], b"from backend");
+    assert!(r.acx().is_empty(), "{:?}", r.headers);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let r = send(
+        a,
+        "GET",
+        "/reflect",
+        &[host, ("origin", "https://example.com")],
+    )
+    .await;
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    assert_eq!(r.one("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.one("access-control-max-age"), None);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn public_and_admin_paths_on_one_vservice_get_their_own_policies() {
+    let (b, _) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let host = ("host", "www.example.com");
+    let r = send(
+        a,
+        "GET",
+        "/public/x",
+        &[host, ("origin", "https://anyone.test")],
+    )
+    .await;
+    assert_eq!(r.one("access-control-allow-origin"), Some("*"));
+    let r = send(
+        a,
+        "GET",
+        "/admin/x",
+        &[host, ("origin", "https://anyone.test")],
+    )
+    .await;
+    assert!(r.acx().is_empty());
+    let r = send(
+        a,
+        "OPTIONS",
+        "/admin/x",
+        &[
+            host,
+            ("origin", "https://admin.example.com"),
+            (ACRM, "DELETE"),
+            (ACRH, "authorization"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://admin.example.com")
+    );
+    assert_eq!(r.one("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.one("access-control-allow-headers"), Some("authorization"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn header_conditioned_partner_rule_and_its_preflight() {
+    let (b, seen) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let host = ("host", "www.example.com");
+    let partner = ("origin", "https://partner.example.net");
+    // The preflight announces x-partner-key in ACRH: matched as the partner rule (R17).
+    let r = send(
+        a,
+        "OPTIONS",
+        "/partner/orders",
+        &[
+            host,
+            partner,
+            (ACRM, "POST"),
+            (ACRH, "content-type,x-partner-key"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://partner.example.net")
+    );
+    assert_eq!(
+        r.one("access-control-allow-headers"),
+        Some("x-partner-key, content-type")
+    );
+    // The actual request carries the header and gets the partner policy.
+    let r = send(
+        a,
+        "POST",
+        "/partner/orders",
+        &[host, partner, ("x-partner-key", "k1")],
+    )
+    .await;
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://partner.example.net")
+    );
+    // Without the header the rule does not match; the seed policy applies.
+    let r = send(a, "GET", "/partner/orders", &[host, partner]).await;
+    assert!(r.acx().is_empty());
+    assert_eq!(seen.lock().unwrap().len(), 2, "preflight not forwarded");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn method_conditioned_rule_is_selected_for_its_preflight() {
+    let (b, seen) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let host = ("host", "www.example.com");
+    let editor = ("origin", "https://editor.example.com");
+    let r = send(a, "OPTIONS", "/docs/1", &[host, editor, (ACRM, "PUT")]).await;
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://editor.example.com")
+    );
+    assert_eq!(r.one("access-control-allow-methods"), Some("PUT"));
+    // A GET on /docs is not the writes rule: the seed policy refuses the editor.
+    let r = send(a, "GET", "/docs/1", &[host, editor]).await;
+    assert!(r.acx().is_empty());
+    let r = send(a, "PUT", "/docs/1", &[host, editor]).await;
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://editor.example.com")
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn tenant_subdomain_pattern_accepts_tenants_and_refuses_look_alikes() {
+    let (b, _) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let host = ("host", "t1.apps.example.com");
+    for (origin, ok) in [
+        ("https://t1.apps.example.com", true),
+        ("https://a.b.apps.example.com", true),
+        ("https://apps.example.com", false),
+        ("https://t1.apps.example.com.evil.test", false),
+        ("https://evilapps.example.com", false),
+    ] {
+        let r = send(a, "GET", "/tenant/data", &[host, ("origin", origin)]).await;
+        assert_eq!(
+            r.one("access-control-allow-origin").is_some(),
+            ok,
+            "{origin}"
+        );
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn options_without_request_method_reaches_the_backend() {
+    let (b, seen) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let r = send(
+        a,
+        "OPTIONS",
+        "/get",
+        &[
+            ("host", "www.example.com"),
+            ("origin", "https://example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(&r.body[..], b"from backend");
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    assert_eq!(
+        r.one("access-control-max-age"),
+        None,
+        "not a preflight answer"
+    );
+    assert_eq!(seen.lock().unwrap()[0].0, Method::OPTIONS);
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_star_yields_exactly_one_acao_or_none() {
+    let (b, _) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let host = ("host", "www.example.com");
+    let r = send(
+        a,
+        "GET",
+        "/cors-star",
+        &[host, ("origin", "https://example.com")],
+    )
+    .await;
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    let r = send(
+        a,
+        "GET",
+        "/cors-star",
+        &[host, ("origin", "https://evil.test")],
+    )
+    .await;
+    assert!(
+        r.acx().is_empty(),
+        "the upstream's * must not leak: {:?}",
+        r.headers
+    );
+    assert!(r.headers.get_all("vary").iter().any(|v| v == "Origin"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn gateway_errors_carry_cors_headers() {
+    let (b, _) = backend().await;
+    let gw = gateway(&config_with(b, dead_addr().await)).await;
+    let a = gw.addr("api").unwrap();
+    let o = ("origin", "https://example.com");
+    let host = ("host", "www.example.com");
+    // Backend down: 502.
+    let r = send(a, "GET", "/down/x", &[host, o]).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    // Slow backend: 504 after the rule's 300 ms.
+    let started = std::time::Instant::now();
+    let r = send(a, "GET", "/slow", &[host, o]).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    // Backend's own 503 stays a 503 with CORS.
+    let r = send(a, "GET", "/status/503", &[host, o]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    // No route (host not matched by any rule): 404 with the vService policy.
+    let r = send(a, "GET", "/x", &[("host", "other.test"), o]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    assert_eq!(r.one("access-control-allow-credentials"), Some("true"));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn forwarded_requests_carry_x_forwarded_headers_and_keep_host() {
+    let (b, seen) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    send(
+        a,
+        "GET",
+        "/get?q=1",
+        &[
+            ("host", "www.example.com"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+        ],
+    )
+    .await;
+    let (_, path, h) = seen.lock().unwrap()[0].clone();
+    assert_eq!(path, "/get");
+    assert_eq!(h["host"], "www.example.com");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-host"], "www.example.com");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert!(
+        h.get("x-hop").is_none(),
+        "hop-by-hop named in Connection is removed"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let (b, _) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let req = Request::builder()
+        .method("OPTIONS")
+        .uri(format!("http://www.example.com:{}/get", a.port()))
+        .header("origin", "https://example.com")
+        .header(ACRM, "GET")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    // Connect to loopback while keeping the authority www.example.com.
+    let stream = tokio::net::TcpStream::connect(a).await.unwrap();
+    let (mut send_req, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let resp = send_req.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://example.com"
+    );
+    gw.shutdown().await;
+}
