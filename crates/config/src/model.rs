@@ -43,6 +43,38 @@ pub struct VService {
     /// Rules, evaluated in order; the first that matches handles the request.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Request size limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Request size limits of a vService. Requests over them get 431 or 413,
+/// completed with the CORS policy in scope so a browser can read the status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Total size of request header names and values, in bytes (default 32 KiB).
+    #[serde(default = "default_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Request body size, in bytes (default 10 MiB).
+    #[serde(default = "default_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: default_header_bytes(),
+            max_body_bytes: default_body_bytes(),
+        }
+    }
+}
+
+fn default_header_bytes() -> usize {
+    32 * 1024
+}
+fn default_body_bytes() -> u64 {
+    10 * 1024 * 1024
 }
 
 /// A path-scoped CORS binding.

@@ -14,8 +14,9 @@ use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The pooled upstream client.
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+/// The pooled upstream client. Request bodies are the client's stream,
+/// wrapped in a size limit.
+pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
 
 /// Build a client with a connect timeout.
 pub(crate) fn client(connect_timeout: Duration) -> UpstreamClient {
@@ -79,10 +80,16 @@ pub(crate) async fn forward(
     client: &UpstreamClient,
     upstream: &str,
     timeout: Duration,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
+    max_body: u64,
     peer: SocketAddr,
     host: &str,
 ) -> (Response<Body>, Option<Duration>) {
+    // Stream the body through, failing the upload past the limit (a
+    // declared Content-Length over it was already answered with 413).
+    let mut req = req.map(|b| {
+        http_body_util::Limited::new(b, usize::try_from(max_body).unwrap_or(usize::MAX)).boxed()
+    });
     let path = req
         .uri()
         .path_and_query()

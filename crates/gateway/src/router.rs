@@ -138,6 +138,8 @@ pub struct CompiledVService {
     path_cors: Vec<(String, Arc<Policy>)>,
     /// Rules in order.
     pub rules: Vec<CompiledRule>,
+    /// Request size limits.
+    pub limits: corsgate_config::Limits,
 }
 
 /// The request facts the router looks at.
@@ -328,6 +330,7 @@ fn compile_vservice(
             .enumerate()
             .map(|(i, r)| compile_rule(i, r, policies))
             .collect(),
+        limits: vs.limits.clone(),
     }
 }
 

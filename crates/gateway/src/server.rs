@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ struct Shared {
 pub struct Running {
     /// `(vService name, bound address)` in configuration order.
     pub addrs: Vec<(String, SocketAddr)>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<Duration>>,
     tasks: JoinSet<()>,
 }
 
@@ -46,10 +47,17 @@ impl Running {
             .map(|(_, a)| *a)
     }
 
-    /// Stop accepting connections and wait for the accept loops to end.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+    /// Stop accepting connections at once, let in-flight requests finish,
+    /// and close idle connections; connections still busy after `drain`
+    /// are dropped.
+    pub async fn shutdown_within(mut self, drain: Duration) {
+        let _ = self.stop.send(Some(drain));
         while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// [`Running::shutdown_within`] with a 30 s drain deadline.
+    pub async fn shutdown(self) {
+        self.shutdown_within(Duration::from_secs(30)).await;
     }
 
     /// Wait until every listener has stopped (they run until `shutdown`).
@@ -61,7 +69,7 @@ impl Running {
 /// Bind every vService's listener and start serving.
 pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
     let compiled = router::compile(&loaded.config, &loaded.policies);
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(None);
     let mut tasks = JoinSet::new();
     let mut addrs = Vec::new();
     for vs in compiled {
@@ -88,8 +96,19 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
     Ok(Running { addrs, stop, tasks })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper answers on its own (without CORS) past its buffer; keep it well
+    // above our header limit so that our 431, completed with CORS, wins.
+    builder
+        .http1()
+        .max_buf_size(shared.vservice.limits.max_header_bytes.max(8192) * 2 + 16 * 1024);
+    let drain = loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -98,23 +117,30 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                     continue;
                 }
             },
-            _ = stop.changed() => return,
+            _ = stop.changed() => break stop.borrow().unwrap_or_default(),
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        let svc_shared = shared.clone();
+        let svc = service_fn(move |req| {
+            let shared = svc_shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer).await) }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .await
-            {
+            if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
+    };
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(vservice = %shared.vservice.name, "drain deadline passed; closing busy connections");
     }
 }
 
@@ -189,12 +215,26 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
         }
     }
 
-    let (mut resp, upstream_time) = match selection.rule {
-        None => (
+    let too_big = if header_bytes(req.headers()) > vs.limits.max_header_bytes {
+        Some((
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request header fields too large\n",
+        ))
+    } else if declared_length(req.headers()).is_some_and(|n| n > vs.limits.max_body_bytes) {
+        Some((
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+        ))
+    } else {
+        None
+    };
+    let (mut resp, upstream_time) = match (too_big, selection.rule) {
+        (Some((status, text)), _) => (proxy::gateway_response(status, text), None),
+        (None, None) => (
             proxy::gateway_response(http::StatusCode::NOT_FOUND, "no route\n"),
             None,
         ),
-        Some(rule) => match &rule.action {
+        (None, Some(rule)) => match &rule.action {
             Action::Forward {
                 connect_timeout,
                 timeout,
@@ -204,7 +244,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
                 shared.clients.get(connect_timeout),
             ) {
                 (Some(upstream), Some(client)) => {
-                    proxy::forward(client, upstream, *timeout, req, peer, &host).await
+                    let max_body = vs.limits.max_body_bytes;
+                    proxy::forward(client, upstream, *timeout, req, max_body, peer, &host).await
                 }
                 _ => (
                     proxy::gateway_response(http::StatusCode::BAD_GATEWAY, "no upstream\n"),
@@ -245,6 +286,21 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
         started,
     );
     resp
+}
+
+/// Bytes of request header names and values, as the limit counts them.
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.as_bytes().len() + 4)
+        .sum()
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 #[allow(clippy::too_many_arguments)]

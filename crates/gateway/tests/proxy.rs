@@ -581,3 +581,84 @@ async fn h2c_prior_knowledge_is_served() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_headers_get_431_and_declared_big_bodies_413_both_with_cors() {
+    let (b, seen) = backend().await;
+    let gw = gateway(&config(b)).await;
+    let a = gw.addr("api").unwrap();
+    let big = "x".repeat(40 * 1024);
+    let r = send(
+        a,
+        "GET",
+        "/get",
+        &[
+            ("host", "www.example.com"),
+            ("origin", "https://example.com"),
+            ("x-big", &big),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    let r = send(
+        a,
+        "POST",
+        "/get",
+        &[
+            ("host", "www.example.com"),
+            ("origin", "https://example.com"),
+            ("content-length", "999999999"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "neither reached the backend"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_completes_an_in_flight_request_and_stops_accepting() {
+    let (b, _) = backend().await;
+    // A rule with a long enough timeout for the backend's 3 s /slow.
+    let yaml = config(b).replace("timeoutMs: 300", "timeoutMs: 10000");
+    let gw = gateway(&yaml).await;
+    let a = gw.addr("api").unwrap();
+    let in_flight = tokio::spawn(async move {
+        send(
+            a,
+            "GET",
+            "/slow",
+            &[
+                ("host", "www.example.com"),
+                ("origin", "https://example.com"),
+            ],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(gw.shutdown_within(Duration::from_secs(10)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(a).await.is_err(),
+        "listener closed"
+    );
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body[..], b"from backend");
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    stopping.await.unwrap();
+}
