@@ -46,6 +46,19 @@ pub struct VService {
     /// Request size limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Serve TLS (HTTP/2 and HTTP/1.1 by ALPN) instead of plain HTTP.
+    #[serde(default)]
+    pub tls: Option<Tls>,
+}
+
+/// TLS material of a vService, PEM files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tls {
+    /// Certificate chain, leaf first.
+    pub cert_file: String,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
 }
 
 /// Request size limits of a vService. Requests over them get 431 or 413,

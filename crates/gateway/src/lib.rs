@@ -12,6 +12,7 @@ pub mod router;
 
 mod proxy;
 mod server;
+pub mod tls;
 
 pub use server::{start, Running};
 

@@ -74,6 +74,16 @@ pub(crate) fn full(b: Bytes) -> Body {
     Full::new(b).map_err(|never| match never {}).boxed()
 }
 
+/// What the `X-Forwarded-*` headers say about the client side.
+pub(crate) struct Forwarded<'a> {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The host it asked for.
+    pub host: &'a str,
+    /// Whether it connected over TLS.
+    pub tls: bool,
+}
+
 /// Forward `req` to `upstream` (`http://host:port`). Returns the upstream's
 /// response, or the gateway's own 502/504.
 pub(crate) async fn forward(
@@ -82,9 +92,9 @@ pub(crate) async fn forward(
     timeout: Duration,
     req: Request<Incoming>,
     max_body: u64,
-    peer: SocketAddr,
-    host: &str,
+    fwd: Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
+    let Forwarded { peer, host, tls } = fwd;
     // Stream the body through, failing the upload past the limit (a
     // declared Content-Length over it was already answered with 413).
     let mut req = req.map(|b| {
@@ -106,11 +116,7 @@ pub(crate) async fn forward(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let scheme = if req.uri().scheme_str() == Some("https") {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if tls { "https" } else { "http" };
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();

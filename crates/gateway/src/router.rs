@@ -140,6 +140,8 @@ pub struct CompiledVService {
     pub rules: Vec<CompiledRule>,
     /// Request size limits.
     pub limits: corsgate_config::Limits,
+    /// TLS material, if the vService terminates TLS.
+    pub tls: Option<corsgate_config::Tls>,
 }
 
 /// The request facts the router looks at.
@@ -331,6 +333,7 @@ fn compile_vservice(
             .map(|(i, r)| compile_rule(i, r, policies))
             .collect(),
         limits: vs.limits.clone(),
+        tls: vs.tls.clone(),
     }
 }
 

@@ -73,6 +73,13 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
     let mut tasks = JoinSet::new();
     let mut addrs = Vec::new();
     for vs in compiled {
+        let acceptor = match &vs.tls {
+            Some(t) => Some(
+                crate::tls::acceptor(t)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
         let listener = TcpListener::bind(&vs.listen).await?;
         let addr = listener.local_addr()?;
         addrs.push((vs.name.clone(), addr));
@@ -91,13 +98,14 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
             vservice: vs,
             clients,
         });
-        tasks.spawn(accept_loop(listener, shared, stop_rx.clone()));
+        tasks.spawn(accept_loop(listener, acceptor, shared, stop_rx.clone()));
     }
     Ok(Running { addrs, stop, tasks })
 }
 
 async fn accept_loop(
     listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
@@ -121,19 +129,52 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let svc_shared = shared.clone();
+        let tls = acceptor.is_some();
         let svc = service_fn(move |req| {
             let shared = svc_shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer).await) }
+            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer, tls).await) }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        match &acceptor {
+            None => {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's task so a slow
+                // client cannot stall the accept loop.
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
     };
     drop(listener);
     if tokio::time::timeout(drain, graceful.shutdown())
@@ -161,7 +202,12 @@ fn request_host(req: &Request<Incoming>) -> String {
     host.to_ascii_lowercase()
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    shared: &Shared,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Response<Body> {
     let started = Instant::now();
     let vs = &shared.vservice;
     let method = req.method().clone();
@@ -245,7 +291,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
             ) {
                 (Some(upstream), Some(client)) => {
                     let max_body = vs.limits.max_body_bytes;
-                    proxy::forward(client, upstream, *timeout, req, max_body, peer, &host).await
+                    let fwd = proxy::Forwarded {
+                        peer,
+                        host: &host,
+                        tls,
+                    };
+                    proxy::forward(client, upstream, *timeout, req, max_body, fwd).await
                 }
                 _ => (
                     proxy::gateway_response(http::StatusCode::BAD_GATEWAY, "no upstream\n"),

@@ -662,3 +662,77 @@ async fn graceful_shutdown_completes_an_in_flight_request_and_stops_accepting() 
     );
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
+    let (b, seen) = backend().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["www.example.com".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("corsgate-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let yaml = config(b).replace(
+        "    cors: seed\n",
+        &format!(
+            "    cors: seed\n    tls: {{ certFile: {:?}, keyFile: {:?} }}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ),
+    );
+    let gw = gateway(&yaml).await;
+    let a = gw.addr("api").unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("www.example.com").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri(format!("https://www.example.com:{}/get", a.port()))
+        .header("origin", "https://example.com")
+        .header(ACRM, "POST")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = h2.send_request(preflight).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://example.com"
+    );
+
+    let get = Request::builder()
+        .uri(format!("https://www.example.com:{}/get", a.port()))
+        .header("origin", "https://example.com")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = h2.send_request(get).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://example.com"
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"from backend");
+    let (_, _, h) = seen.lock().unwrap()[0].clone();
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["host"], format!("www.example.com:{}", a.port()));
+    let _ = std::fs::remove_dir_all(&dir);
+    gw.shutdown().await;
+}
