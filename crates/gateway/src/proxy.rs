@@ -40,6 +40,17 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
 ];
 
+/// Is this an HTTP/1.1 protocol upgrade request (WebSocket and friends)?
+pub(crate) fn is_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // Fields named in Connection are hop-by-hop too.
     let named: Vec<HeaderName> = headers
@@ -95,6 +106,10 @@ pub(crate) async fn forward(
     fwd: Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
     let Forwarded { peer, host, tls } = fwd;
+    let upgrade = is_upgrade(req.headers());
+    let mut req = req;
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let upgrade_value = req.headers().get(http::header::UPGRADE).cloned();
     // Stream the body through, failing the upload past the limit (a
     // declared Content-Length over it was already answered with 413).
     let mut req = req.map(|b| {
@@ -121,6 +136,11 @@ pub(crate) async fn forward(
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
+    if let Some(u) = &upgrade_value {
+        // An upgrade keeps exactly its Upgrade and Connection: upgrade.
+        headers.insert(http::header::UPGRADE, u.clone());
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     // Host is preserved: the upstream sees what the client asked for.
     if let Some(h) = original_host {
         headers.insert(HOST, h);
@@ -133,8 +153,19 @@ pub(crate) async fn forward(
 
     let started = std::time::Instant::now();
     match tokio::time::timeout(timeout, client.request(req)).await {
-        Ok(Ok(resp)) => {
+        Ok(Ok(mut resp)) => {
             let elapsed = started.elapsed();
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                if let Some(client_side) = client_upgrade {
+                    let upstream_side = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(tunnel(client_side, upstream_side));
+                    let (parts, _) = resp.into_parts();
+                    return (
+                        Response::from_parts(parts, full(Bytes::new())),
+                        Some(elapsed),
+                    );
+                }
+            }
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
@@ -161,5 +192,22 @@ fn append_forwarded(headers: &mut http::HeaderMap, name: &'static str, value: &s
     };
     if let Ok(v) = HeaderValue::from_str(&merged) {
         headers.insert(name, v);
+    }
+}
+
+/// Copy bytes both ways between an upgraded client connection and the
+/// upgraded upstream connection until either side closes.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %e, "tunnel closed with an error");
     }
 }

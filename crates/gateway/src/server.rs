@@ -322,8 +322,13 @@ async fn handle(
             }
         },
     };
-    // R23-R25: complete whatever response we send, ours or the upstream's.
-    if let (Some(policy), Some(c)) = (selection.policy, &completion) {
+    // R23-R25: complete whatever response we send, ours or the upstream's;
+    // 1xx (a 101 switching protocols) is left alone (R27).
+    if let (Some(policy), Some(c), false) = (
+        selection.policy,
+        &completion,
+        resp.status().is_informational(),
+    ) {
         policy.complete(c, resp.headers_mut());
     }
     access_log(

@@ -736,3 +736,51 @@ async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
     let _ = std::fs::remove_dir_all(&dir);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn websocket_echo_through_the_gateway() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    // A real WebSocket echo server.
+    let ws_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws_listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = ws_listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_text() || msg.is_binary() {
+                ws.send(msg).await.unwrap();
+            }
+        }
+    });
+    let (b, _) = backend().await;
+    let yaml = config(b).replace(
+        "      - name: slow\n",
+        &format!("      - name: ws\n        match: {{ path: {{ exact: /ws }} }}\n        forward: {{ upstreams: [\"http://{ws_addr}\"] }}\n      - name: slow\n"),
+    );
+    let gw = gateway(&yaml).await;
+    let a = gw.addr("api").unwrap();
+    let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
+    let req = http::Request::builder()
+        .uri(format!("ws://www.example.com:{}/ws", a.port()))
+        .header("host", "www.example.com")
+        .header("origin", "https://example.com")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header(
+            "sec-websocket-key",
+            tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for text in ["hello", "through corsgate"] {
+        ws.send(Message::text(text)).await.unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    ws.close(None).await.unwrap();
+    gw.shutdown_within(Duration::from_secs(1)).await;
+}
