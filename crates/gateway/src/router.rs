@@ -19,7 +19,7 @@ use corsgate_policy::Policy;
 use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD};
 use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -138,6 +138,7 @@ pub struct CompiledVService {
     path_cors: Vec<(String, Arc<Policy>)>,
     /// Rules in order.
     pub rules: Vec<CompiledRule>,
+    index: RuleIndex,
     /// Request size limits.
     pub limits: corsgate_config::Limits,
     /// TLS material, if the vService terminates TLS.
@@ -256,13 +257,99 @@ fn acrh_names(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
         .filter(|n| !n.is_empty())
 }
 
+/// An index of rules by path condition, so that routing looks at the rules
+/// that can match the request's path instead of scanning them all.
+///
+/// Exact paths are one hash lookup; prefixes are one lookup per segment
+/// boundary of the request path; rules with a regex path or no path
+/// condition are always candidates. Candidates are visited in rule order,
+/// so first-match semantics are exactly those of a linear scan.
+#[derive(Debug, Default)]
+struct RuleIndex {
+    exact: HashMap<String, Vec<usize>>,
+    prefix: HashMap<String, Vec<usize>>,
+    always: Vec<usize>,
+    total: usize,
+}
+
+/// Paths deeper than this fall back to a linear scan (never seen in practice).
+const MAX_INDEXED_DEPTH: usize = 30;
+
+impl RuleIndex {
+    fn build(rules: &[CompiledRule]) -> Self {
+        let mut idx = RuleIndex {
+            total: rules.len(),
+            ..RuleIndex::default()
+        };
+        for (i, r) in rules.iter().enumerate() {
+            match &r.path {
+                Some(PathCond::Exact(p)) => idx.exact.entry(p.clone()).or_default().push(i),
+                Some(PathCond::Prefix(p)) if !p.trim_end_matches('/').is_empty() => idx
+                    .prefix
+                    .entry(p.trim_end_matches('/').to_owned())
+                    .or_default()
+                    .push(i),
+                _ => idx.always.push(i),
+            }
+        }
+        idx
+    }
+
+    /// Visit candidate rule indices for `path` in ascending order until `f`
+    /// returns true; returns that index.
+    fn first(&self, path: &str, mut f: impl FnMut(usize) -> bool) -> Option<usize> {
+        let mut lists: [&[usize]; MAX_INDEXED_DEPTH + 2] = [&[]; MAX_INDEXED_DEPTH + 2];
+        let mut n = 0;
+        lists[n] = &self.always;
+        n += 1;
+        if let Some(v) = self.exact.get(path) {
+            lists[n] = v;
+            n += 1;
+        }
+        if !self.prefix.is_empty() {
+            // Every segment-boundary prefix of the path, and the path itself.
+            let ends = path
+                .match_indices('/')
+                .map(|(i, _)| i)
+                .filter(|&i| i > 0)
+                .chain(std::iter::once(path.len()));
+            for end in ends {
+                if n == lists.len() {
+                    // Too deep to index: scan every rule in order.
+                    return (0..self.total).find(|&i| f(i));
+                }
+                if let Some(v) = self.prefix.get(&path[..end]) {
+                    lists[n] = v;
+                    n += 1;
+                }
+            }
+        }
+        let lists = &mut lists[..n];
+        loop {
+            // k-way merge: the smallest head among the candidate lists.
+            let (li, &i) = lists
+                .iter()
+                .enumerate()
+                .filter_map(|(li, l)| l.first().map(|i| (li, i)))
+                .min_by_key(|(_, i)| **i)?;
+            lists[li] = &lists[li][1..];
+            // The same rule can only sit in one list, so no duplicates.
+            if f(i) {
+                return Some(i);
+            }
+        }
+    }
+}
+
 impl CompiledVService {
     /// Route a request and select its CORS policy.
     pub fn select(&self, r: &RequestFacts<'_>) -> Selection<'_> {
         let host_served =
             self.hostnames.is_empty() || self.hostnames.iter().any(|h| h.matches(r.host));
         let rule = if host_served {
-            self.rules.iter().find(|rule| rule.matches(r))
+            self.index
+                .first(r.path, |i| self.rules[i].matches(r))
+                .map(|i| &self.rules[i])
         } else {
             None
         };
@@ -307,7 +394,15 @@ fn compile_vservice(
     global: Option<Arc<Policy>>,
 ) -> CompiledVService {
     let get = |name: &Option<String>| name.as_ref().and_then(|n| policies.get(n)).cloned();
+    let rules: Vec<CompiledRule> = vs
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| compile_rule(i, r, policies))
+        .collect();
     CompiledVService {
+        index: RuleIndex::build(&rules),
+        rules,
         name: vs.name.clone(),
         listen: vs.listen.clone(),
         hostnames: vs.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
@@ -325,12 +420,6 @@ fn compile_vservice(
                     .get(&pc.cors)
                     .map(|p| (pc.prefix.clone(), p.clone()))
             })
-            .collect(),
-        rules: vs
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| compile_rule(i, r, policies))
             .collect(),
         limits: vs.limits.clone(),
         tls: vs.tls.clone(),
@@ -444,6 +533,55 @@ mod tests {
         ];
         for (prefix, path, want) in cases {
             assert_eq!(prefix_matches(prefix, path), want, "{prefix} {path}");
+        }
+    }
+
+    /// The index must pick exactly the rule a linear scan would.
+    #[test]
+    fn rule_index_agrees_with_a_linear_scan() {
+        let mut yaml = String::from(
+            "policies: {}\nvservices:\n  - name: v\n    listen: 127.0.0.1:0\n    rules:\n",
+        );
+        let paths = ["/a", "/a/b", "/a/b/c", "/b", "/", "/a/bc", "/x/y"];
+        for (i, p) in paths.iter().enumerate() {
+            yaml.push_str(&format!("      - {{ match: {{ path: {{ prefix: \"{p}\" }}, methods: [GET] }}, direct: {{ status: {} }} }}\n", 200 + i));
+            yaml.push_str(&format!(
+                "      - {{ match: {{ path: {{ exact: \"{p}\" }} }}, direct: {{ status: {} }} }}\n",
+                300 + i
+            ));
+        }
+        yaml.push_str(
+            "      - { match: { path: { regex: \"/a/[0-9]+\" } }, direct: { status: 400 } }\n",
+        );
+        yaml.push_str("      - { match: { headers: [{ name: x-v }] }, direct: { status: 401 } }\n");
+        let loaded = corsgate_config::load_str(&yaml, None).unwrap();
+        let vs = &compile(&loaded.config, &loaded.policies)[0];
+        let empty = HeaderMap::new();
+        let mut with_header = HeaderMap::new();
+        with_header.insert("x-v", http::HeaderValue::from_static("1"));
+        for path in [
+            "/", "/a", "/a/", "/a/b", "/a/b/c/d", "/a/bc", "/a/12", "/ab", "/b/x", "/x/y", "/x",
+            "/zzz",
+        ] {
+            for method in [Method::GET, Method::POST] {
+                for headers in [&empty, &with_header] {
+                    let facts = RequestFacts {
+                        method: &method,
+                        host: "h",
+                        path,
+                        query: None,
+                        headers,
+                        preflight: false,
+                    };
+                    let linear = vs.rules.iter().position(|r| r.matches(&facts));
+                    let indexed = vs.select(&facts).rule.map(|r| r as *const _);
+                    assert_eq!(
+                        indexed,
+                        linear.map(|i| &vs.rules[i] as *const _),
+                        "{method} {path}"
+                    );
+                }
+            }
         }
     }
 
