@@ -75,3 +75,13 @@ vservices:
         ["L-NOOP-OPTIONS", "L-NOOP-HEADER", "L-MAXAGE-CHROMIUM"]
     );
 }
+
+#[test]
+fn the_examples_load() {
+    for file in ["apis.yaml", "tenants.yaml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(file);
+        corsgate_config::load_file(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
