@@ -28,6 +28,11 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Worker threads (default: one per available CPU). With 1, a
+        /// single-threaded runtime runs everything on the calling thread,
+        /// which avoids cross-thread wake-ups when pinned to one core.
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Print the embedded default configuration.
     DefaultConfig,
@@ -61,7 +66,11 @@ fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG}");
             ExitCode::SUCCESS
         }
-        Command::Run { config, log_format } => {
+        Command::Run {
+            config,
+            log_format,
+            threads,
+        } => {
             init_logs(log_format);
             let loaded = match &config {
                 Some(path) => corsgate_config::load_file(path),

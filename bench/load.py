@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Load benchmark: corsgate against nginx (the usual `map $http_origin` +
+`add_header ... always` CORS recipe), on loopback only.
+
+Each proxy runs alone, pinned to CPU 0 with taskset; wrk and the backend
+(an nginx `return 200`) share CPU 1. On 2 cores the load generator saturates
+before a fast proxy does, so the figure of merit is the proxy's CPU time per
+request: the utime+stime delta of the proxy's processes from /proc/PID/stat
+over the run, divided by the requests wrk completed. Rounds are interleaved
+(A B A B ...) and medians reported.
+
+Workloads:
+  W1 preflight answered at the proxy
+  W2 proxied GET with CORS from an allowed origin
+  W3 proxied GET on a path with no CORS policy
+  W4 proxied GET from a refused origin
+  F  a fixed-response hyper server with no logic (the floor for W1)
+
+Usage: python3 bench/load.py [--rounds 3] [--seconds 8] [--connections 32]
+Needs: wrk, nginx and taskset (apt-get install wrk nginx), and the release
+builds: `cargo build --release -p corsgate && cargo build --release -p
+corsgate-gateway --example fixed_response`.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.path.join(ROOT, "target", "release")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+BACKEND_PORT = 18080
+CORSGATE_PORT = 18081
+NGINX_PORT = 18082
+FIXED_PORT = 18083
+
+ORIGINS = [f"https://app{i}.example.com" for i in range(20)]
+ALLOWED = "https://app7.example.com"
+REFUSED = "https://evil.example.net"
+
+
+def corsgate_config():
+    origins = ", ".join(f'"{o}"' for o in ORIGINS + ["https://*.tenants.example.com"])
+    return f"""
+policies:
+  bench:
+    allowOrigins: [{origins}]
+    allowMethods: [GET, POST, PUT, DELETE]
+    allowHeaders: [Authorization, Content-Type, X-Request-ID]
+    allowCredentials: true
+    maxAge: 600
+vservices:
+  - name: bench
+    listen: "127.0.0.1:{CORSGATE_PORT}"
+    rules:
+      - match: {{ path: {{ prefix: /cors }} }}
+        cors: bench
+        forward: {{ upstreams: ["http://127.0.0.1:{BACKEND_PORT}"] }}
+      - match: {{ path: {{ prefix: /plain }} }}
+        forward: {{ upstreams: ["http://127.0.0.1:{BACKEND_PORT}"] }}
+"""
+
+
+def nginx_conf(prefix, port, body):
+    return f"""
+worker_processes 1;
+daemon off;
+master_process on;
+pid {prefix}/nginx-{port}.pid;
+error_log {prefix}/error-{port}.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  {body}
+}}
+"""
+
+
+def nginx_backend(prefix):
+    return nginx_conf(prefix, BACKEND_PORT, f"""
+  server {{
+    listen 127.0.0.1:{BACKEND_PORT} reuseport backlog=4096;
+    keepalive_requests 1000000;
+    location / {{ return 200 "ok"; }}
+  }}""")
+
+
+def nginx_proxy(prefix):
+    entries = "\n".join(f'    "{o}" $http_origin;' for o in ORIGINS)
+    return nginx_conf(prefix, NGINX_PORT, f"""
+  upstream backend {{ server 127.0.0.1:{BACKEND_PORT}; keepalive 64; }}
+  map $http_origin $cors_origin {{
+    default "";
+{entries}
+    "~^https://[a-z0-9-]+\\.tenants\\.example\\.com$" $http_origin;
+  }}
+  server {{
+    listen 127.0.0.1:{NGINX_PORT} backlog=4096;
+    keepalive_requests 1000000;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    location /cors {{
+      if ($request_method = OPTIONS) {{
+        add_header Access-Control-Allow-Origin $cors_origin always;
+        add_header Access-Control-Allow-Credentials true always;
+        add_header Access-Control-Allow-Methods "GET, POST, PUT, DELETE" always;
+        add_header Access-Control-Allow-Headers "authorization, content-type, x-request-id" always;
+        add_header Access-Control-Max-Age 600 always;
+        add_header Vary Origin always;
+        return 204;
+      }}
+      add_header Access-Control-Allow-Origin $cors_origin always;
+      add_header Access-Control-Allow-Credentials true always;
+      add_header Vary Origin always;
+      proxy_pass http://backend;
+    }}
+    location /plain {{ proxy_pass http://backend; }}
+  }}""")
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def process_tree(pid):
+    pids = [pid]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid == pid:
+                    pids.append(int(p))
+            except OSError:
+                pass
+    return pids
+
+
+WORKLOADS = {
+    "W1": ("OPTIONS", "/cors/items", {"Origin": ALLOWED, "Access-Control-Request-Method": "PUT",
+                                       "Access-Control-Request-Headers": "authorization, content-type"}),
+    "W2": ("GET", "/cors/items", {"Origin": ALLOWED}),
+    "W3": ("GET", "/plain/items", {}),
+    "W4": ("GET", "/cors/items", {"Origin": REFUSED}),
+    "F": ("OPTIONS", "/cors/items", {"Origin": ALLOWED, "Access-Control-Request-Method": "PUT"}),
+}
+
+
+def wrk_script(tmp, name, method, headers):
+    path = os.path.join(tmp, f"{name}.lua")
+    with open(path, "w") as f:
+        f.write(f'wrk.method = "{method}"\n')
+        for k, v in headers.items():
+            f.write(f'wrk.headers["{k}"] = "{v}"\n')
+    return path
+
+
+def run_wrk(port, path, script, seconds, connections):
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-s", script, f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 1, "ms": 1000, "s": 1_000_000}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return reqs, rps, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0
+
+
+def measure(pid, port, workload, tmp, seconds, connections):
+    method, path, headers = WORKLOADS[workload]
+    script = wrk_script(tmp, workload, method, headers)
+    pids = process_tree(pid)
+    before = cpu_ticks(pids)
+    reqs, rps, p99, errors = run_wrk(port, path, script, seconds, connections)
+    after = cpu_ticks(pids)
+    cpu_us = (after - before) * 1_000_000 / CLK_TCK / max(reqs, 1)
+    return {"cpu_us": cpu_us, "rps": rps, "p99_us": p99, "errors": errors}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--workloads", default="W1,W2,W3,W4")
+    ap.add_argument("--access-log", action="store_true")
+    args = ap.parse_args()
+    for tool in ["wrk", "nginx", "taskset"]:
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed (apt-get install wrk nginx)")
+    tmp = tempfile.mkdtemp(prefix="corsgate-bench-")
+    procs = []
+
+    # nginx runs with access_log off; corsgate's access log is off too
+    # (RUST_LOG=warn) so that both measure proxying, not log formatting.
+    # Pass --access-log to measure corsgate with its access log on.
+    env = dict(os.environ, RUST_LOG="info" if args.access_log else "warn")
+
+    def spawn(cmd, cpu):
+        p = subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+        procs.append(p)
+        return p
+
+    try:
+        with open(os.path.join(tmp, "backend.conf"), "w") as f:
+            f.write(nginx_backend(tmp))
+        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+            f.write(nginx_proxy(tmp))
+        with open(os.path.join(tmp, "corsgate.yaml"), "w") as f:
+            f.write(corsgate_config())
+        spawn(["nginx", "-p", tmp, "-c", os.path.join(tmp, "backend.conf")], 1)
+        wait_port(BACKEND_PORT)
+        proxies = {
+            "corsgate": (spawn([os.path.join(TARGET, "corsgate"), "run", "--config",
+                                os.path.join(tmp, "corsgate.yaml")], 0), CORSGATE_PORT),
+            "nginx": (spawn(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")], 0), NGINX_PORT),
+            "fixed": (spawn([os.path.join(TARGET, "examples", "fixed_response"),
+                             f"127.0.0.1:{FIXED_PORT}"], 0), FIXED_PORT),
+        }
+        for _, port in proxies.values():
+            wait_port(port)
+        results = {}
+        for w in args.workloads.split(","):
+            order = ["corsgate", "nginx"] + (["fixed"] if w == "W1" else [])
+            for r in range(args.rounds):
+                for name in order:
+                    proc, port = proxies[name]
+                    wl = "F" if name == "fixed" else w
+                    m = measure(proc.pid, port, wl, tmp, args.seconds, args.connections)
+                    results.setdefault((w, name), []).append(m)
+                    print(f"{w} round {r + 1} {name:9} cpu {m['cpu_us']:6.2f} us/req  "
+                          f"{m['rps']:9.0f} req/s  p99 {m['p99_us']:7.0f} us  non-2xx {m['errors']}",
+                          flush=True)
+        print("\nMedians over rounds:")
+        print("| workload | proxy | CPU µs/req | req/s | p99 µs |")
+        print("|---|---|---:|---:|---:|")
+        for (w, name), ms in results.items():
+            med = lambda k: statistics.median(m[k] for m in ms)
+            print(f"| {w} | {name} | {med('cpu_us'):.2f} | {med('rps'):.0f} | {med('p99_us'):.0f} |")
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
