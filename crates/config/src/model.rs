@@ -199,6 +199,9 @@ pub struct Forward {
     /// Time to the upstream's response headers in milliseconds (default 30000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Speak HTTP/2 (prior knowledge, h2c) to the upstreams instead of HTTP/1.1.
+    #[serde(default)]
+    pub http2: bool,
 }
 
 fn default_connect_ms() -> u64 {

@@ -18,13 +18,14 @@ use std::time::Duration;
 /// wrapped in a size limit.
 pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
 
-/// Build a client with a connect timeout.
-pub(crate) fn client(connect_timeout: Duration) -> UpstreamClient {
+/// Build a client with a connect timeout, speaking HTTP/1.1 or h2c.
+pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
+        .http2_only(http2)
         .build(http)
 }
 
@@ -93,6 +94,8 @@ pub(crate) struct Forwarded<'a> {
     pub host: &'a str,
     /// Whether it connected over TLS.
     pub tls: bool,
+    /// Whether the upstream client speaks HTTP/2.
+    pub http2: bool,
 }
 
 /// Forward `req` to `upstream` (`http://host:port`). Returns the upstream's
@@ -105,7 +108,12 @@ pub(crate) async fn forward(
     max_body: u64,
     fwd: Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
-    let Forwarded { peer, host, tls } = fwd;
+    let Forwarded {
+        peer,
+        host,
+        tls,
+        http2,
+    } = fwd;
     let upgrade = is_upgrade(req.headers());
     let mut req = req;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -133,7 +141,11 @@ pub(crate) async fn forward(
     });
     let scheme = if tls { "https" } else { "http" };
     *req.uri_mut() = uri;
-    *req.version_mut() = Version::HTTP_11;
+    *req.version_mut() = if http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     if let Some(u) = &upgrade_value {

@@ -36,6 +36,8 @@ pub enum Action {
         connect_timeout: std::time::Duration,
         /// Time to response headers.
         timeout: std::time::Duration,
+        /// HTTP/2 (h2c) to the upstreams.
+        http2: bool,
     },
     /// Answer directly.
     Direct {
@@ -466,6 +468,7 @@ fn compile_rule(i: usize, r: &Rule, policies: &BTreeMap<String, Arc<Policy>>) ->
             next: AtomicUsize::new(0),
             connect_timeout: std::time::Duration::from_millis(f.connect_timeout_ms),
             timeout: std::time::Duration::from_millis(f.timeout_ms),
+            http2: f.http2,
         }
     } else if let Some(d) = &r.direct {
         let mut headers = HeaderMap::new();

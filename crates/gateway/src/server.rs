@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 
 struct Shared {
     vservice: CompiledVService,
-    clients: HashMap<Duration, UpstreamClient>,
+    clients: HashMap<(Duration, bool), UpstreamClient>,
 }
 
 /// A running gateway: its bound addresses, and a handle to stop it.
@@ -86,12 +86,14 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
         let mut clients = HashMap::new();
         for rule in &vs.rules {
             if let Action::Forward {
-                connect_timeout, ..
+                connect_timeout,
+                http2,
+                ..
             } = &rule.action
             {
                 clients
-                    .entry(*connect_timeout)
-                    .or_insert_with(|| proxy::client(*connect_timeout));
+                    .entry((*connect_timeout, *http2))
+                    .or_insert_with(|| proxy::client(*connect_timeout, *http2));
             }
         }
         let shared = Arc::new(Shared {
@@ -284,10 +286,11 @@ async fn handle(
             Action::Forward {
                 connect_timeout,
                 timeout,
+                http2,
                 ..
             } => match (
                 rule.action.pick_upstream(),
-                shared.clients.get(connect_timeout),
+                shared.clients.get(&(*connect_timeout, *http2)),
             ) {
                 (Some(upstream), Some(client)) => {
                     let max_body = vs.limits.max_body_bytes;
@@ -295,6 +298,7 @@ async fn handle(
                         peer,
                         host: &host,
                         tls,
+                        http2: *http2,
                     };
                     proxy::forward(client, upstream, *timeout, req, max_body, fwd).await
                 }

@@ -784,3 +784,45 @@ async fn websocket_echo_through_the_gateway() {
     ws.close(None).await.unwrap();
     gw.shutdown_within(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn http2_to_the_upstream_when_configured() {
+    // An h2c-capable backend that records the protocol version it saw.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let versions: Arc<Mutex<Vec<http::Version>>> = Arc::default();
+    let log = versions.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    log.lock().unwrap().push(req.version());
+                    async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from_static(b"h2 backend"),
+                        )))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let yaml = format!(
+        "policies: {{ p: {{ allowOrigins: [\"https://a.test\"] }} }}\nvservices:\n  - name: v\n    listen: 127.0.0.1:0\n    cors: p\n    rules:\n      - forward: {{ upstreams: [\"http://{addr}\"], http2: true }}\n"
+    );
+    let gw = gateway(&yaml).await;
+    let a = gw.addr("v").unwrap();
+    for _ in 0..3 {
+        let r = send(a, "GET", "/x", &[("origin", "https://a.test")]).await;
+        assert_eq!(&r.body[..], b"h2 backend");
+        assert_eq!(r.one("access-control-allow-origin"), Some("https://a.test"));
+    }
+    assert_eq!(*versions.lock().unwrap(), vec![http::Version::HTTP_2; 3]);
+    gw.shutdown().await;
+}
