@@ -826,3 +826,48 @@ async fn http2_to_the_upstream_when_configured() {
     assert_eq!(*versions.lock().unwrap(), vec![http::Version::HTTP_2; 3]);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn direct_responses_and_redirects_are_completed_and_round_robin_spreads_requests() {
+    let (b1, seen1) = backend().await;
+    let (b2, seen2) = backend().await;
+    let yaml = format!(
+        r#"
+policies:
+  p: {{ allowOrigins: ["https://a.test"], allowCredentials: true }}
+vservices:
+  - name: v
+    listen: "127.0.0.1:0"
+    cors: p
+    rules:
+      - match: {{ path: {{ exact: /moved }} }}
+        redirect: {{ location: "https://new.example.com/", status: 308 }}
+      - match: {{ path: {{ exact: /teapot }} }}
+        direct: {{ status: 418, headers: {{ content-type: text/plain }}, body: "short and stout" }}
+      - forward: {{ upstreams: ["http://{b1}", "http://{b2}"] }}
+"#
+    );
+    let gw = gateway(&yaml).await;
+    let a = gw.addr("v").unwrap();
+    let o = ("origin", "https://a.test");
+    let r = send(a, "GET", "/moved", &[o]).await;
+    assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.one("location"), Some("https://new.example.com/"));
+    assert_eq!(r.one("access-control-allow-origin"), Some("https://a.test"));
+    let r = send(a, "GET", "/teapot", &[o]).await;
+    assert_eq!(r.status.as_u16(), 418);
+    assert_eq!(&r.body[..], b"short and stout");
+    assert_eq!(r.one("access-control-allow-credentials"), Some("true"));
+    // A preflight to a redirect route is still answered by the gateway (R17).
+    let r = send(a, "OPTIONS", "/moved", &[o, (ACRM, "GET")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.one("access-control-allow-origin"), Some("https://a.test"));
+    for _ in 0..6 {
+        send(a, "GET", "/rr", &[o]).await;
+    }
+    assert_eq!(
+        (seen1.lock().unwrap().len(), seen2.lock().unwrap().len()),
+        (3, 3)
+    );
+    gw.shutdown().await;
+}
