@@ -9,7 +9,7 @@ use crate::proxy::{self, UpstreamClient};
 use crate::router::{self, Action, CompiledVService, RequestFacts};
 use crate::Body;
 use corsgate_config::Loaded;
-use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome};
+use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, Refusal};
 use http::header::HOST;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -24,6 +24,58 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+/// The CORS decision for the access log; formatting happens only when the
+/// log line is actually written.
+#[derive(Clone, Copy)]
+enum CorsDecision {
+    NoPolicy,
+    Shadow,
+    NotCors,
+    Allowed,
+    Refused(Refusal),
+    PreflightAllowed,
+    PreflightRefused(Refusal),
+}
+
+impl std::fmt::Display for CorsDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CorsDecision::NoPolicy => f.write_str("no_policy"),
+            CorsDecision::Shadow => f.write_str("shadow"),
+            CorsDecision::NotCors => f.write_str("not_cors"),
+            CorsDecision::Allowed => f.write_str("allowed"),
+            CorsDecision::Refused(r) => write!(f, "refused:{}", r.as_str()),
+            CorsDecision::PreflightAllowed => f.write_str("preflight_allowed"),
+            CorsDecision::PreflightRefused(r) => write!(f, "preflight_refused:{}", r.as_str()),
+        }
+    }
+}
+
+/// One access-log line's fields.
+struct AccessLog<'a> {
+    vs: &'a CompiledVService,
+    rule: &'a str,
+    method: &'a http::Method,
+    path: &'a str,
+    started: Instant,
+}
+
+impl AccessLog<'_> {
+    fn write(&self, status: http::StatusCode, upstream: Option<Duration>, cors: CorsDecision) {
+        tracing::info!(
+            target: "corsgate::access",
+            vservice = %self.vs.name,
+            rule = self.rule,
+            method = %self.method,
+            path = self.path,
+            status = status.as_u16(),
+            upstream_ms = upstream.map(|d| d.as_secs_f64() * 1000.0),
+            total_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            cors = %cors,
+        );
+    }
+}
 
 struct Shared {
     vservice: CompiledVService,
@@ -228,38 +280,36 @@ async fn handle(
 
     // R18, R26: a scoped preflight is answered here, before anything else.
     let mut completion = None;
-    let mut decision: String = "no_policy".into();
+    let mut decision = CorsDecision::NoPolicy;
+    let log = AccessLog {
+        vs,
+        rule: rule_name,
+        method: &method,
+        path: &path,
+        started,
+    };
     if let Some(policy) = selection.policy {
         match policy.evaluate(&method, req.headers()) {
             Evaluation::Preflight(answer) => {
                 let decision = match answer.outcome {
-                    PreflightOutcome::Allowed(_) => "preflight_allowed".to_owned(),
-                    PreflightOutcome::Refused(r) => format!("preflight_refused:{}", r.as_str()),
+                    PreflightOutcome::Allowed(_) => CorsDecision::PreflightAllowed,
+                    PreflightOutcome::Refused(r) => CorsDecision::PreflightRefused(r),
                 };
                 let mut resp = Response::new(proxy::full(bytes::Bytes::new()));
                 *resp.status_mut() = answer.status;
                 *resp.headers_mut() = answer.headers;
-                access_log(
-                    vs,
-                    rule_name,
-                    &method,
-                    &path,
-                    resp.status(),
-                    None,
-                    &decision,
-                    started,
-                );
+                log.write(resp.status(), None, decision);
                 return resp;
             }
             Evaluation::Actual(c) => {
                 decision = match c.outcome {
-                    ActualOutcome::NotCors => "not_cors".into(),
-                    ActualOutcome::Allowed(_) => "allowed".into(),
-                    ActualOutcome::Refused(r) => format!("refused:{}", r.as_str()),
+                    ActualOutcome::NotCors => CorsDecision::NotCors,
+                    ActualOutcome::Allowed(_) => CorsDecision::Allowed,
+                    ActualOutcome::Refused(r) => CorsDecision::Refused(r),
                 };
                 completion = Some(c);
             }
-            Evaluation::Shadow(_) => decision = "shadow".into(),
+            Evaluation::Shadow(_) => decision = CorsDecision::Shadow,
         }
     }
 
@@ -335,16 +385,7 @@ async fn handle(
     ) {
         policy.complete(c, resp.headers_mut());
     }
-    access_log(
-        vs,
-        rule_name,
-        &method,
-        &path,
-        resp.status(),
-        upstream_time,
-        &decision,
-        started,
-    );
+    log.write(resp.status(), upstream_time, decision);
     resp
 }
 
@@ -361,28 +402,4 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn access_log(
-    vs: &CompiledVService,
-    rule: &str,
-    method: &http::Method,
-    path: &str,
-    status: http::StatusCode,
-    upstream: Option<Duration>,
-    cors: &str,
-    started: Instant,
-) {
-    tracing::info!(
-        target: "corsgate::access",
-        vservice = %vs.name,
-        rule,
-        method = %method,
-        path,
-        status = status.as_u16(),
-        upstream_ms = upstream.map(|d| d.as_secs_f64() * 1000.0),
-        total_ms = started.elapsed().as_secs_f64() * 1000.0,
-        cors,
-    );
 }
