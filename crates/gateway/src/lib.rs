@@ -10,6 +10,7 @@
 
 pub mod router;
 
+mod pool;
 mod proxy;
 mod server;
 pub mod tls;

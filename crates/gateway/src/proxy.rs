@@ -14,19 +14,29 @@ use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The pooled upstream client. Request bodies are the client's stream,
+/// A pooled upstream client. Request bodies are the client's stream,
 /// wrapped in a size limit.
-pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+pub(crate) enum UpstreamClient {
+    /// HTTP/1.1: corsgate's own pool (see `pool`).
+    Http1(crate::pool::Http1Pool),
+    /// h2c: hyper-util's client, which multiplexes over one connection.
+    Http2(Client<HttpConnector, Body>),
+}
 
 /// Build a client with a connect timeout, speaking HTTP/1.1 or h2c.
 pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
+    if !http2 {
+        return UpstreamClient::Http1(crate::pool::Http1Pool::new(connect_timeout));
+    }
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .http2_only(http2)
-        .build(http)
+    UpstreamClient::Http2(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http2_only(true)
+            .build(http),
+    )
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1) never forwarded.
@@ -123,12 +133,18 @@ pub(crate) async fn forward(
     let mut req = req.map(|b| {
         http_body_util::Limited::new(b, usize::try_from(max_body).unwrap_or(usize::MAX)).boxed()
     });
-    let path = req
+    let path_and_query = req
         .uri()
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let Ok(uri) = format!("{upstream}{path}").parse::<Uri>() else {
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
+    // HTTP/1.1 upstreams get origin-form (`/path?q`); h2c needs the full URI.
+    let uri = match client {
+        UpstreamClient::Http1(_) => Some(Uri::from(path_and_query)),
+        UpstreamClient::Http2(_) => format!("{upstream}{path_and_query}").parse::<Uri>().ok(),
+    };
+    let Some(uri) = uri else {
         return (
             gateway_response(StatusCode::BAD_REQUEST, "bad request target\n"),
             None,
@@ -164,7 +180,13 @@ pub(crate) async fn forward(
     }
 
     let started = std::time::Instant::now();
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    let sent = async {
+        match client {
+            UpstreamClient::Http1(pool) => pool.send(authority, req).await.map_err(BoxError::from),
+            UpstreamClient::Http2(c) => c.request(req).await.map_err(BoxError::from),
+        }
+    };
+    match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(mut resp)) => {
             let elapsed = started.elapsed();
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
