@@ -20,7 +20,7 @@ pub(crate) enum UpstreamClient {
     /// HTTP/1.1: corsgate's own pool (see `pool`).
     Http1(crate::pool::Http1Pool),
     /// h2c: hyper-util's client, which multiplexes over one connection.
-    Http2(Client<HttpConnector, Body>),
+    Http2(Box<Client<HttpConnector, Body>>),
 }
 
 /// Build a client with a connect timeout, speaking HTTP/1.1 or h2c.
@@ -31,12 +31,12 @@ pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
-    UpstreamClient::Http2(
+    UpstreamClient::Http2(Box::new(
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_only(true)
             .build(http),
-    )
+    ))
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1) never forwarded.
