@@ -871,3 +871,65 @@ vservices:
     );
     gw.shutdown().await;
 }
+
+/// R16: rule > path > host > vService > global; the winner applies whole.
+#[tokio::test]
+async fn binding_precedence_rule_path_host_vservice_global() {
+    let yaml = r#"
+policies:
+  global: { allowOrigins: ["https://global.test"] }
+  vs: { allowOrigins: ["https://vs.test"] }
+  host: { allowOrigins: ["https://host.test"] }
+  path: { allowOrigins: ["https://path.test"] }
+  deeper: { allowOrigins: ["https://deeper.test"] }
+  rule: { allowOrigins: ["https://rule.test"], allowCredentials: true }
+cors: global
+vservices:
+  - name: a
+    listen: "127.0.0.1:0"
+    cors: vs
+    hostCors: { "*.tenants.test": host }
+    pathCors:
+      - { prefix: /p, cors: path }
+      - { prefix: /p/deeper, cors: deeper }
+    rules:
+      - { match: { path: { prefix: /r } }, cors: rule, direct: { status: 200 } }
+      - { direct: { status: 200 } }
+  - name: b
+    listen: "127.0.0.1:0"
+    rules:
+      - { direct: { status: 200 } }
+"#;
+    let gw = gateway(yaml).await;
+    let (a, b) = (gw.addr("a").unwrap(), gw.addr("b").unwrap());
+    // (vService address, host, path, the only origin that gets ACAO)
+    let cases = [
+        (a, "x.tenants.test", "/r/1", "https://rule.test"),
+        (a, "x.tenants.test", "/p/1", "https://path.test"),
+        (a, "x.tenants.test", "/p/deeper/1", "https://deeper.test"),
+        (a, "x.tenants.test", "/other", "https://host.test"),
+        (a, "www.test", "/other", "https://vs.test"),
+        (b, "www.test", "/other", "https://global.test"),
+    ];
+    let origins = [
+        "https://rule.test",
+        "https://path.test",
+        "https://deeper.test",
+        "https://host.test",
+        "https://vs.test",
+        "https://global.test",
+    ];
+    for (addr, host, path, winner) in cases {
+        for origin in origins {
+            let r = send(addr, "GET", path, &[("host", host), ("origin", origin)]).await;
+            let allowed = r.one("access-control-allow-origin").is_some();
+            assert_eq!(allowed, origin == winner, "{host}{path} with {origin}");
+            // Whole policy, never merged: only the rule policy has credentials.
+            assert_eq!(
+                r.one("access-control-allow-credentials").is_some(),
+                allowed && winner == "https://rule.test"
+            );
+        }
+    }
+    gw.shutdown().await;
+}
