@@ -56,8 +56,27 @@ pub struct Loaded {
     pub config: Config,
     /// Every named policy, compiled.
     pub policies: BTreeMap<String, Arc<Policy>>,
-    /// Non-refusing lints, per policy name.
-    pub lints: Vec<(String, Lint)>,
+    /// Non-refusing lints, each with its place in the document.
+    pub lints: Vec<ConfigLint>,
+}
+
+/// A lint with its place in the configuration document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigLint {
+    /// Where (`policies.seed.maxAge`, `vservices[0].rules[2]`).
+    pub path: String,
+    /// The lint.
+    pub lint: Lint,
+}
+
+impl fmt::Display for ConfigLint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} [{}] {}: {} (fix: {})",
+            self.lint.id, self.lint.severity, self.path, self.lint.message, self.lint.fix
+        )
+    }
 }
 
 /// Load and validate a configuration file.
@@ -103,7 +122,10 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
     for (name, spec) in &config.policies {
         match Policy::compile(spec) {
             Ok(c) => {
-                lints.extend(c.lints.into_iter().map(|l| (name.clone(), l)));
+                lints.extend(c.lints.into_iter().map(|lint| ConfigLint {
+                    path: format!("policies.{name}.{}", lint.at),
+                    lint,
+                }));
                 policies.insert(name.clone(), Arc::new(c.policy));
             }
             Err(rejected) => {
@@ -288,6 +310,9 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
             }
         }
     }
+    for (vi, vs) in config.vservices.iter().enumerate() {
+        lints.extend(preflight_ambiguity(vi, vs));
+    }
     if errors.is_empty() {
         Ok(Loaded {
             config,
@@ -297,4 +322,52 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// `L-PREFLIGHT-AMBIGUOUS` (R17): a preflight cannot carry header *values*,
+/// so a rule with a header value or regex condition "could match" every
+/// preflight for its host, path, methods and query. A later rule with the
+/// same host, path, method and query conditions but another policy then
+/// never answers preflights: the earlier rule's policy does.
+fn preflight_ambiguity(vi: usize, vs: &VService) -> Vec<ConfigLint> {
+    let mut out = Vec::new();
+    for (j, later) in vs.rules.iter().enumerate() {
+        let shadowed_by = vs.rules[..j].iter().position(|earlier| {
+            earlier.cors != later.cors
+                && earlier
+                    .matches
+                    .headers
+                    .iter()
+                    .any(|h| h.value.is_some() || h.regex.is_some())
+                && earlier.matches.hosts == later.matches.hosts
+                && earlier.matches.path == later.matches.path
+                && earlier.matches.methods == later.matches.methods
+                && earlier.matches.query == later.matches.query
+        });
+        if let Some(i) = shadowed_by {
+            let name = |r: &Rule| r.cors.clone().unwrap_or_else(|| "(inherited)".into());
+            out.push(ConfigLint {
+                path: format!("vservices[{vi}].rules[{j}]"),
+                lint: Lint {
+                    id: corsgate_policy::LintId::PreflightAmbiguous,
+                    severity: corsgate_policy::Severity::Warn,
+                    at: corsgate_policy::FieldPath {
+                        field: "rules",
+                        index: Some(j),
+                    },
+                    message: format!(
+                        "preflights for this rule's requests are matched by rules[{i}] first \
+                         (its header value conditions cannot be checked on a preflight), so \
+                         policy {:?} answers them instead of {:?}",
+                        name(&vs.rules[i]),
+                        name(later)
+                    ),
+                    fix: "distinguish the rules by path, method or a header-presence condition, \
+                          or give them the same policy"
+                        .into(),
+                },
+            });
+        }
+    }
+    out
 }

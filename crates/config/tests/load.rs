@@ -69,7 +69,7 @@ vservices:
         direct: { status: 204 }
 "#;
     let loaded = load_str(yaml, None).unwrap();
-    let ids: Vec<&str> = loaded.lints.iter().map(|(_, l)| l.id.as_str()).collect();
+    let ids: Vec<&str> = loaded.lints.iter().map(|l| l.lint.id.as_str()).collect();
     assert_eq!(
         ids,
         ["L-NOOP-OPTIONS", "L-NOOP-HEADER", "L-MAXAGE-CHROMIUM"]
@@ -84,4 +84,58 @@ fn the_examples_load() {
             .join(file);
         corsgate_config::load_file(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+}
+
+#[test]
+fn r17_preflight_ambiguous_rules_are_linted() {
+    let base = r#"
+policies:
+  partner: { allowOrigins: ["https://partner.test"] }
+  public: { allowOrigins: ["*"] }
+vservices:
+  - name: a
+    listen: "127.0.0.1:0"
+    rules:
+      - match: { path: { prefix: /api }, headers: [{ name: x-partner, value: "yes" }] }
+        cors: partner
+        direct: { status: 200 }
+      - match: { path: { prefix: /api } }
+        cors: public
+        direct: { status: 200 }
+"#;
+    let lints = load_str(base, None).unwrap().lints;
+    let ambiguous: Vec<_> = lints
+        .iter()
+        .filter(|l| l.lint.id.as_str() == "L-PREFLIGHT-AMBIGUOUS")
+        .collect();
+    assert_eq!(ambiguous.len(), 1, "{lints:?}");
+    assert_eq!(ambiguous[0].path, "vservices[0].rules[1]");
+    assert!(ambiguous[0]
+        .lint
+        .message
+        .contains("\"partner\" answers them instead of \"public\""));
+    // Distinguishable by a header-presence condition: no lint.
+    let presence = base.replace(
+        r#"{ name: x-partner, value: "yes" }"#,
+        "{ name: x-partner }",
+    );
+    let lints = load_str(&presence, None).unwrap().lints;
+    assert!(
+        lints
+            .iter()
+            .all(|l| l.lint.id.as_str() != "L-PREFLIGHT-AMBIGUOUS"),
+        "{lints:?}"
+    );
+    // Different paths: no lint.
+    let paths = base.replace(
+        "match: { path: { prefix: /api } }",
+        "match: { path: { prefix: /other } }",
+    );
+    let lints = load_str(&paths, None).unwrap().lints;
+    assert!(
+        lints
+            .iter()
+            .all(|l| l.lint.id.as_str() != "L-PREFLIGHT-AMBIGUOUS"),
+        "{lints:?}"
+    );
 }

@@ -83,8 +83,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            for (policy, lint) in &loaded.lints {
-                tracing::warn!(policy, lint = %lint, "policy lint");
+            for lint in &loaded.lints {
+                tracing::warn!(%lint, "configuration lint");
             }
             let threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)

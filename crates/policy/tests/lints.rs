@@ -105,7 +105,7 @@ fn r6_every_lint_triggers_with_its_severity_and_stays_quiet_otherwise() {
         seen.insert(id);
     }
     for id in LintId::ALL {
-        // L-PREFLIGHT-AMBIGUOUS needs routes; the routing layer raises it.
+        // L-PREFLIGHT-AMBIGUOUS needs routes: corsgate-config raises and tests it.
         if id != LintId::PreflightAmbiguous {
             assert!(seen.contains(&id), "{id} has no test");
         }
