@@ -97,11 +97,11 @@ pub(crate) fn full(b: Bytes) -> Body {
 }
 
 /// What the `X-Forwarded-*` headers say about the client side.
-pub(crate) struct Forwarded<'a> {
+pub(crate) struct Forwarded {
     /// The client's address.
     pub peer: SocketAddr,
-    /// The host it asked for.
-    pub host: &'a str,
+    /// The `Host` it asked for (for HTTP/2, its authority), port included.
+    pub host: Option<HeaderValue>,
     /// Whether it connected over TLS.
     pub tls: bool,
     /// Whether the upstream client speaks HTTP/2.
@@ -116,7 +116,7 @@ pub(crate) async fn forward(
     timeout: Duration,
     req: Request<Incoming>,
     max_body: u64,
-    fwd: Forwarded<'_>,
+    fwd: Forwarded,
 ) -> (Response<Body>, Option<Duration>) {
     let Forwarded {
         peer,
@@ -150,11 +150,7 @@ pub(crate) async fn forward(
             None,
         );
     };
-    let original_host = req.headers().get(HOST).cloned().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+
     let scheme = if tls { "https" } else { "http" };
     *req.uri_mut() = uri;
     *req.version_mut() = if http2 {
@@ -169,15 +165,14 @@ pub(crate) async fn forward(
         headers.insert(http::header::UPGRADE, u.clone());
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    // Host is preserved: the upstream sees what the client asked for.
-    if let Some(h) = original_host {
-        headers.insert(HOST, h);
+    // Host is preserved: the upstream sees what the client asked for, and
+    // X-Forwarded-Host says the same.
+    if let Some(h) = host {
+        headers.insert(HOST, h.clone());
+        headers.insert("x-forwarded-host", h);
     }
     append_forwarded(headers, "x-forwarded-for", &peer.ip().to_string());
     headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
-    if let Ok(h) = HeaderValue::from_str(host) {
-        headers.insert("x-forwarded-host", h);
-    }
 
     let started = std::time::Instant::now();
     let sent = async {

@@ -239,21 +239,24 @@ async fn accept_loop(
     }
 }
 
-/// The request's host without port, from `Host` or the URI authority (h2).
-fn request_host(req: &Request<Incoming>) -> String {
-    let raw = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
-        .unwrap_or_default();
-    let host = if raw.starts_with('[') {
-        raw.split_inclusive(']').next().unwrap_or("").to_owned()
+/// The request's `Host`, or for HTTP/2 its URI authority, as a header value
+/// (shared with the request, not copied).
+fn request_host(req: &Request<Incoming>) -> Option<http::HeaderValue> {
+    req.headers().get(HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    })
+}
+
+/// The host part of a `Host` value, without the port. Routing compares it
+/// case-insensitively, so it is not lower-cased (which would copy it).
+fn host_without_port(value: &str) -> &str {
+    if value.starts_with('[') {
+        value.split_inclusive(']').next().unwrap_or("")
     } else {
-        raw.split(':').next().unwrap_or("").to_owned()
-    };
-    host.to_ascii_lowercase()
+        value.split(':').next().unwrap_or("")
+    }
 }
 
 async fn handle(
@@ -266,11 +269,17 @@ async fn handle(
     let vs = &shared.vservice;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let host = request_host(&req);
+    let host_value = request_host(&req);
+    let host = host_without_port(
+        host_value
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
     let preflight = corsgate_policy::is_preflight(&method, req.headers());
     let selection = vs.select(&RequestFacts {
         method: &method,
-        host: &host,
+        host,
         path: &path,
         query: req.uri().query(),
         headers: req.headers(),
@@ -346,7 +355,7 @@ async fn handle(
                     let max_body = vs.limits.max_body_bytes;
                     let fwd = proxy::Forwarded {
                         peer,
-                        host: &host,
+                        host: host_value.clone(),
                         tls,
                         http2: *http2,
                     };
