@@ -298,7 +298,7 @@ async fn handle(
         started,
     };
     if let Some(policy) = selection.policy {
-        match policy.evaluate(&method, req.headers()) {
+        match policy.evaluate_classified(preflight, req.headers()) {
             Evaluation::Preflight(answer) => {
                 let decision = match answer.outcome {
                     PreflightOutcome::Allowed(_) => CorsDecision::PreflightAllowed,

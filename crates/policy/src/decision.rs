@@ -213,7 +213,13 @@ pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
 impl Policy {
     /// Classify and decide one request (see the crate-level decision table).
     pub fn evaluate(&self, method: &Method, headers: &HeaderMap) -> Evaluation {
-        let preflight = is_preflight(method, headers);
+        self.evaluate_classified(is_preflight(method, headers), headers)
+    }
+
+    /// [`Policy::evaluate`] for a caller that has already classified the
+    /// request with [`is_preflight`] (the router needs that answer too, R17),
+    /// so the classification is not done twice per request.
+    pub fn evaluate_classified(&self, preflight: bool, headers: &HeaderMap) -> Evaluation {
         match (self.mode, preflight) {
             (Mode::Enforce, true) => Evaluation::Preflight(self.preflight(headers)),
             (Mode::Enforce, false) => Evaluation::Actual(self.actual(headers)),
