@@ -5,7 +5,7 @@
 Each proxy runs alone, pinned to CPU 0 with taskset; wrk and the backend
 (an nginx `return 200`) share CPU 1. On 2 cores the load generator saturates
 before a fast proxy does, so the figure of merit is the proxy's CPU time per
-request: the utime+stime delta of the proxy's processes from /proc/PID/stat
+request: the on-CPU time of the proxy's threads (from /proc/PID/task/*/schedstat)
 over the run, divided by the requests wrk completed. Rounds are interleaved
 (A B A B ...) and medians reported.
 
@@ -36,7 +36,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, "target", "release")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 BACKEND_PORT = 18080
 CORSGATE_PORT = 18081
@@ -142,12 +141,20 @@ def wait_port(port, timeout=10):
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def cpu_ticks(pids):
+def cpu_ns(pids):
+    """On-CPU time of the processes' threads, in nanoseconds.
+
+    The scheduler's exact runtime (the first field of each thread's
+    /proc/PID/task/TID/schedstat) rather than utime+stime, which are sampled
+    at clock ticks and add sampling noise of their own."""
     total = 0
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except OSError:
+                pass
     return total
 
 
@@ -201,10 +208,10 @@ def measure(pid, port, workload, tmp, seconds, connections):
     method, path, headers = WORKLOADS[workload]
     script = wrk_script(tmp, workload, method, headers)
     pids = process_tree(pid)
-    before = cpu_ticks(pids)
+    before = cpu_ns(pids)
     reqs, rps, p99, errors = run_wrk(port, path, script, seconds, connections)
-    after = cpu_ticks(pids)
-    cpu_us = (after - before) * 1_000_000 / CLK_TCK / max(reqs, 1)
+    after = cpu_ns(pids)
+    cpu_us = (after - before) / 1000 / max(reqs, 1)
     return {"cpu_us": cpu_us, "rps": rps, "p99_us": p99, "errors": errors}
 
 
