@@ -8,8 +8,10 @@
 #![deny(missing_docs)]
 
 mod model;
+mod tighten;
 
 pub use model::*;
+pub use tighten::{tightenings, Tightening, BROWSER_MAX_AGE_CAP};
 
 use corsgate_policy::{Lint, Policy};
 use std::collections::BTreeMap;

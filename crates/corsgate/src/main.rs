@@ -1,5 +1,7 @@
 //! The `corsgate` command.
 
+mod reload;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,10 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Do not reload when the configuration file changes (SIGHUP still
+        /// reloads).
+        #[arg(long)]
+        no_watch: bool,
         /// Worker threads (default: one per available CPU). With 1, a
         /// single-threaded runtime runs everything on the calling thread,
         /// which avoids cross-thread wake-ups when pinned to one core.
@@ -70,12 +76,24 @@ fn main() -> ExitCode {
             config,
             log_format,
             threads,
+            no_watch,
         } => {
             init_logs(log_format);
-            let loaded = match &config {
-                Some(path) => corsgate_config::load_file(path),
-                None => corsgate_config::load_str(DEFAULT_CONFIG, Some("<embedded default>")),
+            let text = match &config {
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("{}: cannot read: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                },
+                None => DEFAULT_CONFIG.to_owned(),
             };
+            let name = config.as_ref().map_or_else(
+                || "<embedded default>".to_owned(),
+                |p| p.display().to_string(),
+            );
+            let loaded = corsgate_config::load_str(&text, Some(&name));
             let loaded = match loaded {
                 Ok(l) => l,
                 Err(e) => {
@@ -104,7 +122,7 @@ fn main() -> ExitCode {
                 }
             };
             runtime.block_on(async move {
-                let running = match corsgate_gateway::start(&loaded).await {
+                let mut running = match corsgate_gateway::start(&loaded).await {
                     Ok(r) => r,
                     Err(e) => {
                         eprintln!("cannot listen: {e}");
@@ -117,15 +135,65 @@ fn main() -> ExitCode {
                 if config.is_none() {
                     print_demo_hints(&running);
                 }
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-                    _ = terminate() => tracing::info!("shutting down"),
+                let (tx, mut triggers) = tokio::sync::mpsc::unbounded_channel();
+                let mut reloader = config
+                    .clone()
+                    .map(|path| reload::Reloader::new(path, text, loaded));
+                // Kept alive for as long as the gateway runs.
+                let _watch = match (&config, no_watch) {
+                    (Some(path), false) => match reload::watch(path, tx.clone()) {
+                        Ok(w) => Some(w),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot watch the configuration file; reload with SIGHUP");
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                spawn_sighup(tx);
+                // Created once, before the loop, so that no signal falls
+                // between two registrations.
+                let interrupt = tokio::signal::ctrl_c();
+                let term = terminate();
+                tokio::pin!(interrupt, term);
+                loop {
+                    tokio::select! {
+                        _ = &mut interrupt => break,
+                        _ = &mut term => break,
+                        Some(trigger) = triggers.recv() => match reloader.as_mut() {
+                            Some(r) => r.reload(&mut running, trigger).await,
+                            None => tracing::warn!("the embedded configuration cannot be reloaded; run with --config"),
+                        },
+                    }
                 }
+                tracing::info!("shutting down");
                 running.shutdown().await;
                 ExitCode::SUCCESS
             })
         }
     }
+}
+
+/// Turn every SIGHUP into a reload trigger.
+fn spawn_sighup(tx: tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut s) => {
+                tokio::spawn(async move {
+                    while s.recv().await.is_some() {
+                        if tx.send(reload::Trigger::Signal).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
 }
 
 async fn terminate() {

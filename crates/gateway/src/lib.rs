@@ -15,7 +15,7 @@ mod proxy;
 mod server;
 pub mod tls;
 
-pub use server::{start, Running};
+pub use server::{start, ReloadError, ReloadReport, Running};
 
 /// The response body type of every gateway response.
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;

@@ -8,6 +8,7 @@
 use crate::proxy::{self, UpstreamClient};
 use crate::router::{self, Action, CompiledVService, RequestFacts};
 use crate::Body;
+use arc_swap::ArcSwap;
 use corsgate_config::Loaded;
 use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, Refusal};
 use http::header::HOST;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
 /// The CORS decision for the access log; formatting happens only when the
 /// log line is actually written.
@@ -77,17 +78,88 @@ impl AccessLog<'_> {
     }
 }
 
-struct Shared {
+/// What one listener serves in one configuration generation.
+struct Slot {
     vservice: CompiledVService,
-    clients: HashMap<(Duration, bool), UpstreamClient>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// A running gateway: its bound addresses, and a handle to stop it.
+/// One applied configuration, swapped whole on reload. A request loads the
+/// generation once when it arrives and uses it until its response head is
+/// ready, so it never mixes two configurations; requests in flight during a
+/// reload finish on the generation they started with.
+struct Generation {
+    /// Indexed by listener slot; `None` for listeners being retired.
+    slots: Vec<Option<Slot>>,
+    /// Upstream clients by (connect timeout, HTTP/2), shared by every
+    /// vService and carried over between generations so that reloads keep
+    /// the pooled connections.
+    clients: HashMap<(Duration, bool), Arc<UpstreamClient>>,
+}
+
+type State = Arc<ArcSwap<Generation>>;
+
+/// A bound listener.
+struct Listener {
+    slot: usize,
+    listen: String,
+    name: String,
+    addr: SocketAddr,
+    stop: watch::Sender<Option<Duration>>,
+    task: JoinHandle<()>,
+}
+
+/// Why a reload was refused. The running configuration stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A new listener could not be bound.
+    #[error("vService {vservice}: cannot listen on {listen}: {source}")]
+    Bind {
+        /// vService.
+        vservice: String,
+        /// Address.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS material could not be loaded.
+    #[error("vService {vservice}: {source}")]
+    Tls {
+        /// vService.
+        vservice: String,
+        /// Why.
+        source: crate::tls::TlsError,
+    },
+}
+
+impl From<ReloadError> for std::io::Error {
+    fn from(e: ReloadError) -> Self {
+        match e {
+            ReloadError::Bind { source, .. } => source,
+            e @ ReloadError::Tls { .. } => std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        }
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// vServices on listeners that were already bound (served by the new
+    /// configuration from the next request on).
+    pub kept: Vec<String>,
+    /// vServices on newly bound listeners.
+    pub added: Vec<String>,
+    /// vServices whose listeners were closed (in-flight requests drained).
+    pub removed: Vec<String>,
+}
+
+/// A running gateway: its bound addresses, and handles to reload or stop it.
 pub struct Running {
     /// `(vService name, bound address)` in configuration order.
     pub addrs: Vec<(String, SocketAddr)>,
-    stop: watch::Sender<Option<Duration>>,
-    tasks: JoinSet<()>,
+    state: State,
+    listeners: Vec<Listener>,
+    next_slot: usize,
 }
 
 impl Running {
@@ -99,12 +171,120 @@ impl Running {
             .map(|(_, a)| *a)
     }
 
+    /// Apply a new, already validated configuration atomically.
+    ///
+    /// Listeners whose `listen` address is unchanged stay bound (no
+    /// connection is dropped); new addresses are bound *before* anything is
+    /// swapped, so a failure (address in use, unreadable certificate)
+    /// leaves the running configuration untouched. Then every listener
+    /// switches to the new generation with one atomic pointer swap, and
+    /// listeners no longer configured stop accepting and drain.
+    pub async fn reload(&mut self, loaded: &Loaded) -> Result<ReloadReport, ReloadError> {
+        let compiled = router::compile(&loaded.config, &loaded.policies);
+        let old = self.state.load_full();
+        let mut report = ReloadReport::default();
+        let mut slots: Vec<Option<Slot>> = Vec::new();
+        let mut fresh: Vec<(usize, TcpListener, String, String)> = Vec::new();
+        let mut keep = std::collections::HashSet::new();
+        let mut next_slot = self.next_slot;
+        for vs in compiled {
+            let acceptor = tls_acceptor(&vs).map_err(|source| ReloadError::Tls {
+                vservice: vs.name.clone(),
+                source,
+            })?;
+            let slot = match self.listeners.iter().find(|l| l.listen == vs.listen) {
+                Some(l) => {
+                    keep.insert(l.slot);
+                    report.kept.push(vs.name.clone());
+                    l.slot
+                }
+                None => {
+                    let listener = TcpListener::bind(&vs.listen).await.map_err(|source| {
+                        ReloadError::Bind {
+                            vservice: vs.name.clone(),
+                            listen: vs.listen.clone(),
+                            source,
+                        }
+                    })?;
+                    let slot = next_slot;
+                    next_slot += 1;
+                    report.added.push(vs.name.clone());
+                    fresh.push((slot, listener, vs.name.clone(), vs.listen.clone()));
+                    slot
+                }
+            };
+            if slots.len() <= slot {
+                slots.resize_with(slot + 1, || None);
+            }
+            slots[slot] = Some(Slot {
+                vservice: vs,
+                acceptor,
+            });
+        }
+        let clients = clients_for(&slots, Some(&old.clients));
+        // Nothing can fail from here on.
+        self.next_slot = next_slot;
+        self.state.store(Arc::new(Generation { slots, clients }));
+        let (stay, go): (Vec<_>, Vec<_>) = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .partition(|l| keep.contains(&l.slot));
+        self.listeners = stay;
+        for l in go {
+            report.removed.push(l.name.clone());
+            let _ = l.stop.send(Some(Duration::from_secs(30)));
+            // The listener drains on its own task; nothing waits for it here.
+            drop(l.task);
+        }
+        for (slot, listener, name, listen) in fresh {
+            self.spawn_listener(slot, listener, name, listen);
+        }
+        // Names of kept listeners follow the new configuration.
+        let current = self.state.load();
+        for l in &mut self.listeners {
+            if let Some(Some(slot)) = current.slots.get(l.slot) {
+                l.name = slot.vservice.name.clone();
+            }
+        }
+        self.refresh_addrs();
+        Ok(report)
+    }
+
+    fn spawn_listener(&mut self, slot: usize, listener: TcpListener, name: String, listen: String) {
+        let addr = listener.local_addr().unwrap_or_else(|_| {
+            // A bound TCP listener always has a local address.
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        });
+        let (stop, stop_rx) = watch::channel(None);
+        let task = tokio::spawn(accept_loop(listener, slot, self.state.clone(), stop_rx));
+        self.listeners.push(Listener {
+            slot,
+            listen,
+            name,
+            addr,
+            stop,
+            task,
+        });
+    }
+
+    fn refresh_addrs(&mut self) {
+        self.listeners.sort_by_key(|l| l.slot);
+        self.addrs = self
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.addr))
+            .collect();
+    }
+
     /// Stop accepting connections at once, let in-flight requests finish,
     /// and close idle connections; connections still busy after `drain`
     /// are dropped.
-    pub async fn shutdown_within(mut self, drain: Duration) {
-        let _ = self.stop.send(Some(drain));
-        while self.tasks.join_next().await.is_some() {}
+    pub async fn shutdown_within(self, drain: Duration) {
+        for l in &self.listeners {
+            let _ = l.stop.send(Some(drain));
+        }
+        for l in self.listeners {
+            let _ = l.task.await;
+        }
     }
 
     /// [`Running::shutdown_within`] with a 30 s drain deadline.
@@ -113,63 +293,77 @@ impl Running {
     }
 
     /// Wait until every listener has stopped (they run until `shutdown`).
-    pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
+    pub async fn wait(self) {
+        for l in self.listeners {
+            let _ = l.task.await;
+        }
     }
 }
 
-/// Bind every vService's listener and start serving.
-pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
-    let compiled = router::compile(&loaded.config, &loaded.policies);
-    let (stop, stop_rx) = watch::channel(None);
-    let mut tasks = JoinSet::new();
-    let mut addrs = Vec::new();
-    for vs in compiled {
-        let acceptor = match &vs.tls {
-            Some(t) => Some(
-                crate::tls::acceptor(t)
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
-            ),
-            None => None,
-        };
-        let listener = TcpListener::bind(&vs.listen).await?;
-        let addr = listener.local_addr()?;
-        addrs.push((vs.name.clone(), addr));
-        let mut clients = HashMap::new();
-        for rule in &vs.rules {
+fn tls_acceptor(
+    vs: &CompiledVService,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, crate::tls::TlsError> {
+    vs.tls.as_ref().map(crate::tls::acceptor).transpose()
+}
+
+/// The upstream clients a generation needs, reusing the previous
+/// generation's (and so their pooled connections) where the settings match.
+fn clients_for(
+    slots: &[Option<Slot>],
+    previous: Option<&HashMap<(Duration, bool), Arc<UpstreamClient>>>,
+) -> HashMap<(Duration, bool), Arc<UpstreamClient>> {
+    let mut clients = HashMap::new();
+    for slot in slots.iter().flatten() {
+        for rule in &slot.vservice.rules {
             if let Action::Forward {
                 connect_timeout,
                 http2,
                 ..
             } = &rule.action
             {
-                clients
-                    .entry((*connect_timeout, *http2))
-                    .or_insert_with(|| proxy::client(*connect_timeout, *http2));
+                let key = (*connect_timeout, *http2);
+                clients.entry(key).or_insert_with(|| {
+                    previous
+                        .and_then(|p| p.get(&key).cloned())
+                        .unwrap_or_else(|| Arc::new(proxy::client(*connect_timeout, *http2)))
+                });
             }
         }
-        let shared = Arc::new(Shared {
-            vservice: vs,
-            clients,
-        });
-        tasks.spawn(accept_loop(listener, acceptor, shared, stop_rx.clone()));
     }
-    Ok(Running { addrs, stop, tasks })
+    clients
+}
+
+/// Bind every vService's listener and start serving.
+pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
+    let mut running = Running {
+        addrs: Vec::new(),
+        state: Arc::new(ArcSwap::from_pointee(Generation {
+            slots: Vec::new(),
+            clients: HashMap::new(),
+        })),
+        listeners: Vec::new(),
+        next_slot: 0,
+    };
+    running.reload(loaded).await?;
+    Ok(running)
+}
+
+/// hyper's HTTP/1 read buffer for a header limit: hyper answers on its own
+/// (without CORS) past its buffer, so keep it well above our limit so that
+/// our 431, completed with CORS, wins.
+fn read_buffer_for(max_header_bytes: usize) -> usize {
+    max_header_bytes.max(8192) * 2 + 16 * 1024
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
+    slot: usize,
+    state: State,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper answers on its own (without CORS) past its buffer; keep it well
-    // above our header limit so that our 431, completed with CORS, wins.
-    builder
-        .http1()
-        .max_buf_size(shared.vservice.limits.max_header_bytes.max(8192) * 2 + 16 * 1024);
+    let mut buffer = 0;
     let drain = loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -182,13 +376,37 @@ async fn accept_loop(
             _ = stop.changed() => break stop.borrow().unwrap_or_default(),
         };
         let _ = stream.set_nodelay(true);
-        let svc_shared = shared.clone();
+        // The connection's settings come from the generation current when
+        // it is accepted; each request reads the generation anew.
+        let acceptor = {
+            let generation = state.load();
+            let Some(Some(current)) = generation.slots.get(slot) else {
+                continue;
+            };
+            let wanted = read_buffer_for(current.vservice.limits.max_header_bytes);
+            if wanted != buffer {
+                buffer = wanted;
+                builder.http1().max_buf_size(buffer);
+            }
+            current.acceptor.clone()
+        };
         let tls = acceptor.is_some();
+        let svc_state = state.clone();
         let svc = service_fn(move |req| {
-            let shared = svc_shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer, tls).await) }
+            let generation = svc_state.load_full();
+            async move {
+                let resp = match generation.slots.get(slot) {
+                    Some(Some(current)) => handle(&generation, current, req, peer, tls).await,
+                    // The listener is being retired by a reload.
+                    _ => proxy::gateway_response(
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        "listener closing\n",
+                    ),
+                };
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
-        match &acceptor {
+        match acceptor {
             None => {
                 let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc)
@@ -203,7 +421,6 @@ async fn accept_loop(
             Some(acceptor) => {
                 // The handshake runs in the connection's task so a slow
                 // client cannot stall the accept loop.
-                let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
@@ -235,7 +452,7 @@ async fn accept_loop(
         .await
         .is_err()
     {
-        tracing::warn!(vservice = %shared.vservice.name, "drain deadline passed; closing busy connections");
+        tracing::warn!(slot, "drain deadline passed; closing busy connections");
     }
 }
 
@@ -260,13 +477,14 @@ fn host_without_port(value: &str) -> &str {
 }
 
 async fn handle(
-    shared: &Shared,
+    generation: &Generation,
+    slot: &Slot,
     req: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
 ) -> Response<Body> {
     let started = Instant::now();
-    let vs = &shared.vservice;
+    let vs = &slot.vservice;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let host_value = request_host(&req);
@@ -349,7 +567,7 @@ async fn handle(
                 ..
             } => match (
                 rule.action.pick_upstream(),
-                shared.clients.get(&(*connect_timeout, *http2)),
+                generation.clients.get(&(*connect_timeout, *http2)),
             ) {
                 (Some(upstream), Some(client)) => {
                     let max_body = vs.limits.max_body_bytes;

@@ -1,0 +1,155 @@
+//! Hot reload: on SIGHUP and when the configuration file changes, load and
+//! validate the new configuration completely, then swap it in atomically.
+//!
+//! A configuration that fails to load (syntax, validation, policy
+//! compilation) or to apply (an address in use, an unreadable certificate)
+//! is logged with its location and changes nothing: the running
+//! configuration stays in force. Requests in flight finish on the
+//! configuration they started with.
+
+use corsgate_config::{ConfigErrors, Loaded};
+use corsgate_gateway::Running;
+use notify_debouncer_mini::notify::RecursiveMode;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long a burst of file events must be quiet before a reload: editors
+/// write a file in several steps (truncate, write, rename).
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Why a reload was asked for.
+#[derive(Clone, Copy, Debug)]
+pub enum Trigger {
+    /// SIGHUP.
+    Signal,
+    /// The configuration file (or its directory) changed.
+    FileChanged,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signal => "SIGHUP",
+            Trigger::FileChanged => "file change",
+        }
+    }
+}
+
+/// The configuration in force and where it came from.
+pub struct Reloader {
+    path: PathBuf,
+    text: String,
+    current: Loaded,
+    generation: u64,
+}
+
+impl Reloader {
+    /// Start from the configuration `text` of `path` that is running now.
+    pub fn new(path: PathBuf, text: String, current: Loaded) -> Self {
+        Reloader {
+            path,
+            text,
+            current,
+            generation: 1,
+        }
+    }
+
+    /// Load the file again and apply it if it is valid and changed (a
+    /// SIGHUP applies it even unchanged, to re-read certificates).
+    pub async fn reload(&mut self, running: &mut Running, trigger: Trigger) {
+        let file = self.path.display().to_string();
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(file, trigger = trigger.as_str(), error = %e,
+                    "reload refused: cannot read the configuration; the running configuration stays in force");
+                return;
+            }
+        };
+        if matches!(trigger, Trigger::FileChanged) && text == self.text {
+            return;
+        }
+        let loaded = match corsgate_config::load_str(&text, Some(&file)) {
+            Ok(l) => l,
+            Err(ConfigErrors(errors)) => {
+                for e in &errors {
+                    tracing::error!(trigger = trigger.as_str(), error = %e, "configuration error");
+                }
+                tracing::error!(
+                    file,
+                    errors = errors.len(),
+                    "reload refused; the running configuration stays in force"
+                );
+                // Remember the text so that the same broken file is not
+                // reported again on every unrelated event.
+                self.text = text;
+                return;
+            }
+        };
+        let tightened = corsgate_config::tightenings(&self.current.config, &loaded.config);
+        match running.reload(&loaded).await {
+            Ok(report) => {
+                self.generation += 1;
+                tracing::info!(
+                    file,
+                    trigger = trigger.as_str(),
+                    generation = self.generation,
+                    kept = ?report.kept,
+                    added = ?report.added,
+                    removed = ?report.removed,
+                    "configuration reloaded"
+                );
+                for lint in &loaded.lints {
+                    tracing::warn!(%lint, "configuration lint");
+                }
+                for t in &tightened {
+                    tracing::warn!(
+                        policy = %t.policy,
+                        change = %t.what,
+                        browser_cache_secs = t.browser_cache_secs,
+                        "policy tightened: {t}"
+                    );
+                }
+                self.current = loaded;
+                self.text = text;
+            }
+            Err(e) => {
+                tracing::error!(file, trigger = trigger.as_str(), error = %e,
+                    "reload refused; the running configuration stays in force");
+                self.text = text;
+            }
+        }
+    }
+}
+
+/// Watch the configuration file's directory and send [`Trigger::FileChanged`]
+/// after each quiet burst of events. The directory, not the file, is
+/// watched so that editors' rename-over saves and Kubernetes ConfigMap
+/// symlink swaps are seen; the reload itself compares the content.
+///
+/// The returned value must be kept alive for the watch to continue.
+pub fn watch(
+    path: &Path,
+    tx: mpsc::UnboundedSender<Trigger>,
+) -> Result<
+    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    notify_debouncer_mini::notify::Error,
+> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut debouncer = notify_debouncer_mini::new_debouncer(
+        DEBOUNCE,
+        move |res: notify_debouncer_mini::DebounceEventResult| {
+            if res.is_ok() {
+                let _ = tx.send(Trigger::FileChanged);
+            }
+        },
+    )?;
+    debouncer
+        .watcher()
+        .watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(debouncer)
+}

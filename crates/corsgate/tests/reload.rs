@@ -1,0 +1,289 @@
+//! Hot reload of the real binary: SIGHUP and file changes, under load.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ORIGIN: &str = "https://client.example";
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A configuration whose every visible part names `version`: the body, a
+/// response header and the policy's exposed header. A response that mixes
+/// two versions came from a half-applied configuration.
+fn config(port: u16, version: &str, max_age: u32) -> String {
+    format!(
+        r#"policies:
+  p:
+    allowOrigins: ["{ORIGIN}", "https://only-{version}.example"]
+    allowMethods: [GET, PUT]
+    exposeHeaders: ["x-{version}"]
+    maxAge: {max_age}
+vservices:
+  - name: api
+    listen: "127.0.0.1:{port}"
+    cors: p
+    rules:
+      - name: rule-{version}
+        match: {{ path: {{ prefix: /api }} }}
+        direct:
+          status: 200
+          headers: {{ x-version: "{version}" }}
+          body: "{version}"
+"#
+    )
+}
+
+/// Broken on line 6, column 13: a rule names a policy that does not exist.
+fn broken(port: u16) -> String {
+    format!(
+        "policies: {{}}\nvservices:\n  - name: api\n    listen: \"127.0.0.1:{port}\"\n    rules:\n      - cors: missing\n        direct: {{ status: 200 }}\n"
+    )
+}
+
+struct Gateway {
+    child: Child,
+    file: PathBuf,
+    log: PathBuf,
+}
+
+impl Gateway {
+    fn start(name: &str, config: &str, port: u16, watch: bool) -> Gateway {
+        let dir =
+            std::env::temp_dir().join(format!("corsgate-reload-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gw.yaml");
+        let log = dir.join("gw.log");
+        std::fs::write(&file, config).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_corsgate"));
+        cmd.args(["run", "--config"]).arg(&file);
+        if !watch {
+            cmd.arg("--no-watch");
+        }
+        let child = cmd
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "gateway did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Gateway { child, file, log }
+    }
+
+    fn write(&self, config: &str) {
+        // Write to a temporary file and rename, as editors and config
+        // management do, so the gateway never reads a half-written file.
+        let tmp = self.file.with_extension("tmp");
+        std::fs::write(&tmp, config).unwrap();
+        std::fs::rename(&tmp, &self.file).unwrap();
+    }
+
+    fn hup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = self.file.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+/// `(version from the body, x-version, ACAO, ACEH)` of one GET.
+async fn observe(client: &HttpClient, port: u16) -> Result<[Option<String>; 4], String> {
+    let req = http::Request::get(format!("http://127.0.0.1:{port}/api/x"))
+        .header("origin", ORIGIN)
+        .body(Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    if resp.status() != 200 {
+        return Err(format!("status {}", resp.status()));
+    }
+    let h = |n: &str| {
+        resp.headers()
+            .get(n)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (v, acao, aceh) = (
+        h("x-version"),
+        h("access-control-allow-origin"),
+        h("access-control-expose-headers"),
+    );
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    Ok([Some(body), v, acao, aceh])
+}
+
+/// The configuration version a consistent response came from.
+fn version_of(seen: &[Option<String>; 4]) -> Result<String, String> {
+    let [Some(body), Some(v), Some(acao), Some(aceh)] = seen else {
+        return Err(format!("missing part: {seen:?}"));
+    };
+    if body != v || aceh != &format!("x-{v}") || acao != ORIGIN {
+        return Err(format!("half-applied: {seen:?}"));
+    }
+    Ok(v.clone())
+}
+
+async fn wait_for_version(client: &HttpClient, port: u16, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(seen) = observe(client, port).await {
+            if version_of(&seen).as_deref() == Ok(want) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "version {want} never served");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_reloads_under_load_lose_no_request_and_never_mix_configurations() {
+    let port = free_port();
+    let gw = Gateway::start("fifty", &config(port, "a", 60), port, false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut loaders = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok) = (stop.clone(), ok.clone());
+        loaders.push(tokio::spawn(async move {
+            let client = client();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match observe(&client, port).await.and_then(|s| version_of(&s)) {
+                    Ok(_) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+            failures
+        }));
+    }
+    let probe = client();
+    let mut current = "a";
+    let mut refused = 0;
+    for i in 1..=50 {
+        if i % 10 == 0 {
+            gw.write(&broken(port));
+            gw.hup();
+            refused += 1;
+            // The refusal is logged; the previous version stays in force.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while gw.log().matches("reload refused").count() < refused {
+                assert!(Instant::now() < deadline, "refusal {refused} not logged");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            wait_for_version(&probe, port, current).await;
+        } else {
+            current = if current == "a" { "b" } else { "a" };
+            gw.write(&config(port, current, 60));
+            gw.hup();
+            wait_for_version(&probe, port, current).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for l in loaders {
+        failures.extend(l.await.unwrap());
+    }
+    let served = ok.load(Ordering::Relaxed);
+    eprintln!(
+        "50 reloads (5 refused): {served} requests served, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "failed or mixed responses: {:?}",
+        &failures[..failures.len().min(5)]
+    );
+    assert!(served > 500, "the load loop barely ran: {served}");
+    let log = gw.log();
+    // The refusal names the file, line and column of the bad reference.
+    let file = gw.file.display().to_string();
+    assert!(
+        log.contains(&format!("{file}:6:"))
+            || log.contains(&format!("{file}: vservices[0].rules[0].cors")),
+        "refusal without location: {log}"
+    );
+    assert!(log.contains("missing"), "{log}");
+}
+
+#[tokio::test]
+async fn a_changed_file_is_applied_without_a_signal_and_tightening_is_warned() {
+    let port = free_port();
+    let gw = Gateway::start("watch", &config(port, "a", 86400), port, true);
+    let probe = client();
+    wait_for_version(&probe, port, "a").await;
+    // Version b drops the origin https://only-a.example: a tightening,
+    // cached by browsers for min(86400, 7200) s.
+    gw.write(&config(port, "b", 86400));
+    wait_for_version(&probe, port, "b").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.log().contains("policy tightened") {
+        assert!(
+            Instant::now() < deadline,
+            "no tightening warning: {}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = gw.log();
+    assert!(
+        log.contains("origin https://only-a.example removed"),
+        "{log}"
+    );
+    assert!(log.contains("7200 s"), "{log}");
+    // A broken file is refused; b stays in force.
+    gw.write(&broken(port));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw.log().contains("reload refused") {
+        assert!(
+            Instant::now() < deadline,
+            "broken file not reported: {}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_version(&probe, port, "b").await;
+    // And fixing it applies the fix.
+    gw.write(&config(port, "a", 86400));
+    wait_for_version(&probe, port, "a").await;
+}
