@@ -8,9 +8,11 @@
 #![deny(missing_docs)]
 
 mod model;
+mod spans;
 mod tighten;
 
 pub use model::*;
+pub use spans::{snippet, Location, Spans};
 pub use tighten::{tightenings, Tightening, BROWSER_MAX_AGE_CAP};
 
 use corsgate_policy::{Lint, Policy};
@@ -24,8 +26,10 @@ use std::sync::Arc;
 pub struct ConfigError {
     /// The file, when loaded from one.
     pub file: Option<String>,
-    /// 1-based line and column, when known (YAML syntax and type errors).
-    pub location: Option<(usize, usize)>,
+    /// 1-based line and column, when the configuration came from text.
+    pub location: Option<Location>,
+    /// The offending source line with a caret under the column.
+    pub snippet: Option<String>,
     /// Where in the document (`policies.admin.allowOrigins[1]`).
     pub path: String,
     /// Why.
@@ -42,7 +46,13 @@ impl fmt::Display for ConfigError {
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
         }
-        f.write_str(&self.reason)
+        f.write_str(&self.reason)?;
+        if let Some(snippet) = &self.snippet {
+            for line in snippet.lines() {
+                write!(f, "\n    {line}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -67,6 +77,8 @@ pub struct Loaded {
 pub struct ConfigLint {
     /// Where (`policies.seed.maxAge`, `vservices[0].rules[2]`).
     pub path: String,
+    /// 1-based line and column, when the configuration came from text.
+    pub location: Option<Location>,
     /// The lint.
     pub lint: Lint,
 }
@@ -88,6 +100,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
         ConfigErrors(vec![ConfigError {
             file: Some(file.clone()),
             location: None,
+            snippet: None,
             path: String::new(),
             reason: format!("cannot read: {e}"),
         }])
@@ -101,11 +114,30 @@ pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigErrors> 
         ConfigErrors(vec![ConfigError {
             file: file.map(str::to_owned),
             location: e.location().map(|l| (l.line(), l.column())),
+            snippet: e
+                .location()
+                .and_then(|l| snippet(text, (l.line(), l.column()))),
             path: String::new(),
             reason: e.to_string(),
         }])
     })?;
-    validate(config, file)
+    let spans = Spans::of(text);
+    let locate = |path: &str| spans.locate(path);
+    match validate(config, file) {
+        Ok(mut loaded) => {
+            for lint in &mut loaded.lints {
+                lint.location = locate(&lint.path);
+            }
+            Ok(loaded)
+        }
+        Err(ConfigErrors(mut errors)) => {
+            for e in &mut errors {
+                e.location = locate(&e.path);
+                e.snippet = e.location.and_then(|at| snippet(text, at));
+            }
+            Err(ConfigErrors(errors))
+        }
+    }
 }
 
 /// Validate a parsed configuration and compile its policies.
@@ -115,6 +147,7 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
         errors.push(ConfigError {
             file: file.map(str::to_owned),
             location: None,
+            snippet: None,
             path,
             reason,
         })
@@ -126,6 +159,7 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
             Ok(c) => {
                 lints.extend(c.lints.into_iter().map(|lint| ConfigLint {
                     path: format!("policies.{name}.{}", lint.at),
+                    location: None,
                     lint,
                 }));
                 policies.insert(name.clone(), Arc::new(c.policy));
@@ -350,6 +384,7 @@ fn preflight_ambiguity(vi: usize, vs: &VService) -> Vec<ConfigLint> {
             let name = |r: &Rule| r.cors.clone().unwrap_or_else(|| "(inherited)".into());
             out.push(ConfigLint {
                 path: format!("vservices[{vi}].rules[{j}]"),
+                location: None,
                 lint: Lint {
                     id: corsgate_policy::LintId::PreflightAmbiguous,
                     severity: corsgate_policy::Severity::Warn,

@@ -139,3 +139,78 @@ vservices:
         "{lints:?}"
     );
 }
+
+/// Every error points at the offending text: `(config, path or "" for a
+/// parse error, line, column, words of the reason)`.
+#[test]
+fn every_error_carries_the_line_and_column_of_the_offending_text() {
+    const BASE: &str = "vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n";
+    let cases: &[(&str, &str, usize, usize, &str)] = &[
+        // YAML syntax: an unclosed flow sequence.
+        ("policies:\n  p:\n    allowOrigins: [\"https://a.example\"\n", "", 4, 1, "did not find expected"),
+        // Unknown field.
+        ("policies:\n  p:\n    allowOrigin: [https://a.example]\n", "", 3, 5, "unknown field `allowOrigin`"),
+        // Wrong type.
+        ("policies:\n  p:\n    allowOrigins: [https://a.example]\n    maxAge: soon\n", "", 4, 13, "invalid type"),
+        // A reference to a policy that does not exist.
+        ("vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    rules:\n      - cors: missing\n        direct: { status: 200 }\n", "vservices[0].rules[0].cors", 5, 15, "no policy named \"missing\""),
+        // An origin the engine refuses, second in its list.
+        ("policies:\n  p:\n    allowOrigins:\n      - https://a.example\n      - \"https://a.example/path\"\n", "policies.p.allowOrigins[1]", 5, 9, "path"),
+        // A bad listen address, in a flow mapping.
+        ("vservices:\n  - { name: a, listen: nowhere }\n", "vservices[0].listen", 2, 24, "not an address"),
+        // An invalid header regex, deep in a rule.
+        ("vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    rules:\n      - match:\n          headers:\n            - { name: x-t, regex: \"(\" }\n        direct: { status: 200 }\n", "vservices[0].rules[0].match.headers[0].regex", 7, 35, "regex"),
+    ];
+    for (yaml, path, line, col, words) in cases {
+        let text = if yaml.contains("vservices") {
+            (*yaml).to_owned()
+        } else {
+            format!("{yaml}{BASE}")
+        };
+        let err = load_str(&text, Some("gw.yaml")).expect_err(yaml);
+        let e = err
+            .0
+            .iter()
+            .find(|e| e.path == *path)
+            .unwrap_or_else(|| panic!("no error at {path:?}: {err}"));
+        assert_eq!(e.location, Some((*line, *col)), "{path}: {e}");
+        assert!(e.reason.contains(words), "{path}: {e}");
+        // The message shows the source line with a caret under the column.
+        let snippet = e.snippet.as_deref().expect("snippet");
+        let source = text.lines().nth(line - 1).unwrap();
+        assert!(snippet.contains(source), "{snippet}");
+        let caret = snippet.lines().last().unwrap();
+        assert_eq!(
+            caret.find('^').unwrap() - caret.find('|').unwrap() - 2,
+            col - 1,
+            "{snippet}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with(&format!("gw.yaml:{line}:{col}: ")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn lints_carry_the_location_of_what_they_are_about() {
+    let yaml = "policies:\n  p:\n    allowOrigins: [\"https://*.github.io\"]\n    allowMethods: [GET]\n    maxAge: 86400\nvservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    cors: p\n";
+    // L-PUBLIC-SUFFIX refuses; drop the subdomain to keep the config valid
+    // and see the maxAge lint's location.
+    let valid = yaml.replace("https://*.github.io", "https://a.example");
+    let loaded = load_str(&valid, Some("gw.yaml")).unwrap();
+    let lint = loaded
+        .lints
+        .iter()
+        .find(|l| l.lint.id == corsgate_policy::LintId::MaxAgeChromium)
+        .expect("maxAge lint");
+    assert_eq!(lint.location, Some((5, 13)));
+    let err = load_str(yaml, Some("gw.yaml")).unwrap_err();
+    let e = err
+        .0
+        .iter()
+        .find(|e| e.reason.contains("L-PUBLIC-SUFFIX"))
+        .unwrap();
+    assert_eq!(e.location, Some((3, 20)));
+}

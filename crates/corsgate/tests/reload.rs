@@ -43,7 +43,7 @@ vservices:
     )
 }
 
-/// Broken on line 6, column 13: a rule names a policy that does not exist.
+/// Broken on line 6, column 15: a rule names a policy that does not exist.
 fn broken(port: u16) -> String {
     format!(
         "policies: {{}}\nvservices:\n  - name: api\n    listen: \"127.0.0.1:{port}\"\n    rules:\n      - cors: missing\n        direct: {{ status: 200 }}\n"
@@ -239,8 +239,7 @@ async fn fifty_reloads_under_load_lose_no_request_and_never_mix_configurations()
     // The refusal names the file, line and column of the bad reference.
     let file = gw.file.display().to_string();
     assert!(
-        log.contains(&format!("{file}:6:"))
-            || log.contains(&format!("{file}: vservices[0].rules[0].cors")),
+        log.contains(&format!("{file}:6:15: vservices[0].rules[0].cors")),
         "refusal without location: {log}"
     );
     assert!(log.contains("missing"), "{log}");
