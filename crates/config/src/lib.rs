@@ -110,38 +110,78 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
 
 /// Load and validate a configuration given as YAML text.
 pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigErrors> {
-    let config: Config = serde_yaml_ng::from_str(text).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: file.map(str::to_owned),
-            location: e.location().map(|l| (l.line(), l.column())),
-            snippet: e
-                .location()
-                .and_then(|l| snippet(text, (l.line(), l.column()))),
-            path: String::new(),
-            reason: e.to_string(),
-        }])
-    })?;
-    let spans = Spans::of(text);
-    let locate = |path: &str| spans.locate(path);
-    match validate(config, file) {
-        Ok(mut loaded) => {
-            for lint in &mut loaded.lints {
-                lint.location = locate(&lint.path);
-            }
-            Ok(loaded)
-        }
-        Err(ConfigErrors(mut errors)) => {
-            for e in &mut errors {
-                e.location = locate(&e.path);
-                e.snippet = e.location.and_then(|at| snippet(text, at));
-            }
-            Err(ConfigErrors(errors))
-        }
+    let report = check_str(text, file);
+    match report.loaded {
+        Some(loaded) if report.errors.is_empty() => Ok(loaded),
+        _ => Err(ConfigErrors(report.errors)),
     }
 }
 
 /// Validate a parsed configuration and compile its policies.
 pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErrors> {
+    let report = check_config(config, file);
+    match report.loaded {
+        Some(loaded) if report.errors.is_empty() => Ok(loaded),
+        _ => Err(ConfigErrors(report.errors)),
+    }
+}
+
+/// Everything known about a configuration: what `corsgate check` prints.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Problems that refuse the configuration.
+    pub errors: Vec<ConfigError>,
+    /// Lints that do not refuse it (also those of refused policies).
+    pub lints: Vec<ConfigLint>,
+    /// Policy tests run (`tests.allow` and `tests.deny` entries).
+    pub policy_tests: usize,
+    /// The configuration, when it has no errors.
+    pub loaded: Option<Loaded>,
+}
+
+/// Check a configuration text completely, collecting every error and lint
+/// with its location.
+pub fn check_str(text: &str, file: Option<&str>) -> Report {
+    let config: Config = match serde_yaml_ng::from_str(text) {
+        Ok(c) => c,
+        Err(e) => {
+            return Report {
+                errors: vec![ConfigError {
+                    file: file.map(str::to_owned),
+                    location: e.location().map(|l| (l.line(), l.column())),
+                    snippet: e
+                        .location()
+                        .and_then(|l| snippet(text, (l.line(), l.column()))),
+                    path: String::new(),
+                    reason: e.to_string(),
+                }],
+                lints: Vec::new(),
+                policy_tests: 0,
+                loaded: None,
+            }
+        }
+    };
+    let mut report = check_config(config, file);
+    let spans = Spans::of(text);
+    for lint in &mut report.lints {
+        lint.location = spans.locate(&lint.path);
+    }
+    if let Some(loaded) = &mut report.loaded {
+        loaded.lints.clone_from(&report.lints);
+    }
+    for e in &mut report.errors {
+        e.location = spans.locate(&e.path);
+        e.snippet = e.location.and_then(|at| snippet(text, at));
+    }
+    report
+}
+
+fn check_config(config: Config, file: Option<&str>) -> Report {
+    let policy_tests = config
+        .policies
+        .values()
+        .map(|p| p.tests.allow.len() + p.tests.deny.len())
+        .sum();
     let mut errors = Vec::new();
     let err = |errors: &mut Vec<ConfigError>, path: String, reason: String| {
         errors.push(ConfigError {
@@ -157,6 +197,13 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
     for (name, spec) in &config.policies {
         match Policy::compile(spec) {
             Ok(c) => {
+                for t in c.policy.run_tests() {
+                    err(
+                        &mut errors,
+                        format!("policies.{name}.{}", t.at),
+                        t.to_string(),
+                    );
+                }
                 lints.extend(c.lints.into_iter().map(|lint| ConfigLint {
                     path: format!("policies.{name}.{}", lint.at),
                     location: None,
@@ -172,12 +219,20 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
                         format!("{} ({}): {:?}", e.reason, e.id, e.value),
                     );
                 }
-                for l in rejected.lints.into_iter().filter(Lint::refuses) {
-                    err(
-                        &mut errors,
-                        format!("policies.{name}.{}", l.at),
-                        format!("{} ({}); fix: {}", l.message, l.id, l.fix),
-                    );
+                for l in rejected.lints {
+                    if l.refuses() {
+                        err(
+                            &mut errors,
+                            format!("policies.{name}.{}", l.at),
+                            format!("{} ({}); fix: {}", l.message, l.id, l.fix),
+                        );
+                    } else {
+                        lints.push(ConfigLint {
+                            path: format!("policies.{name}.{}", l.at),
+                            location: None,
+                            lint: l,
+                        });
+                    }
                 }
             }
         }
@@ -349,14 +404,16 @@ pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErro
     for (vi, vs) in config.vservices.iter().enumerate() {
         lints.extend(preflight_ambiguity(vi, vs));
     }
-    if errors.is_empty() {
-        Ok(Loaded {
-            config,
-            policies,
-            lints,
-        })
-    } else {
-        Err(ConfigErrors(errors))
+    let loaded = errors.is_empty().then(|| Loaded {
+        config,
+        policies,
+        lints: lints.clone(),
+    });
+    Report {
+        errors,
+        lints,
+        policy_tests,
+        loaded,
     }
 }
 

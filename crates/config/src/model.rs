@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A whole corsgate configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     /// Named, reusable CORS policies.
@@ -21,7 +21,7 @@ pub struct Config {
 }
 
 /// A listener with its hostnames, CORS bindings and ordered rules.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VService {
     /// Unique name, used in logs.
@@ -52,7 +52,7 @@ pub struct VService {
 }
 
 /// TLS material of a vService, PEM files.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tls {
     /// Certificate chain, leaf first.
@@ -63,7 +63,7 @@ pub struct Tls {
 
 /// Request size limits of a vService. Requests over them get 431 or 413,
 /// completed with the CORS policy in scope so a browser can read the status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Limits {
     /// Total size of request header names and values, in bytes (default 32 KiB).
@@ -91,7 +91,7 @@ fn default_body_bytes() -> u64 {
 }
 
 /// A path-scoped CORS binding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PathCors {
     /// Path prefix on segment boundaries (`/admin` covers `/admin/x`, not `/administrator`).
@@ -102,7 +102,7 @@ pub struct PathCors {
 
 /// A rule of the traffic rules engine: conditions, an optional CORS policy,
 /// exactly one action.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
     /// Name used in logs and metrics (defaults to `rule-<index>`).
@@ -126,7 +126,7 @@ pub struct Rule {
 }
 
 /// Rule conditions.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Match {
     /// Request hosts (exact or `*.suffix`); any of them.
@@ -148,7 +148,7 @@ pub struct Match {
 }
 
 /// How a path is matched: exactly one of `exact`, `prefix`, `regex`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PathMatch {
     /// The whole path, exactly.
@@ -163,7 +163,7 @@ pub struct PathMatch {
 }
 
 /// A header condition: present (no `value`/`regex`), equal, or regex.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderMatch {
     /// Header name (any case).
@@ -177,7 +177,7 @@ pub struct HeaderMatch {
 }
 
 /// A query parameter condition: present, or equal to `value`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QueryMatch {
     /// Parameter name.
@@ -188,7 +188,7 @@ pub struct QueryMatch {
 }
 
 /// Forward to one of several upstreams, round robin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Forward {
     /// `http://host:port` base URLs.
@@ -212,7 +212,7 @@ fn default_timeout_ms() -> u64 {
 }
 
 /// A response produced by the gateway itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Direct {
     /// Status code.
@@ -226,7 +226,7 @@ pub struct Direct {
 }
 
 /// A redirect produced by the gateway.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Redirect {
     /// The `Location`.

@@ -13,11 +13,7 @@ use std::fmt;
 /// Chromium's cap on a preflight cache entry, in seconds. Firefox allows up
 /// to 86400; corsgate reports Chromium's, the most common browser's, and
 /// documents the difference.
-pub const BROWSER_MAX_AGE_CAP: u64 = 7200;
-
-/// Seconds browsers keep a preflight result when the policy sends no
-/// `Access-Control-Max-Age` (the Fetch standard's default).
-const DEFAULT_MAX_AGE: u64 = 5;
+pub const BROWSER_MAX_AGE_CAP: u64 = corsgate_policy::CHROMIUM_MAX_AGE_CAP.unsigned_abs();
 
 /// One way a policy got narrower.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +39,9 @@ impl fmt::Display for Tightening {
 
 fn cache_secs(old: &PolicySpec) -> u64 {
     old.max_age
-        .map_or(DEFAULT_MAX_AGE, |a| u64::try_from(a).unwrap_or(0))
+        .unwrap_or(corsgate_policy::DEFAULT_MAX_AGE)
+        .max(0)
+        .unsigned_abs()
         .min(BROWSER_MAX_AGE_CAP)
 }
 

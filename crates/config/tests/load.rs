@@ -214,3 +214,51 @@ fn lints_carry_the_location_of_what_they_are_about() {
         .unwrap();
     assert_eq!(e.location, Some((3, 20)));
 }
+
+#[test]
+fn policy_tests_run_on_load_and_a_failing_one_refuses_the_configuration() {
+    let yaml = |allow: &str, deny: &str| {
+        format!(
+            "policies:\n  p:\n    allowOrigins: [\"https://*.example.com\"]\n    allowOriginRegexes: [\"https://app-[0-9]+\\\\.example\\\\.net\"]\n    tests:\n      allow: [{allow}]\n      deny: [{deny}]\nvservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    cors: p\n"
+        )
+    };
+    // Passing tests: the config loads.
+    load_str(
+        &yaml(
+            "https://a.example.com, https://app-7.example.net",
+            "https://example.com, https://a.example.com.evil.net, https://app-x.example.net",
+        ),
+        Some("gw.yaml"),
+    )
+    .expect("passing policy tests");
+
+    // The bare domain is not covered by the subdomain pattern, and a
+    // look-alike is not refused because someone widened the regex.
+    let text = yaml(
+        "https://a.example.com, https://example.com",
+        "https://app-1.example.net",
+    );
+    let err = load_str(&text, Some("gw.yaml")).unwrap_err();
+    assert_eq!(err.0.len(), 2, "{err}");
+    let allow = err
+        .0
+        .iter()
+        .find(|e| e.path == "policies.p.tests.allow[1]")
+        .expect("allow failure");
+    assert!(allow.reason.contains("must be allowed"), "{allow}");
+    assert!(
+        allow.reason.contains("never matches the bare domain"),
+        "{allow}"
+    );
+    assert_eq!(allow.location, Some((6, 38)), "{allow}");
+    let deny = err
+        .0
+        .iter()
+        .find(|e| e.path == "policies.p.tests.deny[0]")
+        .expect("deny failure");
+    assert!(
+        deny.reason.contains("must be refused but is allowed by"),
+        "{deny}"
+    );
+    assert_eq!(deny.location, Some((7, 14)), "{deny}");
+}

@@ -1,5 +1,6 @@
 //! The `corsgate` command.
 
+mod check;
 mod reload;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,6 +41,21 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Validate a configuration: every error and lint with its location
+    /// and a fix. Exit status 0 valid, 1 refused (or warnings with
+    /// --strict), 2 unreadable.
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+        /// Fail on warnings too.
+        #[arg(long)]
+        strict: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the configuration format (for editors).
+    Schema,
     /// Print the embedded default configuration.
     DefaultConfig,
 }
@@ -71,6 +87,33 @@ fn main() -> ExitCode {
         Command::DefaultConfig => {
             print!("{DEFAULT_CONFIG}");
             ExitCode::SUCCESS
+        }
+        Command::Schema => {
+            let schema = schemars::schema_for!(corsgate_config::Config);
+            match serde_json::to_string_pretty(&schema) {
+                Ok(s) => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot render the schema: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { file, strict, json } => {
+            let name = file.display().to_string();
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let outcome = check::check(&name, &text, strict, json);
+                    print!("{}", outcome.text);
+                    ExitCode::from(outcome.status)
+                }
+                Err(e) => {
+                    eprintln!("{name}: cannot read: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Run {
             config,

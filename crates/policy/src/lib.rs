@@ -72,6 +72,7 @@ mod lint;
 mod matcher;
 mod origin;
 mod policy;
+mod selftest;
 mod spec;
 mod token;
 mod vary;
@@ -91,7 +92,9 @@ pub use origin::{
     SerializedOrigin, MAX_ORIGIN_LEN,
 };
 pub use policy::Policy;
+pub use selftest::TestFailure;
 pub use spec::{
-    BadRejectStatus, Mode, PolicySpec, PreflightValidation, RejectStatus, UpstreamCorsHeaders,
+    BadRejectStatus, Mode, PolicySpec, PolicyTests, PreflightValidation, RejectStatus,
+    UpstreamCorsHeaders,
 };
 pub use vary::{merge_vary, merge_vary_origin};

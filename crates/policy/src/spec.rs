@@ -10,7 +10,7 @@ use std::fmt;
 ///
 /// Defaults follow the Gateway API CRD (R2): no credentials, `maxAge` 5 when
 /// unset, empty lists mean "header not sent".
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySpec {
     /// Allowed origins: `*`, `scheme://host[:port]`, `scheme://*.suffix[:port]`
@@ -62,6 +62,31 @@ pub struct PolicySpec {
     /// corsgate: enforce or only evaluate and count (R29).
     #[serde(default)]
     pub mode: Mode,
+    /// corsgate: origins the policy must allow and must refuse, checked on
+    /// every load and reload; a failing test refuses the configuration.
+    #[serde(default, skip_serializing_if = "PolicyTests::is_empty")]
+    pub tests: PolicyTests,
+}
+
+/// A policy's own tests: the cheapest guard against a pattern that
+/// silently never matches (a typo in a regex, `*.example.com` expected to
+/// cover `example.com`) or one that matches too much.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTests {
+    /// Origins that must be allowed, exactly as a browser sends them.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Origins that must be refused.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+impl PolicyTests {
+    /// No tests.
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -69,7 +94,9 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Does the gateway check ACRM/ACRH against the policy's lists?
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PreflightValidation {
     /// Answer with the configured lists and let the browser refuse (what the
@@ -130,7 +157,9 @@ impl From<RejectStatus> for u16 {
 }
 
 /// What to do with `Access-Control-*` headers the upstream sets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamCorsHeaders {
     /// Strip them on every response, then write corsgate's own (R23).
@@ -142,7 +171,9 @@ pub enum UpstreamCorsHeaders {
 }
 
 /// Enforce the policy, or only evaluate and count it (R29).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Answer preflights and complete responses.
@@ -157,6 +188,20 @@ impl fmt::Display for PreflightValidation {
         f.write_str(match self {
             PreflightValidation::Browser => "browser",
             PreflightValidation::Strict => "strict",
+        })
+    }
+}
+
+impl schemars::JsonSchema for RejectStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RejectStatus".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Status code of a refused preflight: 200 (default), 204 or 403.",
+            "type": "integer",
+            "enum": [200, 204, 403]
         })
     }
 }
