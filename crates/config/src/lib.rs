@@ -345,6 +345,25 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                     );
                 }
             }
+            let prefix_matched = rule
+                .matches
+                .path
+                .as_ref()
+                .is_some_and(|p| p.prefix.is_some());
+            let mut path_rewrite =
+                |errors: &mut Vec<ConfigError>, at: String, p: &PathRewrite| match (
+                    &p.full, &p.prefix,
+                ) {
+                    (Some(_), None) => {}
+                    (None, Some(_)) if prefix_matched => {}
+                    (None, Some(_)) => err(
+                        errors,
+                        at,
+                        "a prefix replacement needs a `match.path.prefix` condition to replace"
+                            .into(),
+                    ),
+                    _ => err(errors, at, "give exactly one of full or prefix".into()),
+                };
             if let Some(r) = &rule.redirect {
                 if !(300..400).contains(&r.status) {
                     err(
@@ -352,6 +371,86 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                         format!("{at}.redirect.status"),
                         "a redirect status is 3xx".into(),
                     );
+                }
+                let computed = r.scheme.is_some()
+                    || r.hostname.is_some()
+                    || r.port.is_some()
+                    || r.path.is_some();
+                match (&r.location, computed) {
+                    (Some(l), false) => {
+                        if http::HeaderValue::from_str(l).is_err() {
+                            err(
+                                &mut errors,
+                                format!("{at}.redirect.location"),
+                                "not a valid header value".into(),
+                            );
+                        }
+                    }
+                    (None, true) => {}
+                    _ => err(
+                        &mut errors,
+                        format!("{at}.redirect"),
+                        "give either a fixed location or any of scheme, hostname, port, path"
+                            .into(),
+                    ),
+                }
+                if let Some(sc) = &r.scheme {
+                    if sc != "http" && sc != "https" {
+                        err(
+                            &mut errors,
+                            format!("{at}.redirect.scheme"),
+                            "http or https".into(),
+                        );
+                    }
+                }
+                if let Some(p) = &r.path {
+                    path_rewrite(&mut errors, format!("{at}.redirect.path"), p);
+                }
+            }
+            if let Some(p) = rule
+                .forward
+                .as_ref()
+                .and_then(|f| f.rewrite.as_ref())
+                .and_then(|r| r.path.as_ref())
+            {
+                path_rewrite(&mut errors, format!("{at}.forward.rewrite.path"), p);
+            }
+            for (which, edits) in [
+                ("requestHeaders", &rule.request_headers),
+                ("responseHeaders", &rule.response_headers),
+            ] {
+                let names = edits
+                    .set
+                    .iter()
+                    .chain(&edits.add)
+                    .map(|(k, v)| (k, Some(v)))
+                    .chain(edits.remove.iter().map(|k| (k, None)));
+                for (k, v) in names {
+                    if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                        err(
+                            &mut errors,
+                            format!("{at}.{which}"),
+                            format!("{k:?} is not a header name"),
+                        );
+                    }
+                    if v.is_some_and(|v| http::HeaderValue::from_str(v).is_err()) {
+                        err(
+                            &mut errors,
+                            format!("{at}.{which}"),
+                            format!("the value of {k:?} is not a valid header value"),
+                        );
+                    }
+                }
+            }
+            for (qi, q) in rule.matches.query.iter().enumerate() {
+                if let Some(re) = &q.regex {
+                    if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
+                        err(
+                            &mut errors,
+                            format!("{at}.match.query[{qi}].regex"),
+                            e.to_string(),
+                        );
+                    }
                 }
             }
             if let Some(pm) = &rule.matches.path {

@@ -123,6 +123,64 @@ pub struct Rule {
     /// Redirect.
     #[serde(default)]
     pub redirect: Option<Redirect>,
+    /// Request header changes before forwarding (the Gateway API's
+    /// `RequestHeaderModifier`).
+    #[serde(default, skip_serializing_if = "HeaderEdits::is_empty")]
+    pub request_headers: HeaderEdits,
+    /// Response header changes (the Gateway API's `ResponseHeaderModifier`),
+    /// applied to every response of the rule before CORS completion, so
+    /// they cannot add or remove `Access-Control-*` headers behind the
+    /// policy's back.
+    #[serde(default, skip_serializing_if = "HeaderEdits::is_empty")]
+    pub response_headers: HeaderEdits,
+}
+
+/// Header changes: `set` replaces, `add` appends, `remove` deletes (names
+/// in any case).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderEdits {
+    /// Replace (or create) these headers.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Append these values.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    /// Remove these headers.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+impl HeaderEdits {
+    /// No change.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// A path replacement: exactly one of `full` or `prefix` (which replaces
+/// the prefix the rule's `path.prefix` condition matched).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathRewrite {
+    /// Replace the whole path.
+    #[serde(default)]
+    pub full: Option<String>,
+    /// Replace the matched prefix.
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// Rewrite the request before forwarding (the Gateway API's `URLRewrite`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rewrite {
+    /// Send this `Host` to the upstream instead of the client's.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Change the path.
+    #[serde(default)]
+    pub path: Option<PathRewrite>,
 }
 
 /// Rule conditions.
@@ -182,9 +240,12 @@ pub struct HeaderMatch {
 pub struct QueryMatch {
     /// Parameter name.
     pub name: String,
-    /// Exact value; absent means "present with any value".
+    /// Exact value; absent (and no `regex`) means "present with any value".
     #[serde(default)]
     pub value: Option<String>,
+    /// Anchored regex over the value.
+    #[serde(default)]
+    pub regex: Option<String>,
 }
 
 /// Forward to one of several upstreams, round robin.
@@ -202,6 +263,9 @@ pub struct Forward {
     /// Speak HTTP/2 (prior knowledge, h2c) to the upstreams instead of HTTP/1.1.
     #[serde(default)]
     pub http2: bool,
+    /// Rewrite host or path before forwarding.
+    #[serde(default)]
+    pub rewrite: Option<Rewrite>,
 }
 
 fn default_connect_ms() -> u64 {
@@ -225,12 +289,27 @@ pub struct Direct {
     pub body: String,
 }
 
-/// A redirect produced by the gateway.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// A redirect produced by the gateway: a fixed `location`, or one computed
+/// from the request with any of `scheme`, `hostname`, `port` and `path`
+/// replaced (the Gateway API's `RequestRedirect`); the query is kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Redirect {
-    /// The `Location`.
-    pub location: String,
+    /// A fixed `Location`.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// `http` or `https`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Host name.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Port (omitted from the `Location` when it is the scheme's default).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Path replacement.
+    #[serde(default)]
+    pub path: Option<PathRewrite>,
     /// 301, 302, 303, 307 or 308 (default 302).
     #[serde(default = "default_redirect")]
     pub status: u16,

@@ -103,6 +103,11 @@ pub(crate) struct Forwarded {
     pub peer: SocketAddr,
     /// The `Host` it asked for (for HTTP/2, its authority), port included.
     pub host: Option<HeaderValue>,
+    /// A `Host` to send upstream instead (URL rewrite); `X-Forwarded-Host`
+    /// still carries the client's.
+    pub upstream_host: Option<HeaderValue>,
+    /// A rewritten request target (path and query).
+    pub target: Option<http::uri::PathAndQuery>,
     /// Whether it connected over TLS.
     pub tls: bool,
     /// Whether the upstream client speaks HTTP/2.
@@ -122,6 +127,8 @@ pub(crate) async fn forward(
     let Forwarded {
         peer,
         host,
+        upstream_host,
+        target,
         tls,
         http2,
     } = fwd;
@@ -134,11 +141,12 @@ pub(crate) async fn forward(
     let mut req = req.map(|b| {
         http_body_util::Limited::new(b, usize::try_from(max_body).unwrap_or(usize::MAX)).boxed()
     });
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let path_and_query = target.unwrap_or_else(|| {
+        req.uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"))
+    });
     let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     // HTTP/1.1 upstreams get origin-form (`/path?q`); h2c needs the full URI.
     let uri = match client {
@@ -169,8 +177,10 @@ pub(crate) async fn forward(
     // Host is preserved: the upstream sees what the client asked for, and
     // X-Forwarded-Host says the same.
     if let Some(h) = host {
-        headers.insert(HOST, h.clone());
+        headers.insert(HOST, upstream_host.unwrap_or_else(|| h.clone()));
         headers.insert("x-forwarded-host", h);
+    } else if let Some(u) = upstream_host {
+        headers.insert(HOST, u);
     }
     append_forwarded(headers, "x-forwarded-for", &peer.ip().to_string());
     headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));

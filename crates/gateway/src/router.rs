@@ -14,7 +14,7 @@
 //!    the longest `pathCors` prefix, else `hostCors`, else the vService's,
 //!    else the global one. It applies whole; fields never merge (R16).
 
-use corsgate_config::{Config, HeaderMatch, PathMatch, QueryMatch, Rule, VService};
+use corsgate_config::{Config, HeaderMatch, PathMatch, Rule, VService};
 use corsgate_policy::Policy;
 use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD};
 use http::{HeaderMap, HeaderName, Method};
@@ -38,6 +38,10 @@ pub enum Action {
         timeout: std::time::Duration,
         /// HTTP/2 (h2c) to the upstreams.
         http2: bool,
+        /// `Host` sent upstream instead of the client's.
+        rewrite_host: Option<http::HeaderValue>,
+        /// Path change before forwarding.
+        rewrite_path: Option<PathChange>,
     },
     /// Answer directly.
     Direct {
@@ -52,9 +56,170 @@ pub enum Action {
     Redirect {
         /// Status.
         status: http::StatusCode,
-        /// Location.
-        location: http::HeaderValue,
+        /// Where to.
+        target: RedirectTarget,
     },
+}
+
+/// A path replacement, compiled.
+#[derive(Debug, Clone)]
+pub enum PathChange {
+    /// Replace the whole path.
+    Full(String),
+    /// Replace the matched prefix `matched` with `with`.
+    Prefix {
+        /// The rule's prefix condition.
+        matched: String,
+        /// Its replacement.
+        with: String,
+    },
+}
+
+impl PathChange {
+    /// The new path for `path` (which the rule matched).
+    pub fn apply(&self, path: &str) -> String {
+        match self {
+            PathChange::Full(p) => p.clone(),
+            PathChange::Prefix { matched, with } => {
+                let rest = path
+                    .get(matched.trim_end_matches('/').len()..)
+                    .unwrap_or("");
+                let with = with.trim_end_matches('/');
+                match (with.is_empty(), rest.is_empty()) {
+                    (true, true) => "/".to_owned(),
+                    (true, false) => rest.to_owned(),
+                    (false, _) => format!("{with}{rest}"),
+                }
+            }
+        }
+    }
+}
+
+/// Where a redirect goes.
+#[derive(Debug)]
+pub enum RedirectTarget {
+    /// A fixed `Location`.
+    Fixed(http::HeaderValue),
+    /// The request's URL with parts replaced.
+    Computed {
+        /// Scheme, else the request's.
+        scheme: Option<String>,
+        /// Host name, else the request's.
+        hostname: Option<String>,
+        /// Port, else the request's (or the scheme's default when the
+        /// scheme changes).
+        port: Option<u16>,
+        /// Path change, else the request's path.
+        path: Option<PathChange>,
+    },
+}
+
+impl RedirectTarget {
+    /// The `Location` for a request to `host_header` (`host[:port]`) with
+    /// `path` and `query`, received over TLS or not.
+    pub fn location(
+        &self,
+        tls: bool,
+        host_header: &str,
+        path: &str,
+        query: Option<&str>,
+    ) -> Option<http::HeaderValue> {
+        let RedirectTarget::Computed {
+            scheme,
+            hostname,
+            port,
+            path: change,
+        } = self
+        else {
+            let RedirectTarget::Fixed(v) = self else {
+                return None;
+            };
+            return Some(v.clone());
+        };
+        let request_scheme = if tls { "https" } else { "http" };
+        let scheme = scheme.as_deref().unwrap_or(request_scheme);
+        let (req_host, req_port) = split_host_port(host_header);
+        let host = hostname.as_deref().unwrap_or(req_host);
+        let port = match (port, scheme == request_scheme) {
+            (Some(p), _) => Some(*p),
+            (None, true) => req_port,
+            (None, false) => None,
+        };
+        let default = if scheme == "https" { 443 } else { 80 };
+        let mut loc = format!("{scheme}://{host}");
+        if let Some(p) = port.filter(|p| *p != default) {
+            loc.push_str(&format!(":{p}"));
+        }
+        match change {
+            Some(c) => loc.push_str(&c.apply(path)),
+            None => loc.push_str(path),
+        }
+        if let Some(q) = query {
+            loc.push('?');
+            loc.push_str(q);
+        }
+        http::HeaderValue::from_str(&loc).ok()
+    }
+}
+
+fn split_host_port(h: &str) -> (&str, Option<u16>) {
+    let (host, port) = match h.rfind(':') {
+        Some(i) if !h[i..].contains(']') => (&h[..i], h[i + 1..].parse().ok()),
+        _ => (h, None),
+    };
+    (host, port)
+}
+
+/// Header changes, compiled: names and values parsed at load time.
+#[derive(Debug, Default)]
+pub struct HeaderChanges {
+    set: Vec<(HeaderName, http::HeaderValue)>,
+    add: Vec<(HeaderName, http::HeaderValue)>,
+    remove: Vec<HeaderName>,
+}
+
+impl HeaderChanges {
+    fn compile(e: &corsgate_config::HeaderEdits) -> Self {
+        let pairs = |m: &BTreeMap<String, String>| {
+            m.iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        http::HeaderValue::from_str(v).ok()?,
+                    ))
+                })
+                .collect()
+        };
+        HeaderChanges {
+            set: pairs(&e.set),
+            add: pairs(&e.add),
+            remove: e
+                .remove
+                .iter()
+                .filter_map(|k| HeaderName::from_bytes(k.as_bytes()).ok())
+                .collect(),
+        }
+    }
+
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Apply: remove, then set, then add (the Gateway API's order does not
+    /// matter as long as a name appears in one list only, which is the
+    /// Gateway API's own rule).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for n in &self.remove {
+            headers.remove(n);
+        }
+        for (n, v) in &self.set {
+            headers.insert(n.clone(), v.clone());
+        }
+        for (n, v) in &self.add {
+            headers.append(n.clone(), v.clone());
+        }
+    }
 }
 
 impl Action {
@@ -95,11 +260,15 @@ pub struct CompiledRule {
     path: Option<PathCond>,
     methods: Vec<Method>,
     headers: Vec<HeaderCond>,
-    query: Vec<QueryMatch>,
+    query: Vec<QueryCond>,
     /// The rule's own policy.
     pub cors: Option<Arc<Policy>>,
     /// What to do.
     pub action: Action,
+    /// Request header changes before forwarding.
+    pub request_headers: HeaderChanges,
+    /// Response header changes, before CORS completion.
+    pub response_headers: HeaderChanges,
 }
 
 #[derive(Debug, Clone)]
@@ -182,11 +351,20 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     path == p || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
 }
 
-fn query_has(query: Option<&str>, q: &QueryMatch) -> bool {
+#[derive(Debug)]
+struct QueryCond {
+    name: String,
+    value: Option<String>,
+    regex: Option<Regex>,
+}
+
+fn query_has(query: Option<&str>, q: &QueryCond) -> bool {
     query.is_some_and(|qs| {
         qs.split('&').any(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            k == q.name && q.value.as_deref().is_none_or(|want| want == v)
+            k == q.name
+                && q.value.as_deref().is_none_or(|want| want == v)
+                && q.regex.as_ref().is_none_or(|re| re.is_match(v))
         })
     })
 }
@@ -469,6 +647,16 @@ fn compile_rule(i: usize, r: &Rule, policies: &BTreeMap<String, Arc<Policy>>) ->
             connect_timeout: std::time::Duration::from_millis(f.connect_timeout_ms),
             timeout: std::time::Duration::from_millis(f.timeout_ms),
             http2: f.http2,
+            rewrite_host: f
+                .rewrite
+                .as_ref()
+                .and_then(|rw| rw.hostname.as_deref())
+                .and_then(|h| http::HeaderValue::from_str(h).ok()),
+            rewrite_path: f
+                .rewrite
+                .as_ref()
+                .and_then(|rw| rw.path.as_ref())
+                .and_then(|p| path_change(p, r)),
         }
     } else if let Some(d) = &r.direct {
         let mut headers = HeaderMap::new();
@@ -488,8 +676,17 @@ fn compile_rule(i: usize, r: &Rule, policies: &BTreeMap<String, Arc<Policy>>) ->
     } else if let Some(rd) = &r.redirect {
         Action::Redirect {
             status: http::StatusCode::from_u16(rd.status).unwrap_or(http::StatusCode::FOUND),
-            location: http::HeaderValue::from_str(&rd.location)
-                .unwrap_or(http::HeaderValue::from_static("/")),
+            target: match &rd.location {
+                Some(l) => RedirectTarget::Fixed(
+                    http::HeaderValue::from_str(l).unwrap_or(http::HeaderValue::from_static("/")),
+                ),
+                None => RedirectTarget::Computed {
+                    scheme: rd.scheme.clone(),
+                    hostname: rd.hostname.clone(),
+                    port: rd.port,
+                    path: rd.path.as_ref().and_then(|p| path_change(p, r)),
+                },
+            },
         }
     } else {
         Action::Direct {
@@ -514,9 +711,34 @@ fn compile_rule(i: usize, r: &Rule, policies: &BTreeMap<String, Arc<Policy>>) ->
             .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
             .collect(),
         headers,
-        query: r.matches.query.clone(),
+        query: r
+            .matches
+            .query
+            .iter()
+            .map(|q| QueryCond {
+                name: q.name.clone(),
+                value: q.value.clone(),
+                regex: q
+                    .regex
+                    .as_ref()
+                    .map(|re| Regex::new(&format!("^(?:{re})$")).unwrap_or_else(|_| never())),
+            })
+            .collect(),
         cors: r.cors.as_ref().and_then(|n| policies.get(n)).cloned(),
         action,
+        request_headers: HeaderChanges::compile(&r.request_headers),
+        response_headers: HeaderChanges::compile(&r.response_headers),
+    }
+}
+
+fn path_change(p: &corsgate_config::PathRewrite, r: &Rule) -> Option<PathChange> {
+    match (&p.full, &p.prefix) {
+        (Some(f), _) => Some(PathChange::Full(f.clone())),
+        (None, Some(with)) => Some(PathChange::Prefix {
+            matched: r.matches.path.as_ref()?.prefix.clone()?,
+            with: with.clone(),
+        }),
+        _ => None,
     }
 }
 

@@ -564,6 +564,8 @@ async fn handle(
                 connect_timeout,
                 timeout,
                 http2,
+                rewrite_host,
+                rewrite_path,
                 ..
             } => match (
                 rule.action.pick_upstream(),
@@ -571,9 +573,23 @@ async fn handle(
             ) {
                 (Some(upstream), Some(client)) => {
                     let max_body = vs.limits.max_body_bytes;
+                    let mut req = req;
+                    if !rule.request_headers.is_empty() {
+                        rule.request_headers.apply(req.headers_mut());
+                    }
+                    let target = rewrite_path.as_ref().and_then(|change| {
+                        let mut t = change.apply(&path);
+                        if let Some(q) = req.uri().query() {
+                            t.push('?');
+                            t.push_str(q);
+                        }
+                        http::uri::PathAndQuery::try_from(t).ok()
+                    });
                     let fwd = proxy::Forwarded {
                         peer,
                         host: host_value.clone(),
+                        upstream_host: rewrite_host.clone(),
+                        target,
                         tls,
                         http2: *http2,
                     };
@@ -594,15 +610,34 @@ async fn handle(
                 *r.headers_mut() = headers.clone();
                 (r, None)
             }
-            Action::Redirect { status, location } => {
-                let mut r = Response::new(proxy::full(bytes::Bytes::new()));
-                *r.status_mut() = *status;
-                r.headers_mut()
-                    .insert(http::header::LOCATION, location.clone());
-                (r, None)
+            Action::Redirect { status, target } => {
+                let host_header = host_value
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                match target.location(tls, host_header, &path, req.uri().query()) {
+                    Some(location) => {
+                        let mut r = Response::new(proxy::full(bytes::Bytes::new()));
+                        *r.status_mut() = *status;
+                        r.headers_mut().insert(http::header::LOCATION, location);
+                        (r, None)
+                    }
+                    None => (
+                        proxy::gateway_response(
+                            http::StatusCode::BAD_REQUEST,
+                            "cannot build the redirect target\n",
+                        ),
+                        None,
+                    ),
+                }
             }
         },
     };
+    if let Some(rule) = selection.rule {
+        if !rule.response_headers.is_empty() && !resp.status().is_informational() {
+            rule.response_headers.apply(resp.headers_mut());
+        }
+    }
     // R23-R25: complete whatever response we send, ours or the upstream's;
     // 1xx (a 101 switching protocols) is left alone (R27).
     if let (Some(policy), Some(c), false) = (

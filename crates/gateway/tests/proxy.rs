@@ -933,3 +933,120 @@ vservices:
     }
     gw.shutdown().await;
 }
+
+/// The Gateway API filters' native forms: header modifiers, URL rewrite,
+/// computed redirects, and query conditions with a regex.
+#[tokio::test]
+async fn header_modifiers_rewrites_redirects_and_query_regex() {
+    let (b, seen) = backend().await;
+    let gw = gateway(&format!(
+        r#"
+policies:
+  p:
+    allowOrigins: ["https://app.example.com"]
+    exposeHeaders: [x-added]
+vservices:
+  - name: api
+    listen: "127.0.0.1:0"
+    cors: p
+    rules:
+      - name: versioned
+        match: {{ path: {{ prefix: /v1 }}, query: [{{ name: tenant, regex: "t[0-9]+" }}] }}
+        requestHeaders:
+          set: {{ x-set: one }}
+          add: {{ x-add: two }}
+          remove: [x-drop]
+        responseHeaders:
+          set: {{ x-added: yes, access-control-allow-origin: "*" }}
+        forward:
+          upstreams: ["http://{b}"]
+          rewrite: {{ hostname: internal.svc, path: {{ prefix: /api }} }}
+      - name: moved
+        match: {{ path: {{ prefix: /old }} }}
+        redirect: {{ scheme: https, port: 8443, path: {{ prefix: /new }}, status: 301 }}
+      - name: full
+        match: {{ path: {{ exact: /x }} }}
+        forward:
+          upstreams: ["http://{b}"]
+          rewrite: {{ path: {{ full: /replaced }} }}
+"#
+    ))
+    .await;
+    let a = gw.addr("api").unwrap();
+    let origin = ("origin", "https://app.example.com");
+
+    let r = send(
+        a,
+        "GET",
+        "/v1/items/7?tenant=t42",
+        &[origin, ("x-drop", "gone"), ("host", "api.example.com")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Response modifiers applied, but CORS completion came after them: the
+    // policy's exact origin, not the modifier's `*`.
+    assert_eq!(r.one("x-added"), Some("yes"));
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    {
+        let seen = seen.lock().unwrap();
+        let (_, path, h) = seen.last().unwrap();
+        assert_eq!(path, "/api/items/7");
+        assert_eq!(h.get("host").unwrap(), "internal.svc");
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "api.example.com");
+        assert_eq!(h.get("x-set").unwrap(), "one");
+        assert_eq!(h.get("x-add").unwrap(), "two");
+        assert!(h.get("x-drop").is_none());
+    }
+    // The query regex is anchored: t42x does not match, so no rule: 404.
+    let r = send(a, "GET", "/v1/items?tenant=t42x", &[origin]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Computed redirect: scheme, port and prefix replaced, query kept, and
+    // completed with CORS (R25).
+    let r = send(
+        a,
+        "GET",
+        "/old/page?q=1",
+        &[origin, ("host", "www.example.com:8080")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        r.one("location"),
+        Some("https://www.example.com:8443/new/page?q=1")
+    );
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+
+    let n = seen.lock().unwrap().len();
+    let r = send(a, "GET", "/x?k=v", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), n + 1);
+    assert_eq!(seen.last().unwrap().1, "/replaced");
+}
+
+#[test]
+fn path_changes_follow_the_gateway_api_prefix_rules() {
+    use corsgate_gateway::router::PathChange;
+    let p = |matched: &str, with: &str| PathChange::Prefix {
+        matched: matched.into(),
+        with: with.into(),
+    };
+    for (change, path, want) in [
+        (p("/foo", "/bar"), "/foo/x", "/bar/x"),
+        (p("/foo", "/bar"), "/foo", "/bar"),
+        (p("/foo/", "/bar"), "/foo/x", "/bar/x"),
+        (p("/foo", "/"), "/foo/x", "/x"),
+        (p("/foo", "/"), "/foo", "/"),
+        (p("/foo", "/bar/"), "/foo/x", "/bar/x"),
+        (PathChange::Full("/z".into()), "/foo/x", "/z"),
+    ] {
+        assert_eq!(change.apply(path), want, "{change:?} on {path}");
+    }
+}
