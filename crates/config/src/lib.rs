@@ -350,20 +350,18 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                 .path
                 .as_ref()
                 .is_some_and(|p| p.prefix.is_some());
-            let mut path_rewrite =
-                |errors: &mut Vec<ConfigError>, at: String, p: &PathRewrite| match (
-                    &p.full, &p.prefix,
-                ) {
-                    (Some(_), None) => {}
-                    (None, Some(_)) if prefix_matched => {}
-                    (None, Some(_)) => err(
-                        errors,
-                        at,
-                        "a prefix replacement needs a `match.path.prefix` condition to replace"
-                            .into(),
-                    ),
-                    _ => err(errors, at, "give exactly one of full or prefix".into()),
-                };
+            let path_rewrite = |errors: &mut Vec<ConfigError>, at: String, p: &PathRewrite| match (
+                &p.full, &p.prefix,
+            ) {
+                (Some(_), None) => {}
+                (None, Some(_)) if prefix_matched => {}
+                (None, Some(_)) => err(
+                    errors,
+                    at,
+                    "a prefix replacement needs a `match.path.prefix` condition to replace".into(),
+                ),
+                _ => err(errors, at, "give exactly one of full or prefix".into()),
+            };
             if let Some(r) = &rule.redirect {
                 if !(300..400).contains(&r.status) {
                     err(
