@@ -7,10 +7,12 @@
 
 #![deny(missing_docs)]
 
+pub mod gateway_api;
 mod model;
 mod spans;
 mod tighten;
 
+pub use gateway_api::NoteKind;
 pub use model::*;
 pub use spans::{snippet, Location, Spans};
 pub use tighten::{tightenings, Tightening, BROWSER_MAX_AGE_CAP};
@@ -77,8 +79,12 @@ pub struct Loaded {
 pub struct ConfigLint {
     /// Where (`policies.seed.maxAge`, `vservices[0].rules[2]`).
     pub path: String,
+    /// The file it is in (a manifest, for imported policies and rules).
+    pub file: Option<String>,
     /// 1-based line and column, when the configuration came from text.
     pub location: Option<Location>,
+    /// The source line with a caret under the column.
+    pub snippet: Option<String>,
     /// The lint.
     pub lint: Lint,
 }
@@ -133,6 +139,9 @@ pub struct Report {
     pub errors: Vec<ConfigError>,
     /// Lints that do not refuse it (also those of refused policies).
     pub lints: Vec<ConfigLint>,
+    /// Notes about imported Gateway API manifests: what is not
+    /// implemented, where semantics differ.
+    pub notes: Vec<ImportNote>,
     /// Policy tests run (`tests.allow` and `tests.deny` entries).
     pub policy_tests: usize,
     /// The configuration, when it has no errors.
@@ -142,38 +151,290 @@ pub struct Report {
 /// Check a configuration text completely, collecting every error and lint
 /// with its location.
 pub fn check_str(text: &str, file: Option<&str>) -> Report {
-    let config: Config = match serde_yaml_ng::from_str(text) {
-        Ok(c) => c,
-        Err(e) => {
-            return Report {
-                errors: vec![ConfigError {
-                    file: file.map(str::to_owned),
-                    location: e.location().map(|l| (l.line(), l.column())),
-                    snippet: e
-                        .location()
-                        .and_then(|l| snippet(text, (l.line(), l.column()))),
-                    path: String::new(),
-                    reason: e.to_string(),
-                }],
-                lints: Vec::new(),
-                policy_tests: 0,
-                loaded: None,
+    let manifests_only = gateway_api::looks_like_manifests(text);
+    let config: Config = if manifests_only {
+        Config {
+            gateway_api: Some(GatewayApi {
+                manifests: vec![file.unwrap_or("<manifests>").to_owned()],
+                bind_address: "127.0.0.1".into(),
+                ..GatewayApi::default()
+            }),
+            ..Config::default()
+        }
+    } else {
+        match serde_yaml_ng::from_str(text) {
+            Ok(c) => c,
+            Err(e) => {
+                return Report {
+                    errors: vec![ConfigError {
+                        file: file.map(str::to_owned),
+                        location: e.location().map(|l| (l.line(), l.column())),
+                        snippet: e
+                            .location()
+                            .and_then(|l| snippet(text, (l.line(), l.column()))),
+                        path: String::new(),
+                        reason: e.to_string(),
+                    }],
+                    lints: Vec::new(),
+                    notes: Vec::new(),
+                    policy_tests: 0,
+                    loaded: None,
+                }
             }
         }
     };
+    let mut config = config;
+    let import = config
+        .gateway_api
+        .clone()
+        .map(|g| import_manifests(&g, file, manifests_only.then_some(text)));
+    let native_vservices = config.vservices.len();
+    let mut import_errors = Vec::new();
+    let mut notes = Vec::new();
+    let mut sources: Vec<ManifestText> = Vec::new();
+    let mut provenance: Vec<(String, gateway_api::Source)> = Vec::new();
+    if let Some(imp) = import {
+        sources = imp.texts;
+        import_errors = imp.errors;
+        notes = imp.notes;
+        for (name, spec) in imp.imported.policies {
+            if config.policies.contains_key(&name) {
+                import_errors.push(ConfigError {
+                    file: file.map(str::to_owned),
+                    location: None,
+                    snippet: None,
+                    path: format!("policies.{name}"),
+                    reason: "this name is also used by an imported Gateway API policy".into(),
+                });
+            }
+            config.policies.insert(name, spec);
+        }
+        config.vservices.extend(imp.imported.vservices);
+        for (path, src) in imp.imported.provenance {
+            let path = match path.strip_prefix("vservices[") {
+                Some(rest) => {
+                    let (n, tail) = rest.split_once(']').unwrap_or((rest, ""));
+                    let n: usize = n.parse().unwrap_or(0);
+                    format!("vservices[{}]{tail}", n + native_vservices)
+                }
+                None => path,
+            };
+            provenance.push((path, src));
+        }
+    }
     let mut report = check_config(config, file);
-    let spans = Spans::of(text);
+    let native_spans = if manifests_only {
+        Spans::default()
+    } else {
+        Spans::of(text)
+    };
+    // A path under an imported vService, rule or policy is located in the
+    // manifest it came from; anything else in the native file.
+    let place = |path: &str| -> (Option<String>, Option<Location>, Option<String>) {
+        let best = provenance
+            .iter()
+            .filter(|(p, _)| {
+                path == p
+                    || path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+            })
+            .max_by_key(|(p, _)| p.len());
+        match best {
+            Some((p, src)) => {
+                let m = &sources[src.manifest];
+                let doc_path = format!("{}{}", src.path, &path[p.len()..]);
+                let at = m.spans.get(src.doc).and_then(|s| s.locate(&doc_path));
+                (
+                    Some(m.file.clone()),
+                    at,
+                    at.and_then(|a| snippet(&m.text, a)),
+                )
+            }
+            None => {
+                let at = native_spans.locate(path);
+                (
+                    file.map(str::to_owned),
+                    at,
+                    at.and_then(|a| snippet(text, a)),
+                )
+            }
+        }
+    };
     for lint in &mut report.lints {
-        lint.location = spans.locate(&lint.path);
+        let (f, at, snip) = place(&lint.path);
+        lint.file = f;
+        lint.location = at;
+        lint.snippet = snip;
+    }
+    for e in &mut report.errors {
+        let (f, at, snip) = place(&e.path);
+        e.file = f;
+        e.location = at;
+        e.snippet = snip;
     }
     if let Some(loaded) = &mut report.loaded {
         loaded.lints.clone_from(&report.lints);
     }
-    for e in &mut report.errors {
-        e.location = spans.locate(&e.path);
-        e.snippet = e.location.and_then(|at| snippet(text, at));
+    if !import_errors.is_empty() {
+        report.errors.splice(0..0, import_errors);
+        report.loaded = None;
     }
+    report.notes = notes;
     report
+}
+
+/// A manifest's text (after documentation snippets were expanded) and its
+/// span index per document.
+struct ManifestText {
+    file: String,
+    text: String,
+    spans: Vec<Spans>,
+}
+
+struct ImportResult {
+    texts: Vec<ManifestText>,
+    imported: gateway_api::Imported,
+    errors: Vec<ConfigError>,
+    notes: Vec<ImportNote>,
+}
+
+/// Read, parse and import the manifests a configuration names. `inline` is
+/// the text when the configuration file is itself the manifest.
+fn import_manifests(g: &GatewayApi, file: Option<&str>, inline: Option<&str>) -> ImportResult {
+    let base = file
+        .and_then(|f| Path::new(f).parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut texts = Vec::new();
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let mut docs = Vec::new();
+    for (i, m) in g.manifests.iter().enumerate() {
+        let (name, raw) = match inline {
+            Some(t) => (m.clone(), Ok(t.to_owned())),
+            None => {
+                let p = base.join(m);
+                (p.display().to_string(), std::fs::read_to_string(&p))
+            }
+        };
+        let raw = match raw {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(ConfigError {
+                    file: file.map(str::to_owned),
+                    location: None,
+                    snippet: None,
+                    path: format!("gatewayApi.manifests[{i}]"),
+                    reason: format!("cannot read {name}: {e}"),
+                });
+                texts.push(ManifestText {
+                    file: name,
+                    text: String::new(),
+                    spans: Vec::new(),
+                });
+                continue;
+            }
+        };
+        let (text, snippet_notes, snippet_errors) = gateway_api::expand_snippets(&raw);
+        for (line, message) in snippet_notes {
+            notes.push(ImportNote {
+                file: name.clone(),
+                location: Some((line, 1)),
+                path: String::new(),
+                kind: NoteKind::Info,
+                message,
+            });
+        }
+        for (line, reason) in snippet_errors {
+            errors.push(ConfigError {
+                file: Some(name.clone()),
+                location: Some((line, 1)),
+                snippet: snippet(&text, (line, 1)),
+                path: String::new(),
+                reason,
+            });
+        }
+        match gateway_api::documents(&text) {
+            Ok(d) => docs.extend(d.into_iter().enumerate().map(|(di, v)| (i, di, v))),
+            Err(e) => errors.push(ConfigError {
+                file: Some(name.clone()),
+                location: e.location().map(|l| (l.line(), l.column())),
+                snippet: e
+                    .location()
+                    .and_then(|l| snippet(&text, (l.line(), l.column()))),
+                path: String::new(),
+                reason: e.to_string(),
+            }),
+        }
+        let spans = Spans::of_documents(&text);
+        texts.push(ManifestText {
+            file: name,
+            text,
+            spans,
+        });
+    }
+    let imported = gateway_api::import(&docs, g);
+    let locate = |src: &gateway_api::Source| {
+        let m = &texts[src.manifest];
+        let at = m.spans.get(src.doc).and_then(|s| s.locate(&src.path));
+        (m.file.clone(), at, at.and_then(|a| snippet(&m.text, a)))
+    };
+    for (src, reason) in &imported.errors {
+        let (f, at, snip) = locate(src);
+        errors.push(ConfigError {
+            file: Some(f),
+            location: at,
+            snippet: snip,
+            path: src.path.clone(),
+            reason: reason.clone(),
+        });
+    }
+    for n in &imported.notes {
+        let (f, at, _) = locate(&n.source);
+        notes.push(ImportNote {
+            file: f,
+            location: at,
+            path: n.source.path.clone(),
+            kind: n.kind,
+            message: n.message.clone(),
+        });
+    }
+    ImportResult {
+        texts,
+        imported,
+        errors,
+        notes,
+    }
+}
+
+/// A note about imported manifests, located in them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportNote {
+    /// The manifest file.
+    pub file: String,
+    /// 1-based line and column.
+    pub location: Option<Location>,
+    /// Path in the manifest document.
+    pub path: String,
+    /// Unsupported, compatibility difference, or information.
+    pub kind: NoteKind,
+    /// What.
+    pub message: String,
+}
+
+impl fmt::Display for ImportNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some((l, c)) => write!(f, "{}:{l}:{c}: ", self.file)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        write!(f, "{}", self.kind.as_str())?;
+        if !self.path.is_empty() {
+            write!(f, " {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
 }
 
 fn check_config(config: Config, file: Option<&str>) -> Report {
@@ -206,7 +467,9 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                 }
                 lints.extend(c.lints.into_iter().map(|lint| ConfigLint {
                     path: format!("policies.{name}.{}", lint.at),
+                    file: None,
                     location: None,
+                    snippet: None,
                     lint,
                 }));
                 policies.insert(name.clone(), Arc::new(c.policy));
@@ -229,7 +492,9 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                     } else {
                         lints.push(ConfigLint {
                             path: format!("policies.{name}.{}", l.at),
+                            file: None,
                             location: None,
+                            snippet: None,
                             lint: l,
                         });
                     }
@@ -384,8 +649,9 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                             );
                         }
                     }
-                    (None, true) => {}
-                    _ => err(
+                    // Nothing replaced: the request's own URL.
+                    (None, _) => {}
+                    (Some(_), true) => err(
                         &mut errors,
                         format!("{at}.redirect"),
                         "give either a fixed location or any of scheme, hostname, port, path"
@@ -509,6 +775,7 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
     Report {
         errors,
         lints,
+        notes: Vec::new(),
         policy_tests,
         loaded,
     }
@@ -538,7 +805,9 @@ fn preflight_ambiguity(vi: usize, vs: &VService) -> Vec<ConfigLint> {
             let name = |r: &Rule| r.cors.clone().unwrap_or_else(|| "(inherited)".into());
             out.push(ConfigLint {
                 path: format!("vservices[{vi}].rules[{j}]"),
+                file: None,
                 location: None,
+                snippet: None,
                 lint: Lint {
                     id: corsgate_policy::LintId::PreflightAmbiguous,
                     severity: corsgate_policy::Severity::Warn,

@@ -18,6 +18,40 @@ pub struct Config {
     /// The vServices, each with its own listener.
     #[serde(default)]
     pub vservices: Vec<VService>,
+    /// Kubernetes Gateway API manifests to import as more vServices,
+    /// rules and policies (see docs/gateway-api.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_api: Option<GatewayApi>,
+}
+
+/// Where Gateway API manifests are and how their references resolve
+/// outside Kubernetes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayApi {
+    /// Manifest files (multi-document YAML), relative to this file.
+    pub manifests: Vec<String>,
+    /// Listen address per Gateway (`namespace/name`) or per Gateway
+    /// listener (`namespace/name/listener`). A Gateway named here but not
+    /// defined in the manifests gets one plain-HTTP listener, any hostname.
+    /// Unlisted listeners bind `bindAddress` on their own port.
+    #[serde(default)]
+    pub listeners: BTreeMap<String, String>,
+    /// Upstream URL per backendRef, keyed `namespace/name:port`
+    /// (`httpbin/httpbin:8000` → `http://127.0.0.1:9000`).
+    #[serde(default)]
+    pub backends: BTreeMap<String, String>,
+    /// TLS files per Secret named by an HTTPS listener's
+    /// `certificateRefs` (`namespace/name`).
+    #[serde(default)]
+    pub certificates: BTreeMap<String, Tls>,
+    /// Address for listeners not in `listeners` (default 127.0.0.1).
+    #[serde(default = "default_bind_address")]
+    pub bind_address: String,
+}
+
+fn default_bind_address() -> String {
+    "127.0.0.1".into()
 }
 
 /// A listener with its hostnames, CORS bindings and ordered rules.

@@ -1,7 +1,7 @@
 //! `corsgate check`: every error and lint of a configuration, with its
 //! location, severity and a one-line fix.
 
-use corsgate_config::{snippet, ConfigLint, Report};
+use corsgate_config::{ConfigLint, NoteKind, Report};
 use corsgate_policy::Severity;
 use serde_json::json;
 use std::fmt::Write as _;
@@ -23,7 +23,8 @@ fn count(report: &Report, severity: Severity) -> usize {
         .count()
 }
 
-fn lint_line(file: &str, text: &str, l: &ConfigLint, out: &mut String) {
+fn lint_line(l: &ConfigLint, out: &mut String) {
+    let file = l.file.as_deref().unwrap_or("<config>");
     let at = match l.location {
         Some((line, col)) => format!("{file}:{line}:{col}"),
         None => file.to_owned(),
@@ -33,7 +34,7 @@ fn lint_line(file: &str, text: &str, l: &ConfigLint, out: &mut String) {
         "{at}: {}[{}] {}: {}",
         l.lint.severity, l.lint.id, l.path, l.lint.message
     );
-    if let Some(s) = l.location.and_then(|loc| snippet(text, loc)) {
+    if let Some(s) = &l.snippet {
         for line in s.lines() {
             let _ = writeln!(out, "    {line}");
         }
@@ -44,7 +45,12 @@ fn lint_line(file: &str, text: &str, l: &ConfigLint, out: &mut String) {
 /// Check `text` (from `file`) and render the result.
 pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
     let report = corsgate_config::check_str(text, Some(file));
-    let warnings = count(&report, Severity::Warn);
+    let warnings = count(&report, Severity::Warn)
+        + report
+            .notes
+            .iter()
+            .filter(|n| n.kind == NoteKind::Unsupported)
+            .count();
     let valid = report.errors.is_empty();
     let status = if !valid || (strict && warnings > 0) {
         1
@@ -57,6 +63,7 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
             .iter()
             .map(|e| {
                 json!({
+                    "file": e.file,
                     "line": e.location.map(|l| l.0),
                     "column": e.location.map(|l| l.1),
                     "path": e.path,
@@ -69,6 +76,7 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
             .iter()
             .map(|l| {
                 json!({
+                    "file": l.file,
                     "id": l.lint.id.as_str(),
                     "severity": l.lint.severity.as_str(),
                     "line": l.location.map(|l| l.0),
@@ -79,7 +87,22 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
                 })
             })
             .collect();
+        let notes: Vec<_> = report
+            .notes
+            .iter()
+            .map(|n| {
+                json!({
+                    "file": n.file,
+                    "kind": n.kind.as_str(),
+                    "line": n.location.map(|l| l.0),
+                    "column": n.location.map(|l| l.1),
+                    "path": n.path,
+                    "message": n.message,
+                })
+            })
+            .collect();
         let doc = json!({
+            "notes": notes,
             "file": file,
             "valid": valid,
             "strict": strict,
@@ -97,7 +120,25 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
         let _ = writeln!(out, "error: {e}");
     }
     for l in &report.lints {
-        lint_line(file, text, l, &mut out);
+        lint_line(l, &mut out);
+    }
+    let mut compat = Vec::new();
+    for n in &report.notes {
+        if n.kind == NoteKind::Compat {
+            compat.push(n);
+        } else {
+            let _ = writeln!(out, "{n}");
+        }
+    }
+    if !compat.is_empty() {
+        let _ = writeln!(
+            out,
+            "compatibility: where corsgate deliberately differs from the Gateway API text \
+             (docs/gateway-api.md):"
+        );
+        for n in compat {
+            let _ = writeln!(out, "  {n}");
+        }
     }
     let summary = match &report.loaded {
         Some(loaded) => {

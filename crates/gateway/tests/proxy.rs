@@ -1050,3 +1050,113 @@ fn path_changes_follow_the_gateway_api_prefix_rules() {
         assert_eq!(change.apply(path), want, "{change:?} on {path}");
     }
 }
+
+/// The seed page's scenario, from its manifests as they stand: an allowed
+/// and a disallowed origin, the page's own curl (an OPTIONS without
+/// Access-Control-Request-Method) and a browser's real preflight.
+#[tokio::test]
+async fn seed_manifests_serve_the_pages_scenarios() {
+    let (b, seen) = backend().await;
+    let dir = std::env::temp_dir().join(format!("corsgate-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gateway-api");
+    for f in ["seed-httproute.yaml", "seed-policy.yaml"] {
+        std::fs::copy(examples.join(f), dir.join(f)).unwrap();
+    }
+    let gw_yaml = format!(
+        "gatewayApi:\n  manifests: [seed-httproute.yaml, seed-policy.yaml]\n  listeners:\n    agentgateway-system/agentgateway-proxy: \"127.0.0.1:0\"\n  backends:\n    httpbin/httpbin:8000: \"http://{b}\"\n"
+    );
+    std::fs::write(dir.join("gw.yaml"), gw_yaml).unwrap();
+    let loaded = corsgate_config::load_file(&dir.join("gw.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let gw = corsgate_gateway::start(&loaded).await.unwrap();
+    let a = gw.addrs[0].1;
+    let host = ("host", "www.example.com");
+
+    // A browser's preflight from the allowed origin: answered at the
+    // gateway from the route's CORS filter, never forwarded.
+    let r = send(
+        a,
+        "OPTIONS",
+        "/get",
+        &[
+            host,
+            ("origin", "https://example.com"),
+            ("access-control-request-method", "POST"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    assert!(r
+        .one("access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
+    assert_eq!(r.one("access-control-max-age"), Some("86400"));
+    assert_eq!(r.one("access-control-allow-credentials"), Some("true"));
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "a preflight reached the backend"
+    );
+
+    // The same from https://notallowed.com: 200 without CORS headers, and
+    // still not forwarded (R18, R20).
+    let r = send(
+        a,
+        "OPTIONS",
+        "/get",
+        &[
+            host,
+            ("origin", "https://notallowed.com"),
+            ("access-control-request-method", "POST"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.acx().is_empty(), "{:?}", r.headers);
+    assert!(seen.lock().unwrap().is_empty());
+
+    // The page's curl: OPTIONS without ACRM is not a preflight (R8); it is
+    // forwarded and completed like any response.
+    let r = send(
+        a,
+        "OPTIONS",
+        "/headers",
+        &[host, ("origin", "https://example.com")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.one("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+    assert_eq!(
+        r.one("access-control-expose-headers"),
+        Some("origin, x-httproute-header")
+    );
+    assert!(r.one("access-control-max-age").is_none());
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // An actual request: forwarded, completed with the route's policy (its
+    // exposeHeaders, not the Gateway policy's X-TrafficPolicy-Header).
+    let r = send(a, "GET", "/get", &[host, ("origin", "https://example.com")]).await;
+    assert_eq!(r.body, Bytes::from_static(b"from backend"));
+    assert_eq!(
+        r.one("access-control-expose-headers"),
+        Some("origin, x-httproute-header")
+    );
+    let r = send(
+        a,
+        "GET",
+        "/get",
+        &[host, ("origin", "https://notallowed.com")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.acx().is_empty());
+    assert_eq!(r.one("vary"), Some("Origin"));
+}
