@@ -54,10 +54,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Explain what a browser sends for a request and what corsgate
+    /// answers, leg by leg, with the browser's verdict and its reason.
+    Explain {
+        /// Configuration (default: the embedded demo).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The page's origin.
+        #[arg(long)]
+        origin: String,
+        /// Request method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The URL fetched.
+        #[arg(long)]
+        url: String,
+        /// A header the script sets (`-H 'X-Tenant: acme'`), repeatable.
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// `fetch()` credentials mode.
+        #[arg(long, value_enum, default_value_t = Credentials::Omit)]
+        credentials: Credentials,
+        /// Print the explanation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the JSON Schema of the configuration format (for editors).
     Schema,
     /// Print the embedded default configuration.
     DefaultConfig,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Credentials {
+    Include,
+    Omit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,6 +118,88 @@ fn main() -> ExitCode {
         Command::DefaultConfig => {
             print!("{DEFAULT_CONFIG}");
             ExitCode::SUCCESS
+        }
+        Command::Explain {
+            config,
+            origin,
+            method,
+            url,
+            headers,
+            credentials,
+            json,
+        } => {
+            let (text, name) = match &config {
+                Some(p) => match std::fs::read_to_string(p) {
+                    Ok(t) => (t, p.display().to_string()),
+                    Err(e) => {
+                        eprintln!("{}: cannot read: {e}", p.display());
+                        return ExitCode::from(2);
+                    }
+                },
+                None => (DEFAULT_CONFIG.to_owned(), "<embedded default>".to_owned()),
+            };
+            let loaded = match corsgate_config::load_str(&text, Some(&name)) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let url = match url.parse::<http::Uri>() {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("--url {url}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut parsed = Vec::new();
+            for h in &headers {
+                match h.split_once(':') {
+                    Some((k, v)) => parsed.push((k.trim().to_owned(), v.trim().to_owned())),
+                    None => {
+                        eprintln!("-H {h:?}: expected 'Name: value'");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let req = corsgate_gateway::explain::BrowserRequest {
+                origin,
+                method,
+                url,
+                headers: parsed,
+                credentials: credentials == Credentials::Include,
+            };
+            let compiled = corsgate_gateway::router::compile(&loaded.config, &loaded.policies);
+            match corsgate_gateway::explain::explain(&compiled, &loaded.policies, &req) {
+                Ok(e) => {
+                    if json {
+                        match serde_json::to_string_pretty(&e) {
+                            Ok(s) => println!("{s}"),
+                            Err(err) => {
+                                eprintln!("{err}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    } else {
+                        print!("{e}");
+                    }
+                    // 0 when the browser would let the script read the
+                    // response, 1 when it blocks it or the backend decides.
+                    let ok = e
+                        .legs
+                        .iter()
+                        .all(|l| l.verdict == corsgate_gateway::explain::Verdict::Allowed);
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Schema => {
             let schema = schemars::schema_for!(corsgate_config::Config);

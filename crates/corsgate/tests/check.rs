@@ -159,3 +159,82 @@ fn corsgate_config_rejects(yaml: &str) -> bool {
     let file = write("schema-bad.yaml", yaml);
     corsgate(&["check", &file]).0 != 0
 }
+
+#[test]
+fn explain_gives_each_leg_and_the_browsers_precise_reason() {
+    let url = "http://127.0.0.1:8080/api/hello";
+    let (code, out) = corsgate(&[
+        "explain",
+        "--origin",
+        "https://app.example.com",
+        "--method",
+        "PUT",
+        "--url",
+        url,
+        "-H",
+        "X-Tenant: acme",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Preflight: yes, because method PUT is not CORS-safelisted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("< access-control-allow-methods: GET, POST, PUT"),
+        "{out}"
+    );
+    assert!(out.contains("- `x-tenant` is not in allowHeaders"), "{out}");
+    assert!(
+        out.contains("2. actual PUT: not sent (the preflight failed)"),
+        "{out}"
+    );
+
+    let (code, out) = corsgate(&[
+        "explain",
+        "--origin",
+        "https://app.example.com:8443",
+        "--url",
+        url,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("differs by port: allowed 443, got 8443"),
+        "{out}"
+    );
+
+    let (code, out) = corsgate(&[
+        "explain",
+        "--origin",
+        "https://app.example.com",
+        "--url",
+        url,
+        "--credentials",
+        "include",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("credentialed request but the policy does not allow credentials"),
+        "{out}"
+    );
+
+    let (code, out) = corsgate(&[
+        "explain",
+        "--origin",
+        "https://app.example.com",
+        "--method",
+        "PUT",
+        "--url",
+        url,
+        "-H",
+        "Content-Type: application/json",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let legs = v["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2);
+    assert_eq!(legs[0]["kind"], "preflight");
+    assert_eq!(legs[0]["answer"]["by"], "gateway");
+    assert_eq!(legs[0]["verdict"]["verdict"], "allowed");
+    assert_eq!(legs[1]["policy"], "public");
+}

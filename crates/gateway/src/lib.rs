@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod explain;
 pub mod router;
 
 mod pool;

@@ -305,6 +305,7 @@ pub struct CompiledVService {
     pub listen: String,
     hostnames: Vec<HostPattern>,
     cors: Option<Arc<Policy>>,
+    cors_is_global: bool,
     host_cors: Vec<(HostPattern, Arc<Policy>)>,
     path_cors: Vec<(String, Arc<Policy>)>,
     /// Rules in order.
@@ -338,8 +339,40 @@ pub struct Selection<'a> {
     pub rule: Option<&'a CompiledRule>,
     /// The CORS policy in scope, if any.
     pub policy: Option<&'a Arc<Policy>>,
+    /// Which binding chose it (R16).
+    pub binding: Binding<'a>,
     /// Is the host served by this vService at all?
     pub host_served: bool,
+}
+
+/// Which binding selected the policy (R16: the most specific applies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding<'a> {
+    /// The matched rule's `cors`.
+    Rule,
+    /// The longest matching `pathCors` prefix.
+    Path(&'a str),
+    /// A `hostCors` entry.
+    Host,
+    /// The vService's `cors`.
+    VService,
+    /// The configuration's global `cors`.
+    Global,
+    /// No policy: CORS is not applied.
+    None,
+}
+
+impl std::fmt::Display for Binding<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Binding::Rule => f.write_str("bound to the matched rule"),
+            Binding::Path(p) => write!(f, "bound to path prefix {p} (pathCors)"),
+            Binding::Host => f.write_str("bound to the request host (hostCors)"),
+            Binding::VService => f.write_str("bound to the vService"),
+            Binding::Global => f.write_str("the global policy (top-level cors)"),
+            Binding::None => f.write_str("no policy is bound at any level"),
+        }
+    }
 }
 
 /// Does `path` fall under `prefix` on a segment boundary?
@@ -522,10 +555,14 @@ impl RuleIndex {
 }
 
 impl CompiledVService {
+    /// Does this vService serve `host` (no `hostnames`: every host)?
+    pub fn serves_host(&self, host: &str) -> bool {
+        self.hostnames.is_empty() || self.hostnames.iter().any(|h| h.matches(host))
+    }
+
     /// Route a request and select its CORS policy.
     pub fn select(&self, r: &RequestFacts<'_>) -> Selection<'_> {
-        let host_served =
-            self.hostnames.is_empty() || self.hostnames.iter().any(|h| h.matches(r.host));
+        let host_served = self.serves_host(r.host);
         let rule = if host_served {
             self.index
                 .first(r.path, |i| self.rules[i].matches(r))
@@ -533,25 +570,31 @@ impl CompiledVService {
         } else {
             None
         };
-        let policy = rule
-            .and_then(|rule| rule.cors.as_ref())
-            .or_else(|| {
-                self.path_cors
-                    .iter()
-                    .filter(|(p, _)| prefix_matches(p, r.path))
-                    .max_by_key(|(p, _)| p.len())
-                    .map(|(_, pol)| pol)
-            })
-            .or_else(|| {
-                self.host_cors
-                    .iter()
-                    .find(|(h, _)| h.matches(r.host))
-                    .map(|(_, p)| p)
-            })
-            .or(self.cors.as_ref());
+        let (policy, binding) = if let Some(p) = rule.and_then(|rule| rule.cors.as_ref()) {
+            (Some(p), Binding::Rule)
+        } else if let Some((prefix, p)) = self
+            .path_cors
+            .iter()
+            .filter(|(p, _)| prefix_matches(p, r.path))
+            .max_by_key(|(p, _)| p.len())
+        {
+            (Some(p), Binding::Path(prefix.as_str()))
+        } else if let Some((_, p)) = self.host_cors.iter().find(|(h, _)| h.matches(r.host)) {
+            (Some(p), Binding::Host)
+        } else if let Some(p) = &self.cors {
+            let b = if self.cors_is_global {
+                Binding::Global
+            } else {
+                Binding::VService
+            };
+            (Some(p), b)
+        } else {
+            (None, Binding::None)
+        };
         Selection {
             rule,
             policy,
+            binding,
             host_served,
         }
     }
@@ -586,6 +629,7 @@ fn compile_vservice(
         name: vs.name.clone(),
         listen: vs.listen.clone(),
         hostnames: vs.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
+        cors_is_global: vs.cors.is_none() && global.is_some(),
         cors: get(&vs.cors).or(global),
         host_cors: vs
             .host_cors

@@ -1160,3 +1160,252 @@ async fn seed_manifests_serve_the_pages_scenarios() {
     assert!(r.acx().is_empty());
     assert_eq!(r.one("vary"), Some("Origin"));
 }
+
+/// `explain` must agree exactly with the running gateway: for a table of
+/// browser requests, every leg explain predicts is sent to a live gateway
+/// built from the same configuration, and the answers are compared.
+#[tokio::test]
+async fn explain_agrees_with_the_live_gateway() {
+    use corsgate_gateway::explain::{explain, Answer, BrowserRequest, Verdict};
+    let (b, _) = backend().await;
+    let yaml = format!(
+        r#"
+policies:
+  public:
+    allowOrigins: ["https://*.example.com"]
+    allowMethods: [GET, PUT]
+    allowHeaders: [Content-Type, X-Request-ID]
+    exposeHeaders: [X-Request-ID]
+    maxAge: 600
+  admin:
+    allowOrigins: ["https://admin.example.com"]
+    allowMethods: [GET, DELETE]
+    allowHeaders: [Authorization]
+    allowCredentials: true
+    maxAge: 60
+  partner:
+    allowOrigins: ["https://portal.partner.example.net"]
+    allowMethods: [POST]
+    allowHeaders: [X-Partner-Key, Content-Type]
+    preflightValidation: strict
+    preflightRejectStatus: 403
+vservices:
+  - name: api
+    listen: "127.0.0.1:0"
+    cors: public
+    pathCors: [{{ prefix: /admin, cors: admin }}]
+    rules:
+      - name: partner
+        match: {{ path: {{ prefix: /api }}, headers: [{{ name: x-partner-key }}] }}
+        cors: partner
+        forward: {{ upstreams: ["http://{b}"] }}
+      - name: api
+        match: {{ path: {{ prefix: /api }} }}
+        forward: {{ upstreams: ["http://{b}"] }}
+        responseHeaders: {{ set: {{ x-served-by: corsgate }} }}
+      - name: admin
+        match: {{ path: {{ prefix: /admin }} }}
+        direct: {{ status: 200, headers: {{ content-type: application/json }}, body: "{{}}" }}
+      - name: moved
+        match: {{ path: {{ prefix: /old }} }}
+        redirect: {{ path: {{ prefix: /api }}, status: 308 }}
+      - name: open
+        match: {{ path: {{ prefix: /open }} }}
+        cors: public
+        forward: {{ upstreams: ["http://{b}"] }}
+"#
+    );
+    let loaded = corsgate_config::load_str(&yaml, None).unwrap();
+    let gw = corsgate_gateway::start(&loaded).await.unwrap();
+    let a = gw.addr("api").unwrap();
+    let compiled = corsgate_gateway::router::compile(&loaded.config, &loaded.policies);
+    let base = format!("http://{a}");
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        bool,
+        bool,
+    );
+    // (origin, method, path, headers, credentials, browser allows)
+    let cases: &[Case] = &[
+        (
+            "https://app.example.com",
+            "GET",
+            "/api/items",
+            &[],
+            false,
+            true,
+        ),
+        (
+            "https://app.example.com",
+            "PUT",
+            "/api/items",
+            &[("content-type", "application/json")],
+            false,
+            true,
+        ),
+        (
+            "https://app.example.com",
+            "PUT",
+            "/api/items",
+            &[("x-tenant", "acme")],
+            false,
+            false,
+        ),
+        (
+            "https://app.example.com",
+            "DELETE",
+            "/api/items",
+            &[],
+            false,
+            false,
+        ),
+        (
+            "https://app.example.com:8443",
+            "GET",
+            "/api/items",
+            &[],
+            false,
+            false,
+        ),
+        (
+            "https://evil.example.net",
+            "PUT",
+            "/api/items",
+            &[],
+            false,
+            false,
+        ),
+        (
+            "https://app.example.com",
+            "GET",
+            "/api/items",
+            &[],
+            true,
+            false,
+        ),
+        (
+            "https://admin.example.com",
+            "DELETE",
+            "/admin/users/1",
+            &[("authorization", "Bearer t")],
+            true,
+            true,
+        ),
+        (
+            "https://app.example.com",
+            "GET",
+            "/admin/users",
+            &[],
+            true,
+            false,
+        ),
+        (
+            "https://portal.partner.example.net",
+            "POST",
+            "/api/orders",
+            &[("x-partner-key", "k"), ("content-type", "application/json")],
+            false,
+            true,
+        ),
+        (
+            "https://portal.partner.example.net",
+            "PUT",
+            "/api/orders",
+            &[("x-partner-key", "k")],
+            false,
+            false,
+        ),
+        (
+            "https://app.example.com",
+            "GET",
+            "/old/page?x=1",
+            &[],
+            false,
+            true,
+        ),
+        (
+            "https://app.example.com",
+            "GET",
+            "/nowhere",
+            &[],
+            false,
+            true,
+        ),
+        (
+            "https://app.example.com",
+            "POST",
+            "/open/form",
+            &[("content-type", "text/plain")],
+            false,
+            true,
+        ),
+    ];
+    for (origin, method, path, headers, credentials, allows) in cases {
+        let req = BrowserRequest {
+            origin: (*origin).into(),
+            method: (*method).into(),
+            url: format!("{base}{path}").parse().unwrap(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            credentials: *credentials,
+        };
+        let e = explain(&compiled, &loaded.policies, &req).unwrap();
+        let all_allowed = e.legs.iter().all(|l| l.verdict == Verdict::Allowed);
+        assert_eq!(all_allowed, *allows, "{e}");
+        for leg in &e.legs {
+            let hs: Vec<(&str, &str)> = leg
+                .request_headers
+                .iter()
+                .filter(|(k, _)| k != "host")
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let live = send(a, &leg.method, &leg.target, &hs).await;
+            let cors = |h: &[(String, String)]| {
+                let mut v: Vec<(String, String)> = h
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("access-control-") || k == "vary")
+                    .cloned()
+                    .collect();
+                v.sort();
+                v
+            };
+            let live_pairs: Vec<(String, String)> = live
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+                .collect();
+            assert_eq!(
+                cors(leg.answer.headers()),
+                cors(&live_pairs),
+                "{} {}: {e}",
+                leg.method,
+                leg.target
+            );
+            match &leg.answer {
+                Answer::Gateway { status, headers } => {
+                    assert_eq!(*status, live.status.as_u16(), "{e}");
+                    for (k, v) in headers {
+                        assert!(
+                            live_pairs.contains(&(k.clone(), v.clone())),
+                            "{k}: {v} missing live: {e}"
+                        );
+                    }
+                }
+                Answer::Upstream { headers, .. } => {
+                    assert_eq!(live.body, Bytes::from_static(b"from backend"), "{e}");
+                    for (k, v) in headers {
+                        assert!(
+                            live_pairs.contains(&(k.clone(), v.clone())),
+                            "{k}: {v} missing live: {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
