@@ -99,6 +99,18 @@ impl fmt::Display for ConfigLint {
     }
 }
 
+/// Every file a configuration reads: itself and, when it imports Gateway
+/// API manifests, each manifest (resolved relative to it). Hot reload
+/// watches and fingerprints these.
+pub fn input_files(config: &Config, file: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![file.to_path_buf()];
+    if let Some(g) = &config.gateway_api {
+        let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        out.extend(g.manifests.iter().map(|m| base.join(m)));
+    }
+    out
+}
+
 /// Load and validate a configuration file.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
     let file = path.display().to_string();

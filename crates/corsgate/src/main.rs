@@ -294,10 +294,10 @@ fn main() -> ExitCode {
                 let (tx, mut triggers) = tokio::sync::mpsc::unbounded_channel();
                 let mut reloader = config
                     .clone()
-                    .map(|path| reload::Reloader::new(path, text, loaded));
+                    .map(|path| reload::Reloader::new(path, loaded));
                 // Kept alive for as long as the gateway runs.
-                let _watch = match (&config, no_watch) {
-                    (Some(path), false) => match reload::watch(path, tx.clone()) {
+                let _watch = match (&reloader, no_watch) {
+                    (Some(r), false) => match reload::watch(&r.inputs(), tx.clone()) {
                         Ok(w) => Some(w),
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot watch the configuration file; reload with SIGHUP");

@@ -10,7 +10,7 @@
 use corsgate_config::{ConfigErrors, Loaded};
 use corsgate_gateway::Running;
 use notify_debouncer_mini::notify::RecursiveMode;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -39,38 +39,49 @@ impl Trigger {
 /// The configuration in force and where it came from.
 pub struct Reloader {
     path: PathBuf,
-    text: String,
+    /// The content of every input file (the configuration, then its
+    /// manifests) when last read, to tell a real change from noise.
+    fingerprint: Vec<Option<String>>,
     current: Loaded,
     generation: u64,
 }
 
+/// The content of each file, `None` when unreadable.
+fn fingerprint(files: &[PathBuf]) -> Vec<Option<String>> {
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).ok())
+        .collect()
+}
+
 impl Reloader {
-    /// Start from the configuration `text` of `path` that is running now.
-    pub fn new(path: PathBuf, text: String, current: Loaded) -> Self {
+    /// Start from the configuration at `path` that is running now.
+    pub fn new(path: PathBuf, current: Loaded) -> Self {
+        let files = corsgate_config::input_files(&current.config, &path);
         Reloader {
+            fingerprint: fingerprint(&files),
             path,
-            text,
             current,
             generation: 1,
         }
+    }
+
+    /// The files to watch: the configuration and its manifests.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        corsgate_config::input_files(&self.current.config, &self.path)
     }
 
     /// Load the file again and apply it if it is valid and changed (a
     /// SIGHUP applies it even unchanged, to re-read certificates).
     pub async fn reload(&mut self, running: &mut Running, trigger: Trigger) {
         let file = self.path.display().to_string();
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(file, trigger = trigger.as_str(), error = %e,
-                    "reload refused: cannot read the configuration; the running configuration stays in force");
-                return;
-            }
-        };
-        if matches!(trigger, Trigger::FileChanged) && text == self.text {
+        // The files of the configuration in force: a manifest edit counts
+        // as a change even when the configuration file is unchanged.
+        let now = fingerprint(&self.inputs());
+        if matches!(trigger, Trigger::FileChanged) && now == self.fingerprint {
             return;
         }
-        let loaded = match corsgate_config::load_str(&text, Some(&file)) {
+        let loaded = match corsgate_config::load_file(&self.path) {
             Ok(l) => l,
             Err(ConfigErrors(errors)) => {
                 for e in &errors {
@@ -81,9 +92,9 @@ impl Reloader {
                     errors = errors.len(),
                     "reload refused; the running configuration stays in force"
                 );
-                // Remember the text so that the same broken file is not
-                // reported again on every unrelated event.
-                self.text = text;
+                // Remember the content so that the same broken file is
+                // not reported again on every unrelated event.
+                self.fingerprint = now;
                 return;
             }
         };
@@ -112,34 +123,31 @@ impl Reloader {
                     );
                 }
                 self.current = loaded;
-                self.text = text;
+                self.fingerprint = fingerprint(&self.inputs());
             }
             Err(e) => {
                 tracing::error!(file, trigger = trigger.as_str(), error = %e,
                     "reload refused; the running configuration stays in force");
-                self.text = text;
+                self.fingerprint = now;
             }
         }
     }
 }
 
-/// Watch the configuration file's directory and send [`Trigger::FileChanged`]
-/// after each quiet burst of events. The directory, not the file, is
-/// watched so that editors' rename-over saves and Kubernetes ConfigMap
-/// symlink swaps are seen; the reload itself compares the content.
+/// Watch the directories of the configuration file and its manifests and
+/// send [`Trigger::FileChanged`] after each quiet burst of events.
+/// Directories, not files, are watched so that editors' rename-over saves
+/// and Kubernetes ConfigMap symlink swaps are seen; the reload itself
+/// compares the content.
 ///
 /// The returned value must be kept alive for the watch to continue.
 pub fn watch(
-    path: &Path,
+    files: &[PathBuf],
     tx: mpsc::UnboundedSender<Trigger>,
 ) -> Result<
     notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
     notify_debouncer_mini::notify::Error,
 > {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let mut debouncer = notify_debouncer_mini::new_debouncer(
         DEBOUNCE,
         move |res: notify_debouncer_mini::DebounceEventResult| {
@@ -148,8 +156,19 @@ pub fn watch(
             }
         },
     )?;
-    debouncer
-        .watcher()
-        .watch(&dir, RecursiveMode::NonRecursive)?;
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .map(|f| match f.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        debouncer
+            .watcher()
+            .watch(&dir, RecursiveMode::NonRecursive)?;
+    }
     Ok(debouncer)
 }

@@ -58,9 +58,23 @@ struct Gateway {
 
 impl Gateway {
     fn start(name: &str, config: &str, port: u16, watch: bool) -> Gateway {
+        Gateway::start_with(name, config, &[], port, watch)
+    }
+
+    /// Start with more files (manifests) beside the configuration.
+    fn start_with(
+        name: &str,
+        config: &str,
+        files: &[(&str, &str)],
+        port: u16,
+        watch: bool,
+    ) -> Gateway {
         let dir =
             std::env::temp_dir().join(format!("corsgate-reload-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        for (f, text) in files {
+            std::fs::write(dir.join(f), text).unwrap();
+        }
         let file = dir.join("gw.yaml");
         let log = dir.join("gw.log");
         std::fs::write(&file, config).unwrap();
@@ -285,4 +299,55 @@ async fn a_changed_file_is_applied_without_a_signal_and_tightening_is_warned() {
     // And fixing it applies the fix.
     gw.write(&config(port, "a", 86400));
     wait_for_version(&probe, port, "a").await;
+}
+
+/// An HTTPRoute whose CORS filter allows `origin`; its backend is not
+/// resolved, so the gateway answers 500, completed with CORS (R25).
+fn manifest(origin: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{ name: r, namespace: apps }}\nspec:\n  parentRefs: [{{ name: gw, namespace: infra }}]\n  rules:\n    - filters:\n        - type: CORS\n          cors: {{ allowOrigins: [\"{origin}\"] }}\n      backendRefs: [{{ name: nowhere, port: 1 }}]\n"
+    )
+}
+
+#[tokio::test]
+async fn an_edited_manifest_is_applied_on_its_own() {
+    let port = free_port();
+    let native = format!("gatewayApi:\n  manifests: [routes.yaml]\n  listeners:\n    infra/gw: \"127.0.0.1:{port}\"\n");
+    let gw = Gateway::start_with(
+        "manifest",
+        &native,
+        &[("routes.yaml", &manifest(ORIGIN))],
+        port,
+        true,
+    );
+    let dir = gw.file.parent().unwrap().to_path_buf();
+    let acao = |origin: &'static str| async move {
+        let req = http::Request::get(format!("http://127.0.0.1:{port}/x"))
+            .header("origin", origin)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = client().request(req).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        resp.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(acao(ORIGIN).await.as_deref(), Some(ORIGIN));
+    // Only the manifest changes.
+    let tmp = dir.join("routes.tmp");
+    std::fs::write(&tmp, manifest("https://other.example")).unwrap();
+    std::fs::rename(&tmp, dir.join("routes.yaml")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acao(ORIGIN).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "manifest change not applied: {}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        acao("https://other.example").await.as_deref(),
+        Some("https://other.example")
+    );
 }
