@@ -256,6 +256,8 @@ struct ParentRef {
 }
 
 struct RouteRule {
+    /// The rule's `name`, used in the generated rules' names.
+    name: Option<String>,
     /// `(native match, source path)`; one per Gateway API match.
     matches: Vec<(Match, String)>,
     cors: Option<String>,
@@ -526,6 +528,7 @@ fn route(
             &["name", "matches", "filters", "backendRefs", "timeouts"],
         );
         let mut rule = RouteRule {
+            name: string(r.get("name")),
             matches: Vec::new(),
             cors: None,
             request_headers: HeaderEdits::default(),
@@ -808,7 +811,7 @@ fn gateway(
         let mut same_namespace_only = true;
         if let Some(a) = obj(l.get("allowedRoutes")) {
             let aat = join(&at, "allowedRoutes");
-            c.extra(a, &aat, &["namespaces", "kinds"]);
+            c.extra(a, &aat, &["namespaces"]);
             if let Some(from) = obj(a.get("namespaces")).and_then(|n| string(n.get("from"))) {
                 match from.as_str() {
                     "Same" => {}
@@ -1136,7 +1139,12 @@ pub fn import(docs: &[(usize, usize, Value)], cfg: &GatewayApi) -> Imported {
                             let mut matches = m.clone();
                             matches.hosts = h.iter().cloned().collect();
                             let mut rule = Rule {
-                                name: Some(format!("{}/{}#{ri}.{mi}", route.namespace, route.name)),
+                                name: Some(format!(
+                                    "{}/{}#{}.{mi}",
+                                    route.namespace,
+                                    route.name,
+                                    r.name.clone().unwrap_or_else(|| ri.to_string())
+                                )),
                                 matches,
                                 cors: r.cors.clone().or_else(|| route_policy.clone()),
                                 request_headers: r.request_headers.clone(),
@@ -1253,8 +1261,9 @@ pub fn import(docs: &[(usize, usize, Value)], cfg: &GatewayApi) -> Imported {
                 without it, like the seed page's curl example, is forwarded to the backend and completed \
                 like any request, without Allow-Methods or Max-Age"
             .into());
-        compat("a preflight from an origin that is not allowed gets 200 without any CORS headers (R20), \
-                not the reflected origin some implementations (and the seed page's second example) show"
+        compat("a preflight from an origin that is not allowed gets 200 without any CORS headers (R20; \
+                preflightRejectStatus: 403 or 204 changes the status), not the reflected origin some \
+                implementations (and the seed page's second example) show"
             .into());
     }
     out
