@@ -1409,3 +1409,57 @@ vservices:
         }
     }
 }
+
+/// A reload swaps the configuration for new requests only: a request in
+/// flight finishes on the configuration it started with, on the same
+/// listener, and the listener keeps its address.
+#[tokio::test]
+async fn a_request_in_flight_during_a_reload_finishes_on_its_configuration() {
+    let (b, _) = backend().await;
+    let config = |version: &str| {
+        format!(
+            "vservices:\n  - name: api\n    listen: \"127.0.0.1:0\"\n    rules:\n      - forward: {{ upstreams: [\"http://{b}\"] }}\n        responseHeaders: {{ set: {{ x-version: {version} }} }}\n"
+        )
+    };
+    let load = |yaml: String| corsgate_config::load_str(&yaml, None).unwrap();
+    let mut gw = corsgate_gateway::start(&load(config("a"))).await.unwrap();
+    let a = gw.addr("api").unwrap();
+    // /slow takes 3 s at the backend.
+    let slow = tokio::spawn(async move { send(a, "GET", "/slow", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = gw.reload(&load(config("b"))).await.unwrap();
+    assert_eq!(report.kept, ["api"]);
+    assert_eq!(gw.addr("api"), Some(a));
+    let fresh = send(a, "GET", "/fast", &[]).await;
+    assert_eq!(fresh.one("x-version"), Some("b"));
+    let old = slow.await.unwrap();
+    assert_eq!(old.status, StatusCode::OK);
+    assert_eq!(old.one("x-version"), Some("a"));
+}
+
+/// A reload that cannot bind a new listener changes nothing.
+#[tokio::test]
+async fn a_reload_that_cannot_bind_changes_nothing() {
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let busy = taken.local_addr().unwrap();
+    let direct = |body: &str, extra: &str| {
+        format!(
+            "vservices:\n  - name: api\n    listen: \"127.0.0.1:0\"\n    rules:\n      - direct: {{ status: 200, body: {body} }}\n{extra}"
+        )
+    };
+    let load = |yaml: String| corsgate_config::load_str(&yaml, None).unwrap();
+    let mut gw = corsgate_gateway::start(&load(direct("one", "")))
+        .await
+        .unwrap();
+    let a = gw.addr("api").unwrap();
+    let second = format!(
+        "  - name: other\n    listen: \"{busy}\"\n    rules:\n      - direct: {{ status: 200 }}\n"
+    );
+    let err = gw.reload(&load(direct("two", &second))).await.unwrap_err();
+    assert!(err.to_string().contains(&busy.to_string()), "{err}");
+    assert_eq!(
+        send(a, "GET", "/", &[]).await.body,
+        Bytes::from_static(b"one")
+    );
+    assert_eq!(gw.addrs.len(), 1);
+}
