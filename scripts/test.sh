@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit, property, integration and
-# doc tests. This is the README's test command; .ci/run calls it.
+# The whole test suite: formatting, lints, unit, property, integration, doc
+# tests, and the end-to-end suite in a real Chromium (installed here when
+# missing). This is the README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,23 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests"
 cargo test --workspace --locked
+
+echo "== browser suite: prerequisites"
+# The browser suite drives Debian's Chromium with playwright-core from npm
+# (never a downloaded browser). Install what is missing on a fresh Debian.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+(cd browser && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== browser suite (Chromium $(chromium --version 2>/dev/null | awk '{print $2}'))"
+# cargo test above built target/debug/corsgate; this is a no-op then.
+cargo build --locked -p corsgate
+node browser/run.mjs
