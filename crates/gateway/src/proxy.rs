@@ -208,6 +208,10 @@ pub(crate) async fn forward(
             }
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            // The upstream's protocol version is hop-by-hop too: an HTTP/1.0
+            // (or HTTP/2) upstream must not turn the client's status line
+            // into HTTP/1.0 (hyper frames the client's connection itself).
+            parts.version = Version::HTTP_11;
             let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
             (Response::from_parts(parts, body), Some(elapsed))
         }

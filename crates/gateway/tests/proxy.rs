@@ -1463,3 +1463,50 @@ async fn a_reload_that_cannot_bind_changes_nothing() {
     );
     assert_eq!(gw.addrs.len(), 1);
 }
+
+/// An HTTP/1.0 upstream's version does not leak to the client: the client
+/// still gets HTTP/1.1 and a kept-alive connection.
+#[tokio::test]
+async fn an_http10_upstream_does_not_downgrade_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let u = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = upstream.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let gw = gateway(&format!(
+        "vservices:\n  - name: api\n    listen: \"127.0.0.1:0\"\n    rules:\n      - forward: {{ upstreams: [\"http://{u}\"] }}\n"
+    ))
+    .await;
+    let a = gw.addr("api").unwrap();
+    let mut s = tokio::net::TcpStream::connect(a).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(b"ok") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
