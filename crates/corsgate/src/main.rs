@@ -79,10 +79,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The audit log of the management store.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the JSON Schema of the configuration format (for editors).
     Schema,
     /// Print the embedded default configuration.
     DefaultConfig,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first edited, deleted, inserted
+    /// or reordered entry. Exit status 0 intact, 1 tampered, 2 unreadable.
+    Verify {
+        /// The data directory holding corsgate.db.
+        #[arg(long, default_value = "corsgate-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +210,35 @@ fn main() -> ExitCode {
                     } else {
                         ExitCode::from(1)
                     }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { data_dir },
+        } => {
+            if !data_dir.join("corsgate.db").exists() {
+                eprintln!("{}: no corsgate.db here", data_dir.display());
+                return ExitCode::from(2);
+            }
+            let store = match corsgate_store::Store::open(&data_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{}: {e}", data_dir.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match store.verify_audit() {
+                Ok(n) => {
+                    println!("audit log intact: {n} entries, hash chain verified");
+                    ExitCode::SUCCESS
+                }
+                Err(corsgate_store::VerifyError::Tamper(t)) => {
+                    println!("audit log TAMPERED: {t}");
+                    ExitCode::from(1)
                 }
                 Err(e) => {
                     eprintln!("{e}");

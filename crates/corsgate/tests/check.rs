@@ -238,3 +238,30 @@ fn explain_gives_each_leg_and_the_browsers_precise_reason() {
     assert_eq!(legs[0]["verdict"]["verdict"], "allowed");
     assert_eq!(legs[1]["policy"], "public");
 }
+
+#[test]
+fn audit_verify_reports_intact_and_tampered_logs() {
+    let dir = std::env::temp_dir().join(format!("corsgate-audit-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let mut s = corsgate_store::Store::open(&dir).unwrap();
+        s.apply(None, "alice", "one", &WARNS.replace("86400", "600"))
+            .unwrap();
+        s.record("alice", "token.used", None, &serde_json::json!({}))
+            .unwrap();
+    }
+    let d = dir.display().to_string();
+    let (code, out) = corsgate(&["audit", "verify", "--data-dir", &d]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact: 2 entries"), "{out}");
+    let c = rusqlite::Connection::open(dir.join("corsgate.db")).unwrap();
+    c.execute("UPDATE audit SET actor = 'eve' WHERE seq = 1", [])
+        .unwrap();
+    drop(c);
+    let (code, out) = corsgate(&["audit", "verify", "--data-dir", &d]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("audit entry 1 was edited"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, _) = corsgate(&["audit", "verify", "--data-dir", &d]);
+    assert_eq!(code, 2);
+}
