@@ -6,14 +6,16 @@
 // http://api.example.com:<port>. corsgate (the real binary) forwards to a
 // loopback backend that records every request. Each scenario asserts what
 // JavaScript sees (a response it can read, or a TypeError) and what reached
-// the backend. One scenario is also run against a deliberately
-// mis-configured gateway and must then fail, so the suite can fail.
+// the backend. Every fetch is also put to `corsgate explain`, whose verdict
+// must agree with Chromium's. One scenario is also run against a
+// deliberately mis-configured gateway and must then fail, so the suite can
+// fail.
 //
 // Usage: node browser/run.mjs   (needs target/debug/corsgate: cargo build -p corsgate)
 
 import { chromium } from 'playwright-core';
 import http from 'node:http';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -157,6 +159,7 @@ async function startGateway(p) {
   }
   return {
     log,
+    file,
     /** OPTIONS requests corsgate saw on paths starting with `prefix`. */
     options(prefix) {
       return log.filter((l) => l.target === 'corsgate::access' && l.fields?.method === 'OPTIONS' && l.fields?.path?.startsWith(prefix)).length;
@@ -174,7 +177,37 @@ function expect(cond, msg) {
   if (!cond) throw new Failure(msg);
 }
 
+// The configuration file of the gateway under test: every fetch made with
+// callFrom is also run through `corsgate explain`, whose verdict must agree
+// with what Chromium did.
+let explainConfig = null;
+let explainAgreements = 0;
+
+function explainVerdict(origin, url, init) {
+  const args = ['explain', '--config', explainConfig, '--origin', origin, '--url', url, '--json'];
+  args.push('--method', init.method || 'GET');
+  for (const [k, v] of Object.entries(init.headers || {})) args.push('-H', `${k}: ${v}`);
+  if (init.credentials === 'include') args.push('--credentials', 'include');
+  const r = spawnSync(BIN, args, { encoding: 'utf8' });
+  if (r.status !== 0 && r.status !== 1) throw new Failure(`corsgate explain failed: ${r.stderr}`);
+  const e = JSON.parse(r.stdout);
+  return { allowed: e.legs.every((l) => l.verdict.verdict === 'allowed'), legs: e.legs };
+}
+
 async function callFrom(context, origin, url, init = {}) {
+  const result = await fetchFrom(context, origin, url, init);
+  if (explainConfig) {
+    const { allowed, legs } = explainVerdict(origin, url, init);
+    expect(
+      allowed === result.ok,
+      `corsgate explain says ${allowed ? 'allowed' : 'blocked'} but Chromium ${result.ok ? 'allowed' : 'blocked'} ${init.method || 'GET'} ${url} from ${origin}: ${JSON.stringify(legs.map((l) => l.verdict))}`,
+    );
+    explainAgreements += 1;
+  }
+  return result;
+}
+
+async function fetchFrom(context, origin, url, init = {}) {
   const page = await context.newPage();
   try {
     await page.goto(`${origin}/`);
@@ -357,7 +390,11 @@ async function main() {
     } finally {
       await ctx.close();
     }
-    const passed = expectFailure ? error instanceof Failure : error === null;
+    // A control run must fail on its browser assertion, not because
+    // explain and Chromium disagreed.
+    const passed = expectFailure
+      ? error instanceof Failure && !error.message.startsWith('corsgate explain says')
+      : error === null;
     const detail = expectFailure
       ? error
         ? `failed as it must: ${error.message}`
@@ -370,6 +407,7 @@ async function main() {
   };
 
   const gw = await startGateway(p);
+  explainConfig = gw.file;
   try {
     const api = `http://api.example.com:${p.gateway}`;
     for (const [name, fn] of scenarios(p, api, gw)) await run(name, fn, gw);
@@ -381,6 +419,7 @@ async function main() {
   // custom-header scenario must now be blocked.
   const brokenPorts = { ...p, gateway: await freePort(), broken: true };
   const broken = await startGateway(brokenPorts);
+  explainConfig = broken.file;
   try {
     const api = `http://api.example.com:${brokenPorts.gateway}`;
     const [name, fn] = scenarios(brokenPorts, api, broken).find(([n]) => n.startsWith('preflighted PUT'));
@@ -393,6 +432,7 @@ async function main() {
   backend.close();
   pages.close();
   const failed = results.filter((r) => !r.passed);
+  console.log(`corsgate explain agreed with Chromium on all ${explainAgreements} fetches it was asked about`);
   console.log(`\n${results.length - failed.length}/${results.length} scenarios passed in ${((Date.now() - started) / 1000).toFixed(1)} s (Chromium ${browser.version()})`);
   process.exit(failed.length ? 1 : 0);
 }
