@@ -7,11 +7,13 @@
 
 #![deny(missing_docs)]
 
+mod diff;
 pub mod gateway_api;
 mod model;
 mod spans;
 mod tighten;
 
+pub use diff::{diff, BindingChange, ConfigDiff, FieldChange, PolicyChange};
 pub use gateway_api::NoteKind;
 pub use model::*;
 pub use spans::{snippet, Location, Spans};
@@ -778,6 +780,44 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
     }
     for (vi, vs) in config.vservices.iter().enumerate() {
         lints.extend(preflight_ambiguity(vi, vs));
+    }
+    if let Some(admin) = &config.admin {
+        if admin.listen.parse::<std::net::SocketAddr>().is_err() {
+            err(
+                &mut errors,
+                "admin.listen".into(),
+                format!("{:?} is not an address like 127.0.0.1:9901", admin.listen),
+            );
+        }
+        if config
+            .vservices
+            .iter()
+            .any(|v| v.listen == admin.listen && !admin.listen.ends_with(":0"))
+        {
+            err(
+                &mut errors,
+                "admin.listen".into(),
+                "the admin API is never served on a data-plane port; choose another address".into(),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in admin.tokens.iter().enumerate() {
+            if !names.insert(&t.name) {
+                err(
+                    &mut errors,
+                    format!("admin.tokens[{i}].name"),
+                    format!("duplicate token name {:?}", t.name),
+                );
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                err(
+                    &mut errors,
+                    format!("admin.tokens[{i}].sha256"),
+                    "the SHA-256 of the token as 64 hex digits (printf %s TOKEN | sha256sum)"
+                        .into(),
+                );
+            }
+        }
     }
     let loaded = errors.is_empty().then(|| Loaded {
         config,

@@ -22,6 +22,57 @@ pub struct Config {
     /// rules and policies (see docs/gateway-api.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_api: Option<GatewayApi>,
+    /// The admin API (docs/management.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Admin>,
+}
+
+/// The admin API's listener and who may use it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Admin {
+    /// Its own listener, never a data-plane port (default 127.0.0.1:9901).
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer tokens, by the SHA-256 of the token (never the token).
+    #[serde(default)]
+    pub tokens: Vec<AdminToken>,
+    /// Request body limit in bytes (default 1 MiB).
+    #[serde(default = "default_admin_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9901".into()
+}
+fn default_admin_body() -> usize {
+    1024 * 1024
+}
+
+/// One admin bearer token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminToken {
+    /// Who uses it (recorded as the author of changes and in the audit).
+    pub name: String,
+    /// SHA-256 of the token, lower-case hex (`printf %s TOKEN | sha256sum`).
+    pub sha256: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// Admin roles, each including the ones before it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read versions, diffs, audit, metrics.
+    Viewer,
+    /// Also apply and roll back configurations.
+    Editor,
+    /// Everything.
+    Admin,
 }
 
 /// Where Gateway API manifests are and how their references resolve

@@ -22,6 +22,7 @@
 
 pub mod audit;
 
+use corsgate_config::Loaded;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -70,6 +71,10 @@ pub enum ApplyError {
     /// No such version (rollback).
     #[error("no version {0}")]
     NoSuchVersion(i64),
+    /// Valid, but the running gateway could not take it (an address in
+    /// use, an unreadable certificate); not stored.
+    #[error("the gateway could not apply it: {0}")]
+    NotApplied(String),
     /// The database failed.
     #[error("store: {0}")]
     Db(#[from] rusqlite::Error),
@@ -192,7 +197,36 @@ impl Store {
         comment: &str,
         content: &str,
     ) -> Result<Version, ApplyError> {
-        self.apply_as(based_on, author, comment, content, "config.applied")
+        self.apply_as(
+            based_on,
+            author,
+            comment,
+            content,
+            "config.applied",
+            &mut |_| Ok(()),
+        )
+    }
+
+    /// [`Store::apply`], with `activate` run inside the transaction once the
+    /// candidate is valid and its base current: the running gateway swaps
+    /// to it there. If `activate` fails nothing is stored, so the store and
+    /// the gateway never disagree about what is active.
+    pub fn apply_with(
+        &mut self,
+        based_on: Option<i64>,
+        author: &str,
+        comment: &str,
+        content: &str,
+        activate: &mut dyn FnMut(&Loaded) -> Result<(), String>,
+    ) -> Result<Version, ApplyError> {
+        self.apply_as(
+            based_on,
+            author,
+            comment,
+            content,
+            "config.applied",
+            activate,
+        )
     }
 
     fn apply_as(
@@ -202,6 +236,7 @@ impl Store {
         comment: &str,
         content: &str,
         action: &str,
+        activate: &mut dyn FnMut(&Loaded) -> Result<(), String>,
     ) -> Result<Version, ApplyError> {
         // Validation first, outside the transaction: it can take a while
         // (regex compilation, canaries) and needs no lock.
@@ -226,6 +261,19 @@ impl Store {
             audit::append(&tx, &at, author, "config.rejected", None, &detail)?;
             tx.commit()?;
             return Err(ApplyError::Rejected(errors));
+        }
+        if let Some(loaded) = &report.loaded {
+            if let Err(why) = activate(loaded) {
+                drop(tx);
+                let detail =
+                    serde_json::json!({ "comment": comment, "errors": [why.clone()] }).to_string();
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                audit::append(&tx, &at, author, "config.rejected", None, &detail)?;
+                tx.commit()?;
+                return Err(ApplyError::NotApplied(why));
+            }
         }
         let lints: Vec<_> = report
             .lints
@@ -275,6 +323,19 @@ impl Store {
         author: &str,
         comment: &str,
     ) -> Result<Version, ApplyError> {
+        self.rollback_with(based_on, to, author, comment, &mut |_| Ok(()))
+    }
+
+    /// [`Store::rollback`] through the same activation path as
+    /// [`Store::apply_with`].
+    pub fn rollback_with(
+        &mut self,
+        based_on: Option<i64>,
+        to: i64,
+        author: &str,
+        comment: &str,
+        activate: &mut dyn FnMut(&Loaded) -> Result<(), String>,
+    ) -> Result<Version, ApplyError> {
         let target = self.get(to)?.ok_or(ApplyError::NoSuchVersion(to))?;
         let comment = if comment.is_empty() {
             format!("rollback to version {to}")
@@ -287,6 +348,7 @@ impl Store {
             &comment,
             &target.content,
             "config.rolled_back",
+            activate,
         )
     }
 

@@ -1,0 +1,444 @@
+//! # corsgate-admin
+//!
+//! The admin API: JSON over HTTP on its own listener (never a data-plane
+//! port), bearer tokens whose SHA-256 hashes live in the configuration, and
+//! three roles (`viewer` < `editor` < `admin`). Authentication and the role
+//! check happen before routing, so a caller without the right token learns
+//! nothing about which resources exist (401 or 403 whatever the path).
+//!
+//! Changes go through [`corsgate_store::Store::apply_with`]: the candidate
+//! is validated, checked against the version it was based on (409 when
+//! stale), handed to the running gateway inside the store's transaction,
+//! and only then stored and audited.
+
+#![deny(missing_docs)]
+
+mod openapi;
+
+use bytes::Bytes;
+use corsgate_config::{Loaded, Role};
+use corsgate_store::{ApplyError, Store, Version};
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Hands a validated configuration to the running gateway; called from a
+/// blocking thread inside the store's transaction.
+pub type Activate = Arc<dyn Fn(&Loaded) -> Result<(), String> + Send + Sync>;
+
+/// One accepted token.
+#[derive(Clone)]
+pub struct Token {
+    /// Its name (the author of changes).
+    pub name: String,
+    /// SHA-256 of the token.
+    pub sha256: [u8; 32],
+    /// Its role.
+    pub role: Role,
+}
+
+impl Token {
+    /// From the configuration (`sha256` as hex); `None` if malformed
+    /// (validation refuses those already).
+    pub fn from_config(t: &corsgate_config::AdminToken) -> Option<Token> {
+        let bytes = hex::decode(&t.sha256).ok()?;
+        Some(Token {
+            name: t.name.clone(),
+            sha256: bytes.try_into().ok()?,
+            role: t.role,
+        })
+    }
+}
+
+/// Everything the admin API serves from.
+pub struct AdminState {
+    /// The store (SQLite work runs on blocking threads).
+    pub store: Arc<Mutex<Store>>,
+    /// Accepted tokens.
+    pub tokens: Vec<Token>,
+    /// Request body limit.
+    pub max_body: usize,
+    /// How an applied configuration reaches the gateway.
+    pub activate: Activate,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: &Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{body:#}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Resp {
+    reply(status, &json!({ "error": message }))
+}
+
+/// Constant-time comparison of two hashes.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authenticate<'a>(state: &'a AdminState, req: &Request<Incoming>) -> Option<&'a Token> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    // Compare with every token so timing does not tell which one matched.
+    let mut found = None;
+    for t in &state.tokens {
+        if same(&t.sha256, &digest) {
+            found = Some(t);
+        }
+    }
+    found
+}
+
+/// The role a request needs, decided from its method alone (so the answer
+/// does not depend on whether the path exists).
+fn required_role(method: &Method) -> Role {
+    if method == Method::GET || method == Method::HEAD {
+        Role::Viewer
+    } else {
+        Role::Editor
+    }
+}
+
+fn summary(v: &Version) -> Value {
+    json!({
+        "id": v.id,
+        "parent": v.parent,
+        "author": v.author,
+        "createdAt": v.created_at,
+        "comment": v.comment,
+        "contentHash": v.content_hash,
+    })
+}
+
+fn full(v: &Version) -> Value {
+    let mut s = summary(v);
+    s["content"] = json!(v.content);
+    s["lints"] = serde_json::from_str(&v.lints).unwrap_or(Value::Null);
+    s["policyTests"] = serde_json::from_str(&v.policy_tests).unwrap_or(Value::Null);
+    s
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyBody {
+    base: Option<i64>,
+    #[serde(default)]
+    comment: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    base: Option<i64>,
+    to: i64,
+    #[serde(default)]
+    comment: String,
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Resp>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(reply(
+            StatusCode::BAD_REQUEST,
+            &json!({
+                "error": format!("malformed JSON: {e}"),
+                "line": e.line(),
+                "column": e.column(),
+            }),
+        ))
+    })
+}
+
+fn config_of(content: &str) -> Option<corsgate_config::Config> {
+    corsgate_config::check_str(content, None)
+        .loaded
+        .map(|l| l.config)
+}
+
+/// The browser propagation report of a change: what was tightened and for
+/// how long browsers may keep the old preflight answers.
+fn propagation(old: Option<&str>, new: &str) -> Value {
+    let (Some(old), Some(new)) = (old.and_then(config_of), config_of(new)) else {
+        return json!([]);
+    };
+    let t: Vec<Value> = corsgate_config::tightenings(&old, &new)
+        .iter()
+        .map(|t| {
+            json!({
+                "policy": t.policy,
+                "change": t.what,
+                "browserCacheSecs": t.browser_cache_secs,
+            })
+        })
+        .collect();
+    Value::Array(t)
+}
+
+fn apply_error(e: ApplyError) -> Resp {
+    match e {
+        ApplyError::Stale { based_on, active } => reply(
+            StatusCode::CONFLICT,
+            &json!({
+                "error": "stale base: another change was applied first; fetch the active version and apply again",
+                "base": based_on,
+                "active": active,
+            }),
+        ),
+        ApplyError::Rejected(errors) => reply(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "configuration refused", "errors": errors }),
+        ),
+        ApplyError::NoSuchVersion(id) => error(StatusCode::NOT_FOUND, &format!("no version {id}")),
+        ApplyError::NotApplied(why) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": "the gateway could not apply the configuration; nothing was stored", "reason": why }),
+        ),
+        ApplyError::Db(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("store: {e}")),
+    }
+}
+
+/// Run `f` with the store on a blocking thread.
+async fn with_store<T: Send + 'static>(
+    state: &Arc<AdminState>,
+    f: impl FnOnce(&mut Store, &Activate) -> T + Send + 'static,
+) -> Result<T, Resp> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut store, &state.activate)
+    })
+    .await
+    .map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("store task: {e}"),
+        )
+    })
+}
+
+async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::GET && path == "/openapi.json" {
+        return reply(StatusCode::OK, &openapi::document());
+    }
+    let Some(token) = authenticate(&state, &req) else {
+        let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    };
+    let token = token.clone();
+    let need = required_role(req.method());
+    if token.role < need {
+        let detail = json!({ "denied": format!("{} {}", req.method(), path), "role": format!("{:?}", token.role).to_lowercase() });
+        let name = token.name.clone();
+        let _ = with_store(&state, move |s, _| {
+            s.record(&name, "token.used", None, &detail)
+        })
+        .await;
+        return error(
+            StatusCode::FORBIDDEN,
+            "this token's role does not allow this request",
+        );
+    }
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let method = req.method().clone();
+    let body = if method == Method::POST {
+        match Limited::new(req.into_body(), state.max_body)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body over {} bytes", state.max_body),
+                )
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the body: {e}"),
+                )
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let result = match (&method, segments.as_slice()) {
+        (&Method::GET, ["api", "v1", "versions"]) => {
+            with_store(&state, |s, _| match s.history() {
+                Ok(h) => reply(
+                    StatusCode::OK,
+                    &json!({ "versions": h.iter().map(summary).collect::<Vec<_>>() }),
+                ),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            })
+            .await
+        }
+        (&Method::GET, ["api", "v1", "versions", "active"]) => {
+            with_store(&state, |s, _| match s.active() {
+                Ok(Some(v)) => reply(StatusCode::OK, &full(&v)),
+                Ok(None) => error(StatusCode::NOT_FOUND, "no active version"),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            })
+            .await
+        }
+        (&Method::GET, ["api", "v1", "versions", id]) => match id.parse::<i64>() {
+            Ok(id) => {
+                with_store(&state, move |s, _| match s.get(id) {
+                    Ok(Some(v)) => reply(StatusCode::OK, &full(&v)),
+                    Ok(None) => error(StatusCode::NOT_FOUND, &format!("no version {id}")),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                })
+                .await
+            }
+            Err(_) => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
+        },
+        (&Method::POST, ["api", "v1", "versions"]) => match parse_json::<ApplyBody>(&body) {
+            Ok(b) => {
+                let author = token.name.clone();
+                with_store(&state, move |s, activate| {
+                    let old = s.active().ok().flatten().map(|v| v.content);
+                    let r = s.apply_with(b.base, &author, &b.comment, &b.content, &mut |l| {
+                        activate(l)
+                    });
+                    match r {
+                        Ok(v) => {
+                            let mut body = full(&v);
+                            body["propagation"] = propagation(old.as_deref(), &v.content);
+                            reply(StatusCode::CREATED, &body)
+                        }
+                        Err(e) => apply_error(e),
+                    }
+                })
+                .await
+            }
+            Err(r) => Ok(*r),
+        },
+        (&Method::POST, ["api", "v1", "rollback"]) => match parse_json::<RollbackBody>(&body) {
+            Ok(b) => {
+                let author = token.name.clone();
+                with_store(&state, move |s, activate| {
+                    let old = s.active().ok().flatten().map(|v| v.content);
+                    match s.rollback_with(b.base, b.to, &author, &b.comment, &mut |l| activate(l)) {
+                        Ok(v) => {
+                            let mut body = full(&v);
+                            body["propagation"] = propagation(old.as_deref(), &v.content);
+                            reply(StatusCode::CREATED, &body)
+                        }
+                        Err(e) => apply_error(e),
+                    }
+                })
+                .await
+            }
+            Err(r) => Ok(*r),
+        },
+        (&Method::GET, ["api", "v1", "diff"]) => {
+            let arg = |k: &str| {
+                query
+                    .split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .find(|(n, _)| *n == k)
+                    .and_then(|(_, v)| v.parse::<i64>().ok())
+            };
+            match (arg("from"), arg("to")) {
+                (Some(from), Some(to)) => {
+                    with_store(&state, move |s, _| match (s.get(from), s.get(to)) {
+                        (Ok(Some(a)), Ok(Some(b))) => {
+                            match (config_of(&a.content), config_of(&b.content)) {
+                                (Some(ca), Some(cb)) => {
+                                    let d = corsgate_config::diff(&ca, &cb);
+                                    reply(
+                                        StatusCode::OK,
+                                        &json!({
+                                            "from": from,
+                                            "to": to,
+                                            "diff": d,
+                                            "propagation": propagation(Some(&a.content), &b.content),
+                                        }),
+                                    )
+                                }
+                                _ => error(StatusCode::INTERNAL_SERVER_ERROR, "a stored version no longer loads"),
+                            }
+                        }
+                        (Ok(_), Ok(_)) => error(StatusCode::NOT_FOUND, "no such version"),
+                        (Err(e), _) | (_, Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                    })
+                    .await
+                }
+                _ => Ok(error(StatusCode::BAD_REQUEST, "give ?from=ID&to=ID")),
+            }
+        }
+        (&Method::GET, ["api", "v1", "audit"]) => {
+            with_store(&state, |s, _| match s.audit() {
+                Ok(a) => reply(StatusCode::OK, &json!({ "entries": a })),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            })
+            .await
+        }
+        (&Method::GET, ["api", "v1", "audit", "verify"]) => {
+            with_store(&state, |s, _| match s.verify_audit() {
+                Ok(n) => reply(StatusCode::OK, &json!({ "intact": true, "entries": n })),
+                Err(e) => reply(
+                    StatusCode::OK,
+                    &json!({ "intact": false, "problem": e.to_string() }),
+                ),
+            })
+            .await
+        }
+        _ => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
+    };
+    result.unwrap_or_else(|r| r)
+}
+
+/// Serve the admin API on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "admin connection ended with an error");
+            }
+        });
+    }
+}

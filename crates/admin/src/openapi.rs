@@ -1,0 +1,62 @@
+//! The OpenAPI 3.1 document the admin API serves at `/openapi.json`.
+
+use serde_json::{json, Value};
+
+/// The document.
+pub fn document() -> Value {
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let version = json!({ "$ref": "#/components/schemas/Version" });
+    let unauthorized = json!({ "description": "missing or unknown bearer token", "content": { "application/json": { "schema": error } } });
+    let forbidden = json!({ "description": "the token's role does not allow this request", "content": { "application/json": { "schema": error } } });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "corsgate admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Versioned, audited CORS configuration. Every request except GET /openapi.json needs `Authorization: Bearer <token>`; GET needs the viewer role, POST the editor role."
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/api/v1/versions": {
+                "get": {
+                    "summary": "History of configuration versions, oldest first",
+                    "responses": { "200": { "description": "versions", "content": { "application/json": { "schema": { "type": "object", "properties": { "versions": { "type": "array", "items": { "$ref": "#/components/schemas/VersionSummary" } } } } } } }, "401": unauthorized, "403": forbidden }
+                },
+                "post": {
+                    "summary": "Validate, lint and test a configuration, then apply it atomically as a new version",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["base", "content"], "additionalProperties": false, "properties": { "base": { "type": ["integer", "null"], "description": "the version this change was based on" }, "comment": { "type": "string" }, "content": { "type": "string", "description": "the configuration YAML" } } } } } },
+                    "responses": {
+                        "201": { "description": "applied; `propagation` lists tightenings and how long browsers may keep old preflight answers", "content": { "application/json": { "schema": version } } },
+                        "400": { "description": "malformed JSON (with line and column) or a refused configuration (each error with its location)", "content": { "application/json": { "schema": error } } },
+                        "401": unauthorized, "403": forbidden,
+                        "409": { "description": "stale base: another change was applied first", "content": { "application/json": { "schema": error } } },
+                        "413": { "description": "body over the limit", "content": { "application/json": { "schema": error } } },
+                        "500": { "description": "the gateway could not apply it; nothing was stored", "content": { "application/json": { "schema": error } } }
+                    }
+                }
+            },
+            "/api/v1/versions/active": { "get": { "summary": "The active version", "responses": { "200": { "description": "version", "content": { "application/json": { "schema": version } } }, "401": unauthorized, "403": forbidden, "404": { "description": "none yet" } } } },
+            "/api/v1/versions/{id}": { "get": { "summary": "One version", "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }], "responses": { "200": { "description": "version", "content": { "application/json": { "schema": version } } }, "401": unauthorized, "403": forbidden, "404": { "description": "no such version" } } } },
+            "/api/v1/rollback": { "post": {
+                "summary": "Create a new version equal to an old one and apply it",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["base", "to"], "additionalProperties": false, "properties": { "base": { "type": ["integer", "null"] }, "to": { "type": "integer" }, "comment": { "type": "string" } } } } } },
+                "responses": { "201": { "description": "rolled back", "content": { "application/json": { "schema": version } } }, "400": { "description": "malformed" }, "401": unauthorized, "403": forbidden, "404": { "description": "no such version" }, "409": { "description": "stale base" } }
+            } },
+            "/api/v1/diff": { "get": {
+                "summary": "Semantic diff between two versions: per policy, origins, methods, headers, credentials, max-age…; rules whose policy binding changed",
+                "parameters": [{ "name": "from", "in": "query", "required": true, "schema": { "type": "integer" } }, { "name": "to", "in": "query", "required": true, "schema": { "type": "integer" } }],
+                "responses": { "200": { "description": "diff" }, "400": { "description": "missing parameters" }, "401": unauthorized, "403": forbidden, "404": { "description": "no such version" } }
+            } },
+            "/api/v1/audit": { "get": { "summary": "The audit log, oldest first", "responses": { "200": { "description": "entries" }, "401": unauthorized, "403": forbidden } } },
+            "/api/v1/audit/verify": { "get": { "summary": "Walk the audit hash chain", "responses": { "200": { "description": "`intact`, or the first problem" }, "401": unauthorized, "403": forbidden } } }
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" }, "errors": { "type": "array", "items": { "type": "string" } }, "line": { "type": "integer" }, "column": { "type": "integer" } } },
+                "VersionSummary": { "type": "object", "properties": { "id": { "type": "integer" }, "parent": { "type": ["integer", "null"] }, "author": { "type": "string" }, "createdAt": { "type": "string", "format": "date-time" }, "comment": { "type": "string" }, "contentHash": { "type": "string" } } },
+                "Version": { "allOf": [{ "$ref": "#/components/schemas/VersionSummary" }, { "type": "object", "properties": { "content": { "type": "string" }, "lints": { "type": "array" }, "policyTests": { "type": "object" }, "propagation": { "type": "array" } } }] }
+            }
+        }
+    })
+}
