@@ -1,6 +1,7 @@
 //! The `corsgate` command.
 
 mod check;
+mod manage;
 mod reload;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +36,10 @@ enum Command {
         /// reloads).
         #[arg(long)]
         no_watch: bool,
+        /// Where the versioned store lives (used when the configuration
+        /// has an `admin:` section).
+        #[arg(long, default_value = "corsgate-data")]
+        data_dir: PathBuf,
         /// Worker threads (default: one per available CPU). With 1, a
         /// single-threaded runtime runs everything on the calling thread,
         /// which avoids cross-thread wake-ups when pinned to one core.
@@ -278,6 +283,7 @@ fn main() -> ExitCode {
             log_format,
             threads,
             no_watch,
+            data_dir,
         } => {
             init_logs(log_format);
             let text = match &config {
@@ -322,6 +328,18 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // With an admin API, the store decides what is served.
+            let admin = loaded.config.admin.clone();
+            let (loaded, managed) = match &admin {
+                Some(_) => match manage::open(&data_dir, &name, &text, loaded) {
+                    Ok(m) => (m.loaded.clone(), Some(m)),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => (loaded, None),
+            };
             runtime.block_on(async move {
                 let mut running = match corsgate_gateway::start(&loaded).await {
                     Ok(r) => r,
@@ -336,6 +354,19 @@ fn main() -> ExitCode {
                 if config.is_none() {
                     print_demo_hints(&running);
                 }
+                let (mut activations, _admin_stop) = match (managed, &admin) {
+                    (Some(m), Some(a)) => match manage::start_admin(m, a).await {
+                        Ok((rx, stop, addr)) => {
+                            tracing::info!(%addr, "admin API listening");
+                            (Some(rx), Some(stop))
+                        }
+                        Err(e) => {
+                            eprintln!("{e}");
+                            return ExitCode::FAILURE;
+                        }
+                    },
+                    _ => (None, None),
+                };
                 let (tx, mut triggers) = tokio::sync::mpsc::unbounded_channel();
                 let mut reloader = config
                     .clone()
@@ -362,8 +393,24 @@ fn main() -> ExitCode {
                         _ = &mut interrupt => break,
                         _ = &mut term => break,
                         Some(trigger) = triggers.recv() => match reloader.as_mut() {
+                            _ if activations.is_some() => tracing::warn!(
+                                "the configuration is managed by the admin API; file changes and SIGHUP are not applied"
+                            ),
                             Some(r) => r.reload(&mut running, trigger).await,
                             None => tracing::warn!("the embedded configuration cannot be reloaded; run with --config"),
+                        },
+                        Some((new, reply)) = async {
+                            match activations.as_mut() {
+                                Some(rx) => rx.recv().await,
+                                None => std::future::pending().await,
+                            }
+                        } => {
+                            let result = running.reload(&new).await;
+                            match &result {
+                                Ok(report) => tracing::info!(?report, "configuration applied through the admin API"),
+                                Err(e) => tracing::error!(error = %e, "admin API change not applied"),
+                            }
+                            let _ = reply.send(result.map(|_| ()).map_err(|e| e.to_string()));
                         },
                     }
                 }

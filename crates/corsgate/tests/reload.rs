@@ -58,7 +58,7 @@ struct Gateway {
 
 impl Gateway {
     fn start(name: &str, config: &str, port: u16, watch: bool) -> Gateway {
-        Gateway::start_with(name, config, &[], port, watch)
+        Gateway::start_with(name, config, &[], port, watch, &[])
     }
 
     /// Start with more files (manifests) beside the configuration.
@@ -68,6 +68,7 @@ impl Gateway {
         files: &[(&str, &str)],
         port: u16,
         watch: bool,
+        args: &[&str],
     ) -> Gateway {
         let dir =
             std::env::temp_dir().join(format!("corsgate-reload-{}-{name}", std::process::id()));
@@ -82,6 +83,10 @@ impl Gateway {
         cmd.args(["run", "--config"]).arg(&file);
         if !watch {
             cmd.arg("--no-watch");
+        }
+        for a in args {
+            // `{dir}` stands for the gateway's own directory.
+            cmd.arg(a.replace("{dir}", &dir.display().to_string()));
         }
         let child = cmd
             .env("RUST_LOG", "warn")
@@ -319,6 +324,7 @@ async fn an_edited_manifest_is_applied_on_its_own() {
         &[("routes.yaml", &manifest(ORIGIN))],
         port,
         true,
+        &[],
     );
     let dir = gw.file.parent().unwrap().to_path_buf();
     let acao = |origin: &'static str| async move {
@@ -350,4 +356,115 @@ async fn an_edited_manifest_is_applied_on_its_own() {
         acao("https://other.example").await.as_deref(),
         Some("https://other.example")
     );
+}
+
+/// SHA-256 of "editor-secret".
+const EDITOR_HASH: &str = "2ab2be1f6eca11ec9aeb4cda517586091446724556c17637fadb27d0cee08173";
+
+async fn admin(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> (u16, serde_json::Value) {
+    let client: Client<_, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("authorization", "Bearer editor-secret")
+        .body(http_body_util::Full::new(Bytes::from(
+            body.unwrap_or_default(),
+        )))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
+    let port = free_port();
+    let admin_port = free_port();
+    let with_admin = |version: &str| {
+        format!(
+            "{}admin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n",
+            config(port, version, 60)
+        )
+    };
+    let gw = Gateway::start_with(
+        "admin",
+        &with_admin("a"),
+        &[],
+        port,
+        false,
+        &["--data-dir", "{dir}/data"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "admin API did not start: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut loaders = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok) = (stop.clone(), ok.clone());
+        loaders.push(tokio::spawn(async move {
+            let client = client();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match observe(&client, port).await.and_then(|s| version_of(&s)) {
+                    Ok(_) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+            failures
+        }));
+    }
+    let probe = client();
+    let (s, active) = admin(admin_port, "GET", "/api/v1/versions/active", None).await;
+    assert_eq!(s, 200, "{active}");
+    assert_eq!(active["author"], "file");
+    let mut base = active["id"].as_i64().unwrap();
+    for _ in 0..5 {
+        let body =
+            serde_json::json!({ "base": base, "comment": "to b", "content": with_admin("b") })
+                .to_string();
+        let (s, v) = admin(admin_port, "POST", "/api/v1/versions", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        wait_for_version(&probe, port, "b").await;
+        let b = v["id"].as_i64().unwrap();
+        let body = serde_json::json!({ "base": b, "to": 1 }).to_string();
+        let (s, v) = admin(admin_port, "POST", "/api/v1/rollback", Some(body)).await;
+        assert_eq!(s, 201, "{v}");
+        wait_for_version(&probe, port, "a").await;
+        base = v["id"].as_i64().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for l in loaders {
+        failures.extend(l.await.unwrap());
+    }
+    let served = ok.load(Ordering::Relaxed);
+    eprintln!(
+        "5 applies + 5 rollbacks through the admin API: {served} requests served, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{:?}",
+        &failures[..failures.len().min(5)]
+    );
+    assert!(served > 100, "{served}");
+    let (_, v) = admin(admin_port, "GET", "/api/v1/audit/verify", None).await;
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(v["entries"], 11, "{v}");
 }

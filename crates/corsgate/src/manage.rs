@@ -1,0 +1,98 @@
+//! `corsgate run` with an `admin:` section: the versioned store is the
+//! source of truth and the admin API changes the running gateway.
+//!
+//! Start-up: an empty store is bootstrapped with the `--config` file as
+//! version 1 (author `file`). A store that already has an active version
+//! keeps it; if the file differs, the difference is logged loudly and the
+//! store's version is served (nothing is overwritten either way; apply the
+//! file through the admin API to make it active). While the admin API is
+//! on, file changes and SIGHUP do not change the configuration.
+
+use corsgate_admin::{AdminState, Token};
+use corsgate_config::Loaded;
+use corsgate_store::Store;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// A configuration the admin API wants active, and where to say whether
+/// the gateway took it.
+pub type Activation = (Loaded, oneshot::Sender<Result<(), String>>);
+
+/// The store opened and the configuration to serve.
+pub struct Managed {
+    /// The store.
+    pub store: Store,
+    /// What to serve: the store's active version.
+    pub loaded: Loaded,
+}
+
+/// Open the store in `data_dir` and decide what to serve.
+pub fn open(data_dir: &Path, file: &str, text: &str, loaded: Loaded) -> Result<Managed, String> {
+    let mut store = Store::open(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let active = store.active().map_err(|e| e.to_string())?;
+    match active {
+        None => {
+            let v = store
+                .apply(None, "file", &format!("bootstrap from {file}"), text)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                version = v.id,
+                file,
+                "store bootstrapped from the configuration file"
+            );
+            Ok(Managed { store, loaded })
+        }
+        Some(v) if v.content == text => Ok(Managed { store, loaded }),
+        Some(v) => {
+            tracing::warn!(
+                version = v.id,
+                file,
+                "the configuration file differs from the store's active version; serving the store's \
+                 version (apply the file through the admin API to make it active)"
+            );
+            let loaded =
+                corsgate_config::load_str(&v.content, Some(&format!("store version {}", v.id)))
+                    .map_err(|e| e.to_string())?;
+            Ok(Managed { store, loaded })
+        }
+    }
+}
+
+/// Start the admin API; activations arrive on the returned channel and
+/// must be answered by whoever owns the running gateway.
+pub async fn start_admin(
+    managed: Managed,
+    admin: &corsgate_config::Admin,
+) -> Result<
+    (
+        mpsc::Receiver<Activation>,
+        tokio::sync::watch::Sender<bool>,
+        std::net::SocketAddr,
+    ),
+    String,
+> {
+    let (tx, rx) = mpsc::channel::<Activation>(1);
+    let activate: corsgate_admin::Activate = Arc::new(move |loaded: &Loaded| {
+        // Called on a blocking thread inside the store's transaction.
+        let (reply, answer) = oneshot::channel();
+        tx.blocking_send((loaded.clone(), reply))
+            .map_err(|_| "the gateway is shutting down".to_owned())?;
+        answer
+            .blocking_recv()
+            .map_err(|_| "the gateway is shutting down".to_owned())?
+    });
+    let state = Arc::new(AdminState {
+        store: Arc::new(Mutex::new(managed.store)),
+        tokens: admin.tokens.iter().filter_map(Token::from_config).collect(),
+        max_body: admin.max_body_bytes,
+        activate,
+    });
+    let listener = tokio::net::TcpListener::bind(&admin.listen)
+        .await
+        .map_err(|e| format!("admin API: cannot listen on {}: {e}", admin.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(corsgate_admin::serve(listener, state, stop_rx));
+    Ok((rx, stop, addr))
+}
