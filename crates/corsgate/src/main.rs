@@ -1,5 +1,6 @@
 //! The `corsgate` command.
 
+mod admin_cli;
 mod check;
 mod manage;
 mod reload;
@@ -83,6 +84,24 @@ enum Command {
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Manage configurations through the admin API.
+    Admin {
+        /// The admin API's base URL.
+        #[arg(
+            long,
+            env = "CORSGATE_ADMIN_URL",
+            default_value = "http://127.0.0.1:9901"
+        )]
+        url: String,
+        /// A bearer token.
+        #[arg(long, env = "CORSGATE_ADMIN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Print the API's JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: admin_cli::AdminCommand,
     },
     /// The audit log of the management store.
     Audit {
@@ -215,6 +234,33 @@ fn main() -> ExitCode {
                     } else {
                         ExitCode::from(1)
                     }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Admin {
+            url,
+            token,
+            json,
+            command,
+        } => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(admin_cli::run(&url, &token, command, json)) {
+                Ok((out, status)) => {
+                    print!("{out}");
+                    ExitCode::from(status)
                 }
                 Err(e) => {
                     eprintln!("{e}");

@@ -467,4 +467,64 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     let (_, v) = admin(admin_port, "GET", "/api/v1/audit/verify", None).await;
     assert_eq!(v["intact"], true, "{v}");
     assert_eq!(v["entries"], 11, "{v}");
+
+    // The same through `corsgate admin`.
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_corsgate"))
+            .arg("admin")
+            .args(args)
+            .env(
+                "CORSGATE_ADMIN_URL",
+                format!("http://127.0.0.1:{admin_port}"),
+            )
+            .env("CORSGATE_ADMIN_TOKEN", "editor-secret")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = cli(&["history"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 12, "{out}");
+    assert!(out.contains("rollback to version 1"), "{out}");
+    let (code, out) = cli(&["diff", "1", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("allowOrigins: + https://only-b.example"),
+        "{out}"
+    );
+    assert!(
+        out.contains("allowOrigins: - https://only-a.example"),
+        "{out}"
+    );
+    let (code, out) = cli(&["audit"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hash chain intact (11 entries)"), "{out}");
+    // A stale base is refused with 409, and nothing changes.
+    let file = gw.file.with_file_name("b.yaml");
+    std::fs::write(&file, with_admin("b")).unwrap();
+    let (code, out) = cli(&[
+        "apply",
+        &file.display().to_string(),
+        "--base",
+        "1",
+        "-m",
+        "late",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("error 409"), "{out}");
+    let (code, out) = cli(&["apply", &file.display().to_string(), "-m", "current"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("version 12"), "{out}");
+    assert!(
+        out.contains("tightened: policy p: origin https://only-a.example removed"),
+        "{out}"
+    );
+    wait_for_version(&probe, port, "b").await;
+    let (code, out) = cli(&["--json", "show"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["comment"], "current");
 }
