@@ -68,6 +68,17 @@ pub struct AdminState {
     pub max_body: usize,
     /// How an applied configuration reaches the gateway.
     pub activate: Activate,
+    /// The gateway's metrics: render as Prometheus text, and note the
+    /// version in force after a change.
+    pub metrics: Option<Arc<dyn MetricsSource>>,
+}
+
+/// Where `/metrics` comes from.
+pub trait MetricsSource: Send + Sync {
+    /// Prometheus text format.
+    fn render(&self) -> String;
+    /// The configuration version now in force.
+    fn set_version(&self, version: i64);
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -286,6 +297,19 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     } else {
         Bytes::new()
     };
+    if method == Method::GET && path == "/metrics" {
+        let text = state
+            .metrics
+            .as_ref()
+            .map(|m| m.render())
+            .unwrap_or_default();
+        let mut r = Response::new(Full::new(Bytes::from(text)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return r;
+    }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (&method, segments.as_slice()) {
         (&Method::GET, ["api", "v1", "versions"]) => {
@@ -411,7 +435,16 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
         }
         _ => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
     };
-    result.unwrap_or_else(|r| r)
+    let resp = result.unwrap_or_else(|r| r);
+    if resp.status() == StatusCode::CREATED {
+        if let (Some(m), Ok(Some(v))) = (
+            state.metrics.as_ref(),
+            with_store(&state, |s, _| s.active().ok().flatten().map(|v| v.id)).await,
+        ) {
+            m.set_version(v);
+        }
+    }
+    resp
 }
 
 /// Serve the admin API on `listener` until `stop` turns true.

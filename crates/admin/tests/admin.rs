@@ -59,6 +59,7 @@ async fn start(dir: &std::path::Path) -> Admin {
             seen.lock().unwrap().push(names.join(","));
             Ok(())
         }),
+        metrics: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

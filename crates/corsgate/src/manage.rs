@@ -64,6 +64,7 @@ pub fn open(data_dir: &Path, file: &str, text: &str, loaded: Loaded) -> Result<M
 pub async fn start_admin(
     managed: Managed,
     admin: &corsgate_config::Admin,
+    metrics: Arc<corsgate_gateway::metrics::Metrics>,
 ) -> Result<
     (
         mpsc::Receiver<Activation>,
@@ -82,7 +83,11 @@ pub async fn start_admin(
             .blocking_recv()
             .map_err(|_| "the gateway is shutting down".to_owned())?
     });
+    if let Ok(Some(v)) = managed.store.active() {
+        metrics.set_config_version(v.id);
+    }
     let state = Arc::new(AdminState {
+        metrics: Some(Arc::new(GatewayMetrics(metrics))),
         store: Arc::new(Mutex::new(managed.store)),
         tokens: admin.tokens.iter().filter_map(Token::from_config).collect(),
         max_body: admin.max_body_bytes,
@@ -95,4 +100,16 @@ pub async fn start_admin(
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(corsgate_admin::serve(listener, state, stop_rx));
     Ok((rx, stop, addr))
+}
+
+/// The gateway's metrics, as the admin API serves them.
+struct GatewayMetrics(Arc<corsgate_gateway::metrics::Metrics>);
+
+impl corsgate_admin::MetricsSource for GatewayMetrics {
+    fn render(&self) -> String {
+        self.0.render()
+    }
+    fn set_version(&self, version: i64) {
+        self.0.set_config_version(version);
+    }
 }

@@ -527,4 +527,84 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["comment"], "current");
+
+    // Metrics: valid Prometheus text whose counters move with traffic.
+    let scrape = || async {
+        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let req = http::Request::get(format!("http://127.0.0.1:{admin_port}/metrics"))
+            .header("authorization", "Bearer editor-secret")
+            .body(Empty::new())
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = String::from_utf8(
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        let sample = regex::Regex::new(r#"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.eE+-]+(\.[0-9]+)?$"#).unwrap();
+        let mut values = std::collections::HashMap::new();
+        for line in text.lines() {
+            if line.starts_with("# HELP ")
+                || line.starts_with("# TYPE ")
+                || line == "# EOF"
+                || line.starts_with("# UNIT ")
+            {
+                continue;
+            }
+            assert!(sample.is_match(line), "not Prometheus text: {line:?}");
+            let (k, v) = line.rsplit_once(' ').unwrap();
+            values.insert(k.to_owned(), v.parse::<f64>().unwrap());
+        }
+        values
+    };
+    let total = |m: &std::collections::HashMap<String, f64>, prefix: &str| -> f64 {
+        m.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let before = scrape().await;
+    assert_eq!(
+        before.get("corsgate_config_version"),
+        Some(&12.0),
+        "{before:?}"
+    );
+    assert!(
+        total(&before, "corsgate_config_reloads_total{result=\"ok\"}") >= 12.0,
+        "{before:?}"
+    );
+    for _ in 0..10 {
+        observe(&probe, port).await.unwrap();
+    }
+    let req = http::Request::get(format!("http://127.0.0.1:{port}/api/x"))
+        .header("origin", "https://evil.example")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(probe.request(req).await.unwrap().status(), 200);
+    let after = scrape().await;
+    let requests = |m| {
+        total(
+            m,
+            "corsgate_requests_total{vservice=\"api\",rule=\"rule-b\",status=\"2xx\"}",
+        )
+    };
+    assert!(requests(&after) >= requests(&before) + 11.0, "{after:?}");
+    let allowed = |m| {
+        total(
+            m,
+            "corsgate_cors_decisions_total{policy=\"p\",decision=\"allowed\"",
+        )
+    };
+    assert!(allowed(&after) >= allowed(&before) + 10.0, "{after:?}");
+    assert_eq!(
+        after.get("corsgate_cors_refused_origins_total{origin=\"https://evil.example\"}"),
+        Some(&1.0),
+        "{after:?}"
+    );
+    assert!(total(&after, "corsgate_cors_decisions_total{policy=\"p\",decision=\"refused\",reason=\"origin_not_allowed\"}") >= 1.0);
 }

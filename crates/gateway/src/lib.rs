@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod explain;
+pub mod metrics;
 pub mod router;
 
 mod pool;

@@ -254,6 +254,8 @@ enum HeaderCond {
 /// A compiled rule.
 #[derive(Debug)]
 pub struct CompiledRule {
+    /// Position in the vService's rules.
+    pub index: usize,
     /// Name for logs.
     pub name: String,
     hosts: Vec<HostPattern>,
@@ -740,6 +742,7 @@ fn compile_rule(i: usize, r: &Rule, policies: &BTreeMap<String, Arc<Policy>>) ->
         }
     };
     CompiledRule {
+        index: i,
         name: r.name.clone().unwrap_or_else(|| format!("rule-{i}")),
         hosts: r
             .matches

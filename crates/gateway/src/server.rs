@@ -39,6 +39,28 @@ enum CorsDecision {
     PreflightRefused(Refusal),
 }
 
+impl CorsDecision {
+    fn outcome(self) -> crate::metrics::Outcome {
+        use crate::metrics::Outcome;
+        match self {
+            CorsDecision::NoPolicy | CorsDecision::Shadow | CorsDecision::NotCors => {
+                Outcome::Uncounted
+            }
+            CorsDecision::Allowed => Outcome::Allowed,
+            CorsDecision::Refused(r) => Outcome::Refused(r),
+            CorsDecision::PreflightAllowed => Outcome::PreflightAllowed,
+            CorsDecision::PreflightRefused(r) => Outcome::PreflightRefused(r),
+        }
+    }
+
+    fn refused(self) -> bool {
+        matches!(
+            self,
+            CorsDecision::Refused(_) | CorsDecision::PreflightRefused(_)
+        )
+    }
+}
+
 impl std::fmt::Display for CorsDecision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -82,6 +104,7 @@ impl AccessLog<'_> {
 struct Slot {
     vservice: CompiledVService,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stats: crate::metrics::VServiceMetrics,
 }
 
 /// One applied configuration, swapped whole on reload. A request loads the
@@ -160,6 +183,7 @@ pub struct Running {
     state: State,
     listeners: Vec<Listener>,
     next_slot: usize,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Running {
@@ -180,6 +204,17 @@ impl Running {
     /// switches to the new generation with one atomic pointer swap, and
     /// listeners no longer configured stop accepting and drain.
     pub async fn reload(&mut self, loaded: &Loaded) -> Result<ReloadReport, ReloadError> {
+        let result = self.apply(loaded).await;
+        self.metrics.reloaded(result.is_ok());
+        result
+    }
+
+    /// The process's metrics (Prometheus text with `render`).
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    async fn apply(&mut self, loaded: &Loaded) -> Result<ReloadReport, ReloadError> {
         let compiled = router::compile(&loaded.config, &loaded.policies);
         let old = self.state.load_full();
         let mut report = ReloadReport::default();
@@ -216,9 +251,11 @@ impl Running {
             if slots.len() <= slot {
                 slots.resize_with(slot + 1, || None);
             }
+            let stats = self.metrics.for_vservice(&vs, &loaded.policies);
             slots[slot] = Some(Slot {
                 vservice: vs,
                 acceptor,
+                stats,
             });
         }
         let clients = clients_for(&slots, Some(&old.clients));
@@ -343,6 +380,7 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
         })),
         listeners: Vec::new(),
         next_slot: 0,
+        metrics: crate::metrics::Metrics::new(),
     };
     running.reload(loaded).await?;
     Ok(running)
@@ -525,6 +563,15 @@ async fn handle(
                 let mut resp = Response::new(proxy::full(bytes::Bytes::new()));
                 *resp.status_mut() = answer.status;
                 *resp.headers_mut() = answer.headers;
+                let origin = req.headers().get(http::header::ORIGIN);
+                slot.stats.record(
+                    selection.rule.map(|r| r.index),
+                    resp.status().as_u16(),
+                    selection.policy,
+                    decision.outcome(),
+                    origin.map(http::HeaderValue::as_bytes),
+                    None,
+                );
                 log.write(resp.status(), None, decision);
                 return resp;
             }
@@ -540,6 +587,13 @@ async fn handle(
         }
     }
 
+    // Kept (a shared buffer, not a copy) only to name a refused origin in
+    // the metrics.
+    let refused_origin = if decision.refused() {
+        req.headers().get(http::header::ORIGIN).cloned()
+    } else {
+        None
+    };
     let too_big = if header_bytes(req.headers()) > vs.limits.max_header_bytes {
         Some((
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -647,6 +701,14 @@ async fn handle(
     ) {
         policy.complete(c, resp.headers_mut());
     }
+    slot.stats.record(
+        selection.rule.map(|r| r.index),
+        resp.status().as_u16(),
+        selection.policy,
+        decision.outcome(),
+        refused_origin.as_ref().map(http::HeaderValue::as_bytes),
+        upstream_time,
+    );
     log.write(resp.status(), upstream_time, decision);
     resp
 }

@@ -1,0 +1,340 @@
+//! Prometheus metrics (R30), rendered in the text format by
+//! `prometheus-client`.
+//!
+//! The per-request path touches only pre-created counters: when a
+//! configuration is applied, every (vService, rule, status class) and
+//! (policy, decision, reason) counter is looked up once and kept beside the
+//! compiled vService, so a request increments atomics and takes no lock and
+//! builds no label. Counters live in one registry for the life of the
+//! process, so they keep counting across reloads. The one exception is the
+//! refused-origin counter, which needs the origin as a label: it is only
+//! touched for refused requests and capped at [`REFUSED_ORIGINS_CAP`]
+//! distinct origins (the rest count as `other`).
+
+use crate::router::CompiledVService;
+use corsgate_policy::{Policy, Refusal};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Distinct refused origins tracked by name; the rest count as `other`.
+pub const REFUSED_ORIGINS_CAP: usize = 100;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    vservice: String,
+    rule: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    policy: String,
+    decision: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabels {
+    origin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VServiceLabels {
+    vservice: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+    refused_origins: Family<OriginLabels, Counter>,
+    refused_seen: Mutex<HashSet<Vec<u8>>>,
+    upstream: Family<VServiceLabels, Histogram, fn() -> Histogram>,
+    config_version: Gauge,
+    reloads: Family<ResultLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const REFUSALS: [&str; 7] = [
+    "origin_not_allowed",
+    "origin_invalid",
+    "origin_null",
+    "invalid_request_method",
+    "invalid_request_headers",
+    "method_not_allowed",
+    "header_not_allowed",
+];
+
+fn refusal_index(r: Refusal) -> usize {
+    match r {
+        Refusal::OriginNotAllowed => 0,
+        Refusal::OriginInvalid(_) => 1,
+        Refusal::NullOrigin => 2,
+        Refusal::InvalidRequestMethod => 3,
+        Refusal::InvalidRequestHeaders => 4,
+        Refusal::MethodNotAllowed => 5,
+        Refusal::HeaderNotAllowed => 6,
+    }
+}
+
+/// One counter per status class.
+#[derive(Debug)]
+struct StatusCounters([Counter; 5]);
+
+impl StatusCounters {
+    fn new(m: &Metrics, vservice: &str, rule: &str) -> Self {
+        StatusCounters(CLASSES.map(|c| {
+            m.requests
+                .get_or_create(&RequestLabels {
+                    vservice: vservice.to_owned(),
+                    rule: rule.to_owned(),
+                    status: c.to_owned(),
+                })
+                .clone()
+        }))
+    }
+    fn inc(&self, status: u16) {
+        let i = usize::from(status / 100).clamp(1, 5) - 1;
+        self.0[i].inc();
+    }
+}
+
+/// A policy's decision counters.
+#[derive(Debug)]
+struct DecisionCounters {
+    allowed: Counter,
+    preflight_allowed: Counter,
+    refused: [Counter; 7],
+    preflight_refused: [Counter; 7],
+}
+
+impl DecisionCounters {
+    fn new(m: &Metrics, policy: &str) -> Self {
+        let c = |decision: &str, reason: &str| {
+            m.decisions
+                .get_or_create(&DecisionLabels {
+                    policy: policy.to_owned(),
+                    decision: decision.to_owned(),
+                    reason: reason.to_owned(),
+                })
+                .clone()
+        };
+        DecisionCounters {
+            allowed: c("allowed", ""),
+            preflight_allowed: c("preflight_allowed", ""),
+            refused: REFUSALS.map(|r| c("refused", r)),
+            preflight_refused: REFUSALS.map(|r| c("preflight_refused", r)),
+        }
+    }
+}
+
+/// What a request's CORS handling came to, for counting.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome {
+    /// No policy, not a CORS request, or shadow mode.
+    Uncounted,
+    /// An actual request from an allowed origin.
+    Allowed,
+    /// An actual request refused.
+    Refused(Refusal),
+    /// A preflight answered and allowed.
+    PreflightAllowed,
+    /// A preflight answered and refused.
+    PreflightRefused(Refusal),
+}
+
+/// The counters of one compiled vService.
+#[derive(Debug)]
+pub struct VServiceMetrics {
+    metrics: Arc<Metrics>,
+    rules: Vec<StatusCounters>,
+    no_rule: StatusCounters,
+    policies: HashMap<usize, DecisionCounters>,
+    upstream: Histogram,
+}
+
+impl VServiceMetrics {
+    /// Count one finished request.
+    pub fn record(
+        &self,
+        rule: Option<usize>,
+        status: u16,
+        policy: Option<&Arc<Policy>>,
+        outcome: Outcome,
+        origin: Option<&[u8]>,
+        upstream: Option<Duration>,
+    ) {
+        match rule.and_then(|i| self.rules.get(i)) {
+            Some(c) => c.inc(status),
+            None => self.no_rule.inc(status),
+        }
+        if let Some(d) = upstream {
+            self.upstream.observe(d.as_secs_f64());
+        }
+        let Some(counters) = policy.and_then(|p| self.policies.get(&(Arc::as_ptr(p) as usize)))
+        else {
+            return;
+        };
+        match outcome {
+            Outcome::Uncounted => {}
+            Outcome::Allowed => {
+                counters.allowed.inc();
+            }
+            Outcome::PreflightAllowed => {
+                counters.preflight_allowed.inc();
+            }
+            Outcome::Refused(r) => {
+                counters.refused[refusal_index(r)].inc();
+                self.metrics.refused_origin(origin);
+            }
+            Outcome::PreflightRefused(r) => {
+                counters.preflight_refused[refusal_index(r)].inc();
+                self.metrics.refused_origin(origin);
+            }
+        }
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric family registered.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("corsgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by vService, rule (`-` when none matched) and status class",
+            requests.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "cors_decisions",
+            "CORS decisions by policy, decision and refusal reason (R30)",
+            decisions.clone(),
+        );
+        let refused_origins = Family::<OriginLabels, Counter>::default();
+        registry.register(
+            "cors_refused_origins",
+            "Refused requests by origin (at most 100 distinct origins; the rest are `other`)",
+            refused_origins.clone(),
+        );
+        let upstream = Family::<VServiceLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "upstream_response_seconds",
+            "Time from forwarding to the upstream's response headers",
+            upstream.clone(),
+        );
+        let config_version = Gauge::default();
+        registry.register(
+            "config_version",
+            "The configuration version in force (0: not from the store)",
+            config_version.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            reloads.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            requests,
+            decisions,
+            refused_origins,
+            refused_seen: Mutex::new(HashSet::new()),
+            upstream,
+            config_version,
+            reloads,
+        })
+    }
+
+    fn refused_origin(&self, origin: Option<&[u8]>) {
+        let Some(o) = origin else { return };
+        let label = {
+            let mut seen = self.refused_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.contains(o) || (seen.len() < REFUSED_ORIGINS_CAP && seen.insert(o.to_vec())) {
+                String::from_utf8_lossy(o).into_owned()
+            } else {
+                "other".to_owned()
+            }
+        };
+        self.refused_origins
+            .get_or_create(&OriginLabels { origin: label })
+            .inc();
+    }
+
+    /// The counters for a compiled vService (looked up once per apply).
+    pub fn for_vservice(
+        self: &Arc<Self>,
+        vs: &CompiledVService,
+        policies: &BTreeMap<String, Arc<Policy>>,
+    ) -> VServiceMetrics {
+        VServiceMetrics {
+            metrics: self.clone(),
+            rules: vs
+                .rules
+                .iter()
+                .map(|r| StatusCounters::new(self, &vs.name, &r.name))
+                .collect(),
+            no_rule: StatusCounters::new(self, &vs.name, "-"),
+            policies: policies
+                .iter()
+                .map(|(name, p)| (Arc::as_ptr(p) as usize, DecisionCounters::new(self, name)))
+                .collect(),
+            upstream: self
+                .upstream
+                .get_or_create(&VServiceLabels {
+                    vservice: vs.name.clone(),
+                })
+                .clone(),
+        }
+    }
+
+    /// Count a reload.
+    pub fn reloaded(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Set the configuration version in force.
+    pub fn set_config_version(&self, v: i64) {
+        self.config_version.set(v);
+    }
+
+    /// The Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
