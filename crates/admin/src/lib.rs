@@ -71,6 +71,20 @@ pub struct AdminState {
     /// The gateway's metrics: render as Prometheus text, and note the
     /// version in force after a change.
     pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// Shadow rollout, when the gateway supports it.
+    pub shadow: Option<Arc<dyn ShadowControl>>,
+}
+
+/// The gateway's shadow candidate (R29).
+pub trait ShadowControl: Send + Sync {
+    /// Evaluate `loaded` beside the active configuration from now on.
+    fn install(&self, loaded: &Loaded, content: &str, comment: &str);
+    /// Stop.
+    fn clear(&self);
+    /// What the candidate would change so far, if one is installed.
+    fn report(&self) -> Option<Value>;
+    /// The candidate's configuration text.
+    fn content(&self) -> Option<String>;
 }
 
 /// Where `/metrics` comes from.
@@ -152,6 +166,22 @@ struct ApplyBody {
     #[serde(default)]
     comment: String,
     content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShadowBody {
+    #[serde(default)]
+    comment: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    base: Option<i64>,
+    #[serde(default)]
+    comment: String,
 }
 
 #[derive(Deserialize)]
@@ -414,6 +444,91 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
                     .await
                 }
                 _ => Ok(error(StatusCode::BAD_REQUEST, "give ?from=ID&to=ID")),
+            }
+        }
+        (_, ["api", "v1", "shadow", ..]) if state.shadow.is_none() => Ok(error(
+            StatusCode::NOT_FOUND,
+            "shadow rollout is not available here",
+        )),
+        (&Method::POST, ["api", "v1", "shadow"]) => match parse_json::<ShadowBody>(&body) {
+            Ok(b) => {
+                let report = corsgate_config::check_str(&b.content, Some("<candidate>"));
+                match report.loaded {
+                    Some(loaded) if report.errors.is_empty() => {
+                        if let Some(sh) = &state.shadow {
+                            sh.install(&loaded, &b.content, &b.comment);
+                        }
+                        let name = token.name.clone();
+                        let detail = json!({ "comment": b.comment });
+                        let _ = with_store(&state, move |s, _| {
+                            s.record(&name, "shadow.started", None, &detail)
+                        })
+                        .await;
+                        Ok(reply(
+                            StatusCode::CREATED,
+                            &json!({ "shadowing": true, "comment": b.comment }),
+                        ))
+                    }
+                    _ => Ok(reply(
+                        StatusCode::BAD_REQUEST,
+                        &json!({
+                            "error": "configuration refused",
+                            "errors": report.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        }),
+                    )),
+                }
+            }
+            Err(r) => Ok(*r),
+        },
+        (&Method::GET, ["api", "v1", "shadow"]) => {
+            Ok(match state.shadow.as_ref().and_then(|s| s.report()) {
+                Some(r) => reply(StatusCode::OK, &r),
+                None => error(StatusCode::NOT_FOUND, "no candidate is being shadowed"),
+            })
+        }
+        (&Method::DELETE, ["api", "v1", "shadow"]) => {
+            if let Some(sh) = &state.shadow {
+                sh.clear();
+            }
+            Ok(reply(StatusCode::OK, &json!({ "shadowing": false })))
+        }
+        (&Method::POST, ["api", "v1", "shadow", "promote"]) => {
+            match parse_json::<PromoteBody>(&body) {
+                Ok(b) => match state.shadow.as_ref().and_then(|s| s.content()) {
+                    None => Ok(error(
+                        StatusCode::NOT_FOUND,
+                        "no candidate is being shadowed",
+                    )),
+                    Some(content) => {
+                        let author = token.name.clone();
+                        let comment = if b.comment.is_empty() {
+                            "promoted from shadow".to_owned()
+                        } else {
+                            b.comment
+                        };
+                        let r = with_store(&state, move |s, activate| {
+                            let old = s.active().ok().flatten().map(|v| v.content);
+                            match s.apply_with(b.base, &author, &comment, &content, &mut |l| {
+                                activate(l)
+                            }) {
+                                Ok(v) => {
+                                    let mut body = full(&v);
+                                    body["propagation"] = propagation(old.as_deref(), &v.content);
+                                    reply(StatusCode::CREATED, &body)
+                                }
+                                Err(e) => apply_error(e),
+                            }
+                        })
+                        .await;
+                        if matches!(&r, Ok(resp) if resp.status() == StatusCode::CREATED) {
+                            if let Some(sh) = &state.shadow {
+                                sh.clear();
+                            }
+                        }
+                        r
+                    }
+                },
+                Err(r) => Ok(*r),
             }
         }
         (&Method::GET, ["api", "v1", "audit"]) => {

@@ -60,6 +60,7 @@ async fn start(dir: &std::path::Path) -> Admin {
             Ok(())
         }),
         metrics: None,
+        shadow: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

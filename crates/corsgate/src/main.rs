@@ -401,7 +401,7 @@ fn main() -> ExitCode {
                     print_demo_hints(&running);
                 }
                 let (mut activations, _admin_stop) = match (managed, &admin) {
-                    (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics()).await {
+                    (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics(), running.shadow()).await {
                         Ok((rx, stop, addr)) => {
                             tracing::info!(%addr, "admin API listening");
                             (Some(rx), Some(stop))

@@ -65,6 +65,7 @@ pub async fn start_admin(
     managed: Managed,
     admin: &corsgate_config::Admin,
     metrics: Arc<corsgate_gateway::metrics::Metrics>,
+    shadow: corsgate_gateway::shadow::ShadowHandle,
 ) -> Result<
     (
         mpsc::Receiver<Activation>,
@@ -88,6 +89,7 @@ pub async fn start_admin(
     }
     let state = Arc::new(AdminState {
         metrics: Some(Arc::new(GatewayMetrics(metrics))),
+        shadow: Some(Arc::new(GatewayShadow(shadow))),
         store: Arc::new(Mutex::new(managed.store)),
         tokens: admin.tokens.iter().filter_map(Token::from_config).collect(),
         max_body: admin.max_body_bytes,
@@ -111,5 +113,27 @@ impl corsgate_admin::MetricsSource for GatewayMetrics {
     }
     fn set_version(&self, version: i64) {
         self.0.set_config_version(version);
+    }
+}
+
+/// The gateway's shadow candidate, as the admin API drives it.
+struct GatewayShadow(corsgate_gateway::shadow::ShadowHandle);
+
+impl corsgate_admin::ShadowControl for GatewayShadow {
+    fn install(&self, loaded: &Loaded, content: &str, comment: &str) {
+        self.0.install(corsgate_gateway::shadow::Shadow::new(
+            loaded, content, comment,
+        ));
+    }
+    fn clear(&self) {
+        self.0.clear();
+    }
+    fn report(&self) -> Option<serde_json::Value> {
+        self.0
+            .current()
+            .and_then(|s| serde_json::to_value(s.report()).ok())
+    }
+    fn content(&self) -> Option<String> {
+        self.0.current().map(|s| s.content().to_owned())
     }
 }

@@ -608,3 +608,99 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     );
     assert!(total(&after, "corsgate_cors_decisions_total{policy=\"p\",decision=\"refused\",reason=\"origin_not_allowed\"}") >= 1.0);
 }
+
+#[tokio::test]
+async fn a_shadow_candidate_reports_what_it_would_change_then_is_promoted() {
+    let port = free_port();
+    let admin_port = free_port();
+    let with_admin = |version: &str| {
+        format!(
+            "{}admin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n",
+            config(port, version, 60)
+        )
+    };
+    let gw = Gateway::start_with(
+        "shadow",
+        &with_admin("a"),
+        &[],
+        port,
+        false,
+        &["--data-dir", "{dir}/data"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "admin API did not start: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let probe = client();
+    // Candidate b drops https://only-a.example and adds https://only-b.example.
+    let body = serde_json::json!({ "comment": "try b", "content": with_admin("b") }).to_string();
+    let (s, v) = admin(admin_port, "POST", "/api/v1/shadow", Some(body)).await;
+    assert_eq!(s, 201, "{v}");
+    let get = |origin: &'static str| {
+        let probe = probe.clone();
+        async move {
+            let req = http::Request::get(format!("http://127.0.0.1:{port}/api/items"))
+                .header("origin", origin)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = probe.request(req).await.unwrap();
+            resp.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    for _ in 0..3 {
+        // Responses still come from the active version a.
+        assert_eq!(
+            get("https://only-a.example").await.as_deref(),
+            Some("https://only-a.example")
+        );
+        assert_eq!(get("https://only-b.example").await, None);
+        assert_eq!(get(ORIGIN).await.as_deref(), Some(ORIGIN));
+    }
+    let (s, report) = admin(admin_port, "GET", "/api/v1/shadow", None).await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["compared"], 9, "{report}");
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2, "{report}");
+    let find = |origin: &str| {
+        findings
+            .iter()
+            .find(|f| f["origin"] == origin)
+            .unwrap()
+            .clone()
+    };
+    let refused = find("https://only-a.example");
+    assert_eq!(
+        (refused["policy"].as_str(), refused["change"].as_str()),
+        (Some("p"), Some("newly_refused"))
+    );
+    assert_eq!(refused["count"], 3);
+    assert_eq!(refused["sample"], "GET /api/items");
+    assert_eq!(find("https://only-b.example")["change"], "newly_allowed");
+
+    // Promote in one call: b becomes active, the shadow ends.
+    let (s, v) = admin(
+        admin_port,
+        "POST",
+        "/api/v1/shadow/promote",
+        Some(serde_json::json!({ "base": 1 }).to_string()),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["comment"], "promoted from shadow");
+    wait_for_version(&probe, port, "b").await;
+    assert_eq!(
+        get("https://only-b.example").await.as_deref(),
+        Some("https://only-b.example")
+    );
+    assert_eq!(
+        admin(admin_port, "GET", "/api/v1/shadow", None).await.0,
+        404
+    );
+}

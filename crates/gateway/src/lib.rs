@@ -11,6 +11,7 @@
 pub mod explain;
 pub mod metrics;
 pub mod router;
+pub mod shadow;
 
 mod pool;
 mod proxy;

@@ -118,6 +118,9 @@ struct Generation {
     /// vService and carried over between generations so that reloads keep
     /// the pooled connections.
     clients: HashMap<(Duration, bool), Arc<UpstreamClient>>,
+    /// A candidate configuration evaluated beside this one (shared by
+    /// every generation: installing one does not reload).
+    shadow: crate::shadow::ShadowHandle,
 }
 
 type State = Arc<ArcSwap<Generation>>;
@@ -184,6 +187,7 @@ pub struct Running {
     listeners: Vec<Listener>,
     next_slot: usize,
     metrics: Arc<crate::metrics::Metrics>,
+    shadow: crate::shadow::ShadowHandle,
 }
 
 impl Running {
@@ -207,6 +211,11 @@ impl Running {
         let result = self.apply(loaded).await;
         self.metrics.reloaded(result.is_ok());
         result
+    }
+
+    /// Install, read and remove a shadow candidate.
+    pub fn shadow(&self) -> crate::shadow::ShadowHandle {
+        self.shadow.clone()
     }
 
     /// The process's metrics (Prometheus text with `render`).
@@ -261,7 +270,11 @@ impl Running {
         let clients = clients_for(&slots, Some(&old.clients));
         // Nothing can fail from here on.
         self.next_slot = next_slot;
-        self.state.store(Arc::new(Generation { slots, clients }));
+        self.state.store(Arc::new(Generation {
+            slots,
+            clients,
+            shadow: self.shadow.clone(),
+        }));
         let (stay, go): (Vec<_>, Vec<_>) = std::mem::take(&mut self.listeners)
             .into_iter()
             .partition(|l| keep.contains(&l.slot));
@@ -377,10 +390,12 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
         state: Arc::new(ArcSwap::from_pointee(Generation {
             slots: Vec::new(),
             clients: HashMap::new(),
+            shadow: crate::shadow::ShadowHandle::default(),
         })),
         listeners: Vec::new(),
         next_slot: 0,
         metrics: crate::metrics::Metrics::new(),
+        shadow: crate::shadow::ShadowHandle::default(),
     };
     running.reload(loaded).await?;
     Ok(running)
@@ -553,8 +568,26 @@ async fn handle(
         path: &path,
         started,
     };
-    if let Some(policy) = selection.policy {
-        match policy.evaluate_classified(preflight, req.headers()) {
+    let evaluation = selection
+        .policy
+        .map(|p| p.evaluate_classified(preflight, req.headers()));
+    if let (Some(shadow), Some(origin)) = (
+        generation.shadow.0.load().as_ref(),
+        req.headers().get(http::header::ORIGIN),
+    ) {
+        let facts = RequestFacts {
+            method: &method,
+            host,
+            path: &path,
+            query: req.uri().query(),
+            headers: req.headers(),
+            preflight,
+        };
+        let active = evaluation.as_ref().and_then(crate::shadow::verdict);
+        shadow.compare(&vs.listen, &facts, active, origin.as_bytes());
+    }
+    if let Some(evaluation) = evaluation {
+        match evaluation {
             Evaluation::Preflight(answer) => {
                 let decision = match answer.outcome {
                     PreflightOutcome::Allowed(_) => CorsDecision::PreflightAllowed,
