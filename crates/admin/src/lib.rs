@@ -73,6 +73,9 @@ pub struct AdminState {
     pub metrics: Option<Arc<dyn MetricsSource>>,
     /// Shadow rollout, when the gateway supports it.
     pub shadow: Option<Arc<dyn ShadowControl>>,
+    /// Tokens already recorded as used since start (each is audited once
+    /// per process, and on every denial, so polling does not flood the log).
+    pub used: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The gateway's shadow candidate (R29).
@@ -287,6 +290,19 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
         return r;
     };
     let token = token.clone();
+    let first_use = state
+        .used
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(token.name.clone());
+    if first_use {
+        let name = token.name.clone();
+        let detail = json!({ "first": format!("{} {}", req.method(), path) });
+        let _ = with_store(&state, move |s, _| {
+            s.record(&name, "token.used", None, &detail)
+        })
+        .await;
+    }
     let need = required_role(req.method());
     if token.role < need {
         let detail = json!({ "denied": format!("{} {}", req.method(), path), "role": format!("{:?}", token.role).to_lowercase() });

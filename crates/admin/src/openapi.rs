@@ -47,6 +47,21 @@ pub fn document() -> Value {
                 "parameters": [{ "name": "from", "in": "query", "required": true, "schema": { "type": "integer" } }, { "name": "to", "in": "query", "required": true, "schema": { "type": "integer" } }],
                 "responses": { "200": { "description": "diff" }, "400": { "description": "missing parameters" }, "401": unauthorized, "403": forbidden, "404": { "description": "no such version" } }
             } },
+            "/api/v1/shadow": {
+                "post": {
+                    "summary": "Evaluate a candidate configuration beside the active one on live traffic, changing no response (R29)",
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["content"], "additionalProperties": false, "properties": { "content": { "type": "string" }, "comment": { "type": "string" } } } } } },
+                    "responses": { "201": { "description": "shadowing" }, "400": { "description": "malformed or refused" }, "401": unauthorized, "403": forbidden }
+                },
+                "get": { "summary": "What the candidate would newly refuse or newly allow, per policy and origin, with counts and a sample request", "responses": { "200": { "description": "report" }, "401": unauthorized, "403": forbidden, "404": { "description": "no candidate" } } },
+                "delete": { "summary": "Stop shadowing", "responses": { "200": { "description": "stopped" }, "401": unauthorized, "403": forbidden } }
+            },
+            "/api/v1/shadow/promote": { "post": {
+                "summary": "Apply the shadowed candidate as a new version (same path as POST /api/v1/versions) and stop shadowing",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["base"], "additionalProperties": false, "properties": { "base": { "type": ["integer", "null"] }, "comment": { "type": "string" } } } } } },
+                "responses": { "201": { "description": "promoted", "content": { "application/json": { "schema": version } } }, "401": unauthorized, "403": forbidden, "404": { "description": "no candidate" }, "409": { "description": "stale base" } }
+            } },
+            "/metrics": { "get": { "summary": "Prometheus metrics (text format)", "responses": { "200": { "description": "metrics", "content": { "text/plain": {} } }, "401": unauthorized, "403": forbidden } } },
             "/api/v1/audit": { "get": { "summary": "The audit log, oldest first", "responses": { "200": { "description": "entries" }, "401": unauthorized, "403": forbidden } } },
             "/api/v1/audit/verify": { "get": { "summary": "Walk the audit hash chain", "responses": { "200": { "description": "`intact`, or the first problem" }, "401": unauthorized, "403": forbidden } } }
         },

@@ -61,6 +61,7 @@ async fn start(dir: &std::path::Path) -> Admin {
         }),
         metrics: None,
         shadow: None,
+        used: Mutex::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -368,6 +369,8 @@ async fn diff_rollback_and_restart() {
     )
     .await;
     assert_eq!(v["intact"], true);
-    assert_eq!(v["entries"], 3);
+    // Two applies and a rollback, plus each token's first use in each of
+    // the two runs (alice, viewer, bob; then viewer again).
+    assert_eq!(v["entries"], 7);
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -400,18 +400,18 @@ fn main() -> ExitCode {
                 if config.is_none() {
                     print_demo_hints(&running);
                 }
-                let (mut activations, _admin_stop) = match (managed, &admin) {
+                let mut admin_rt = match (managed, &admin) {
                     (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics(), running.shadow()).await {
-                        Ok((rx, stop, addr)) => {
-                            tracing::info!(%addr, "admin API listening");
-                            (Some(rx), Some(stop))
+                        Ok(rt) => {
+                            tracing::info!(addr = %rt.addr, "admin API listening");
+                            Some(rt)
                         }
                         Err(e) => {
                             eprintln!("{e}");
                             return ExitCode::FAILURE;
                         }
                     },
-                    _ => (None, None),
+                    _ => None,
                 };
                 let (tx, mut triggers) = tokio::sync::mpsc::unbounded_channel();
                 let mut reloader = config
@@ -438,16 +438,20 @@ fn main() -> ExitCode {
                     tokio::select! {
                         _ = &mut interrupt => break,
                         _ = &mut term => break,
-                        Some(trigger) = triggers.recv() => match reloader.as_mut() {
-                            _ if activations.is_some() => tracing::warn!(
-                                "the configuration is managed by the admin API; file changes and SIGHUP are not applied"
+                        Some(trigger) = triggers.recv() => match (reloader.as_mut(), admin_rt.as_ref(), trigger) {
+                            (_, Some(rt), reload::Trigger::Signal) => match &config {
+                                Some(path) => manage::reload_from_file(rt, path),
+                                None => tracing::warn!("the embedded configuration cannot be reloaded"),
+                            },
+                            (_, Some(_), reload::Trigger::FileChanged) => tracing::warn!(
+                                "the configuration is managed by the admin API; a changed file is applied only on SIGHUP"
                             ),
-                            Some(r) => r.reload(&mut running, trigger).await,
-                            None => tracing::warn!("the embedded configuration cannot be reloaded; run with --config"),
+                            (Some(r), None, trigger) => r.reload(&mut running, trigger).await,
+                            (None, None, _) => tracing::warn!("the embedded configuration cannot be reloaded; run with --config"),
                         },
                         Some((new, reply)) = async {
-                            match activations.as_mut() {
-                                Some(rx) => rx.recv().await,
+                            match admin_rt.as_mut() {
+                                Some(rt) => rt.activations.recv().await,
                                 None => std::future::pending().await,
                             }
                         } => {
@@ -461,6 +465,9 @@ fn main() -> ExitCode {
                     }
                 }
                 tracing::info!("shutting down");
+                if let Some(rt) = &admin_rt {
+                    let _ = rt.stop.send(true);
+                }
                 running.shutdown().await;
                 ExitCode::SUCCESS
             })

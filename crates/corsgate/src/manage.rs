@@ -59,6 +59,20 @@ pub fn open(data_dir: &Path, file: &str, text: &str, loaded: Loaded) -> Result<M
     }
 }
 
+/// A running admin API and what the gateway's main loop needs of it.
+pub struct AdminRuntime {
+    /// Configurations to make active, each with its reply.
+    pub activations: mpsc::Receiver<Activation>,
+    /// Stops the admin listener when dropped or set.
+    pub stop: tokio::sync::watch::Sender<bool>,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The store, for reloads from the file on SIGHUP.
+    pub store: Arc<Mutex<Store>>,
+    /// The same activation path the admin API uses.
+    pub activate: corsgate_admin::Activate,
+}
+
 /// Start the admin API; activations arrive on the returned channel and
 /// must be answered by whoever owns the running gateway.
 pub async fn start_admin(
@@ -66,14 +80,7 @@ pub async fn start_admin(
     admin: &corsgate_config::Admin,
     metrics: Arc<corsgate_gateway::metrics::Metrics>,
     shadow: corsgate_gateway::shadow::ShadowHandle,
-) -> Result<
-    (
-        mpsc::Receiver<Activation>,
-        tokio::sync::watch::Sender<bool>,
-        std::net::SocketAddr,
-    ),
-    String,
-> {
+) -> Result<AdminRuntime, String> {
     let (tx, rx) = mpsc::channel::<Activation>(1);
     let activate: corsgate_admin::Activate = Arc::new(move |loaded: &Loaded| {
         // Called on a blocking thread inside the store's transaction.
@@ -87,13 +94,15 @@ pub async fn start_admin(
     if let Ok(Some(v)) = managed.store.active() {
         metrics.set_config_version(v.id);
     }
+    let store = Arc::new(Mutex::new(managed.store));
     let state = Arc::new(AdminState {
         metrics: Some(Arc::new(GatewayMetrics(metrics))),
         shadow: Some(Arc::new(GatewayShadow(shadow))),
-        store: Arc::new(Mutex::new(managed.store)),
+        used: Mutex::default(),
+        store: store.clone(),
         tokens: admin.tokens.iter().filter_map(Token::from_config).collect(),
         max_body: admin.max_body_bytes,
-        activate,
+        activate: activate.clone(),
     });
     let listener = tokio::net::TcpListener::bind(&admin.listen)
         .await
@@ -101,7 +110,48 @@ pub async fn start_admin(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(corsgate_admin::serve(listener, state, stop_rx));
-    Ok((rx, stop, addr))
+    Ok(AdminRuntime {
+        activations: rx,
+        stop,
+        addr,
+        store,
+        activate,
+    })
+}
+
+/// SIGHUP with the admin API on: apply the configuration file as a new
+/// version through the store (audited as `config.reloaded_from_file`).
+/// Runs on its own task: the activation it causes is answered by the main
+/// loop, which must not be waiting for this.
+pub fn reload_from_file(rt: &AdminRuntime, path: &Path) {
+    let store = rt.store.clone();
+    let activate = rt.activate.clone();
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(file, error = %e, "SIGHUP: cannot read the configuration file");
+                return;
+            }
+        };
+        let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+        match store.reload_from_file(&file, &text, &mut |l| activate(l)) {
+            Ok(Some(v)) => tracing::info!(
+                version = v.id,
+                file,
+                "SIGHUP: configuration file applied as a new version"
+            ),
+            Ok(None) => tracing::info!(
+                file,
+                "SIGHUP: the file equals the active version; nothing to do"
+            ),
+            Err(e) => {
+                tracing::error!(file, error = %e, "SIGHUP: configuration file refused; the running configuration stays in force")
+            }
+        }
+    });
 }
 
 /// The gateway's metrics, as the admin API serves them.

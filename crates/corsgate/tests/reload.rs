@@ -466,7 +466,8 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     assert!(served > 100, "{served}");
     let (_, v) = admin(admin_port, "GET", "/api/v1/audit/verify", None).await;
     assert_eq!(v["intact"], true, "{v}");
-    assert_eq!(v["entries"], 11, "{v}");
+    // Bootstrap, 5 applies, 5 rollbacks, and the token's first use.
+    assert_eq!(v["entries"], 12, "{v}");
 
     // The same through `corsgate admin`.
     let cli = |args: &[&str]| {
@@ -501,7 +502,7 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     );
     let (code, out) = cli(&["audit"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("hash chain intact (11 entries)"), "{out}");
+    assert!(out.contains("hash chain intact (12 entries)"), "{out}");
     // A stale base is refused with 409, and nothing changes.
     let file = gw.file.with_file_name("b.yaml");
     std::fs::write(&file, with_admin("b")).unwrap();
@@ -702,5 +703,59 @@ async fn a_shadow_candidate_reports_what_it_would_change_then_is_promoted() {
     assert_eq!(
         admin(admin_port, "GET", "/api/v1/shadow", None).await.0,
         404
+    );
+}
+
+#[tokio::test]
+async fn with_the_admin_api_sighup_applies_the_file_as_a_new_version() {
+    let port = free_port();
+    let admin_port = free_port();
+    let with_admin = |version: &str| {
+        format!(
+            "{}admin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n",
+            config(port, version, 60)
+        )
+    };
+    let gw = Gateway::start_with(
+        "sighup-store",
+        &with_admin("a"),
+        &[],
+        port,
+        true,
+        &["--data-dir", "{dir}/data"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "admin API did not start: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let probe = client();
+    // A file change alone is not applied while the store is in charge...
+    gw.write(&with_admin("b"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for_version(&probe, port, "a").await;
+    // ...SIGHUP applies it as a new, audited version.
+    gw.hup();
+    wait_for_version(&probe, port, "b").await;
+    let (_, v) = admin(admin_port, "GET", "/api/v1/versions/active", None).await;
+    assert_eq!(
+        (v["id"].as_i64(), v["author"].as_str()),
+        (Some(2), Some("file")),
+        "{v}"
+    );
+    let (_, audit) = admin(admin_port, "GET", "/api/v1/audit", None).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"config.reloaded_from_file"),
+        "{actions:?}"
     );
 }

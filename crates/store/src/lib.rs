@@ -314,6 +314,30 @@ impl Store {
         self.get(id)?.ok_or(ApplyError::NoSuchVersion(id))
     }
 
+    /// Apply the configuration file's content as a new version (author
+    /// `file`, audited as `config.reloaded_from_file`), based on the active
+    /// version; `Ok(None)` when it equals the active version already.
+    pub fn reload_from_file(
+        &mut self,
+        file: &str,
+        content: &str,
+        activate: &mut dyn FnMut(&Loaded) -> Result<(), String>,
+    ) -> Result<Option<Version>, ApplyError> {
+        let active = self.active()?;
+        if active.as_ref().is_some_and(|v| v.content == content) {
+            return Ok(None);
+        }
+        self.apply_as(
+            active.map(|v| v.id),
+            "file",
+            &format!("reloaded from {file}"),
+            content,
+            "config.reloaded_from_file",
+            activate,
+        )
+        .map(Some)
+    }
+
     /// Make a new version equal to version `to` (history is never
     /// rewritten), based on the active one.
     pub fn rollback(
