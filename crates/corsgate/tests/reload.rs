@@ -591,7 +591,7 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     let requests = |m| {
         total(
             m,
-            "corsgate_requests_total{vservice=\"api\",rule=\"rule-b\",status=\"2xx\"}",
+            "corsgate_requests_total{vservice=\"api\",rule=\"rule-b\",status=\"200\"}",
         )
     };
     assert!(requests(&after) >= requests(&before) + 11.0, "{after:?}");

@@ -101,25 +101,54 @@ fn refusal_index(r: Refusal) -> usize {
     }
 }
 
-/// One counter per status class.
+/// Statuses counted by their own code; any other counts by class (`4xx`).
+const CODES: [u16; 25] = [
+    200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 409, 413, 429,
+    431, 500, 501, 502, 503, 504,
+];
+
+/// A rule's request counters by status: created on first use (one label
+/// set built once per status), then a plain atomic increment.
 #[derive(Debug)]
-struct StatusCounters([Counter; 5]);
+struct StatusCounters {
+    family: Family<RequestLabels, Counter>,
+    vservice: Arc<str>,
+    rule: Arc<str>,
+    slots: Box<[std::sync::OnceLock<Counter>]>,
+}
 
 impl StatusCounters {
     fn new(m: &Metrics, vservice: &str, rule: &str) -> Self {
-        StatusCounters(CLASSES.map(|c| {
-            m.requests
-                .get_or_create(&RequestLabels {
-                    vservice: vservice.to_owned(),
-                    rule: rule.to_owned(),
-                    status: c.to_owned(),
-                })
-                .clone()
-        }))
+        StatusCounters {
+            family: m.requests.clone(),
+            vservice: vservice.into(),
+            rule: rule.into(),
+            slots: (0..CODES.len() + CLASSES.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+        }
     }
     fn inc(&self, status: u16) {
-        let i = usize::from(status / 100).clamp(1, 5) - 1;
-        self.0[i].inc();
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        let i = CODES
+            .iter()
+            .position(|c| *c == status)
+            .unwrap_or(CODES.len() + class);
+        self.slots[i]
+            .get_or_init(|| {
+                let label = match CODES.get(i) {
+                    Some(code) => code.to_string(),
+                    None => CLASSES[class].to_owned(),
+                };
+                self.family
+                    .get_or_create(&RequestLabels {
+                        vservice: self.vservice.to_string(),
+                        rule: self.rule.to_string(),
+                        status: label,
+                    })
+                    .clone()
+            })
+            .inc();
     }
 }
 
@@ -226,7 +255,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
-            "Requests by vService, rule (`-` when none matched) and status class",
+            "Requests by vService, rule (`-` when none matched) and status (the code for common statuses, else the class)",
             requests.clone(),
         );
         let decisions = Family::<DecisionLabels, Counter>::default();
