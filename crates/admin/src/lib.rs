@@ -257,6 +257,19 @@ fn apply_error(e: ApplyError) -> Resp {
     }
 }
 
+/// The answer to an apply, rollback or promote: the new version with the
+/// browser propagation of what it tightened (from `old`), or the refusal.
+fn applied(old: Option<&str>, r: Result<Version, ApplyError>) -> Resp {
+    match r {
+        Ok(v) => {
+            let mut body = full(&v);
+            body["propagation"] = propagation(old, &v.content);
+            reply(StatusCode::CREATED, &body)
+        }
+        Err(e) => apply_error(e),
+    }
+}
+
 /// Run `f` with the store on a blocking thread.
 async fn with_store<T: Send + 'static>(
     state: &Arc<AdminState>,
@@ -395,14 +408,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
                     let r = s.apply_with(b.base, &author, &b.comment, &b.content, &mut |l| {
                         activate(l)
                     });
-                    match r {
-                        Ok(v) => {
-                            let mut body = full(&v);
-                            body["propagation"] = propagation(old.as_deref(), &v.content);
-                            reply(StatusCode::CREATED, &body)
-                        }
-                        Err(e) => apply_error(e),
-                    }
+                    applied(old.as_deref(), r)
                 })
                 .await
             }
@@ -413,14 +419,10 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
                 let author = token.name.clone();
                 with_store(&state, move |s, activate| {
                     let old = s.active().ok().flatten().map(|v| v.content);
-                    match s.rollback_with(b.base, b.to, &author, &b.comment, &mut |l| activate(l)) {
-                        Ok(v) => {
-                            let mut body = full(&v);
-                            body["propagation"] = propagation(old.as_deref(), &v.content);
-                            reply(StatusCode::CREATED, &body)
-                        }
-                        Err(e) => apply_error(e),
-                    }
+                    applied(
+                        old.as_deref(),
+                        s.rollback_with(b.base, b.to, &author, &b.comment, &mut |l| activate(l)),
+                    )
                 })
                 .await
             }
@@ -524,16 +526,12 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
                         };
                         let r = with_store(&state, move |s, activate| {
                             let old = s.active().ok().flatten().map(|v| v.content);
-                            match s.apply_with(b.base, &author, &comment, &content, &mut |l| {
-                                activate(l)
-                            }) {
-                                Ok(v) => {
-                                    let mut body = full(&v);
-                                    body["propagation"] = propagation(old.as_deref(), &v.content);
-                                    reply(StatusCode::CREATED, &body)
-                                }
-                                Err(e) => apply_error(e),
-                            }
+                            applied(
+                                old.as_deref(),
+                                s.apply_with(b.base, &author, &comment, &content, &mut |l| {
+                                    activate(l)
+                                }),
+                            )
                         })
                         .await;
                         if matches!(&r, Ok(resp) if resp.status() == StatusCode::CREATED) {

@@ -358,6 +358,37 @@ async fn an_edited_manifest_is_applied_on_its_own() {
     );
 }
 
+/// A configuration of `version` with the admin API on `admin_port`.
+fn admin_config(port: u16, admin_port: u16, version: &str) -> String {
+    format!(
+        "{}admin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n",
+        config(port, version, 60)
+    )
+}
+
+/// Start a gateway with a store in its own directory and wait for its admin
+/// API.
+fn start_managed(name: &str, config: &str, port: u16, admin_port: u16, watch: bool) -> Gateway {
+    let gw = Gateway::start_with(
+        name,
+        config,
+        &[],
+        port,
+        watch,
+        &["--data-dir", "{dir}/data"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "admin API did not start: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gw
+}
+
 /// SHA-256 of "editor-secret".
 const EDITOR_HASH: &str = "2ab2be1f6eca11ec9aeb4cda517586091446724556c17637fadb27d0cee08173";
 
@@ -387,29 +418,8 @@ async fn admin(
 async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     let port = free_port();
     let admin_port = free_port();
-    let with_admin = |version: &str| {
-        format!(
-            "{}admin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n",
-            config(port, version, 60)
-        )
-    };
-    let gw = Gateway::start_with(
-        "admin",
-        &with_admin("a"),
-        &[],
-        port,
-        false,
-        &["--data-dir", "{dir}/data"],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "admin API did not start: {}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let with_admin = |version: &str| admin_config(port, admin_port, version);
+    let gw = start_managed("admin", &with_admin("a"), port, admin_port, false);
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let mut loaders = Vec::new();
@@ -614,29 +624,8 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
 async fn a_shadow_candidate_reports_what_it_would_change_then_is_promoted() {
     let port = free_port();
     let admin_port = free_port();
-    let with_admin = |version: &str| {
-        format!(
-            "{}admin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n",
-            config(port, version, 60)
-        )
-    };
-    let gw = Gateway::start_with(
-        "shadow",
-        &with_admin("a"),
-        &[],
-        port,
-        false,
-        &["--data-dir", "{dir}/data"],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "admin API did not start: {}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let with_admin = |version: &str| admin_config(port, admin_port, version);
+    let _gw = start_managed("shadow", &with_admin("a"), port, admin_port, false);
     let probe = client();
     // Candidate b drops https://only-a.example and adds https://only-b.example.
     let body = serde_json::json!({ "comment": "try b", "content": with_admin("b") }).to_string();
@@ -710,29 +699,8 @@ async fn a_shadow_candidate_reports_what_it_would_change_then_is_promoted() {
 async fn with_the_admin_api_sighup_applies_the_file_as_a_new_version() {
     let port = free_port();
     let admin_port = free_port();
-    let with_admin = |version: &str| {
-        format!(
-            "{}admin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n",
-            config(port, version, 60)
-        )
-    };
-    let gw = Gateway::start_with(
-        "sighup-store",
-        &with_admin("a"),
-        &[],
-        port,
-        true,
-        &["--data-dir", "{dir}/data"],
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "admin API did not start: {}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let with_admin = |version: &str| admin_config(port, admin_port, version);
+    let gw = start_managed("sighup-store", &with_admin("a"), port, admin_port, true);
     let probe = client();
     // A file change alone is not applied while the store is in charge...
     gw.write(&with_admin("b"));
