@@ -16,7 +16,7 @@ Workloads:
   W4 proxied GET from a refused origin
   F  a fixed-response hyper server with no logic (the floor for W1)
 
-Usage: python3 bench/load.py [--rounds 3] [--seconds 8] [--connections 32]
+Usage: python3 bench/load.py [--rounds 3] [--seconds 8] [--connections 32] [--cpu-quota 50]
 Needs: wrk, nginx and taskset (apt-get install wrk nginx), and the release
 builds: `cargo build --release -p corsgate && cargo build --release -p
 corsgate-gateway --example fixed_response`.
@@ -158,6 +158,28 @@ def cpu_ns(pids):
     return total
 
 
+def cpu_quota_group(percent):
+    """A cgroup capped at `percent` of one CPU (cgroup v2 `cpu.max`, else
+    v1 `cpu.cfs_quota_us`); returns its directory."""
+    period = 100_000
+    quota = period * percent // 100
+    for v2 in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]:
+        controllers = os.path.join(v2, "cgroup.controllers")
+        if os.path.exists(controllers) and "cpu" in open(controllers).read().split():
+            d = os.path.join(v2, "corsgate-bench")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "cpu.max"), "w") as f:
+                f.write(f"{quota} {period}")
+            return d
+    d = "/sys/fs/cgroup/cpu/corsgate-bench"
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+        f.write(str(period))
+    with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+        f.write(str(quota))
+    return d
+
+
 def process_tree(pid):
     pids = [pid]
     for p in os.listdir("/proc"):
@@ -222,6 +244,10 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workloads", default="W1,W2,W3,W4")
     ap.add_argument("--access-log", action="store_true")
+    ap.add_argument("--cpu-quota", type=int, default=0, metavar="PERCENT",
+                    help="cap the proxies at PERCENT of their core (cgroup CPU quota) so that "
+                         "every proxy, not the load generator, is the bottleneck and CPU per "
+                         "request is compared at saturation; needs a writable cgroup cpu controller")
     args = ap.parse_args()
     for tool in ["wrk", "nginx", "taskset"]:
         if not shutil.which(tool):
@@ -258,6 +284,12 @@ def main():
         }
         for _, port in proxies.values():
             wait_port(port)
+        if args.cpu_quota:
+            cgroup = cpu_quota_group(args.cpu_quota)
+            for proc, _ in proxies.values():
+                for pid in process_tree(proc.pid):
+                    with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                        f.write(str(pid))
         results = {}
         for w in args.workloads.split(","):
             order = ["corsgate", "nginx"] + (["fixed"] if w == "W1" else [])
@@ -288,6 +320,14 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         shutil.rmtree(tmp, ignore_errors=True)
+        if args.cpu_quota:
+            time.sleep(0.5)
+            for d in ["/sys/fs/cgroup/corsgate-bench", "/sys/fs/cgroup/unified/corsgate-bench",
+                      "/sys/fs/cgroup/cpu/corsgate-bench"]:
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
 
 if __name__ == "__main__":
