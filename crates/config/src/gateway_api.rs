@@ -1030,13 +1030,16 @@ pub fn import(docs: &[(usize, usize, Value)], cfg: &GatewayApi) -> Imported {
         rules: Vec<(Key, Rule, Source)>,
         source: Source,
         gateway: (String, String),
+        port: u16,
+        /// One of its listeners has no hostname: it serves any host.
+        any_host: bool,
     }
     let mut slots: Vec<Slot> = Vec::new();
     let slot_of = |g: &Gateway, l: &Listener, slots: &mut Vec<Slot>| -> usize {
-        if let Some(i) = slots.iter().position(|s| {
-            s.gateway == (g.namespace.clone(), g.name.clone())
-                && s.vs.name.ends_with(&format!(":{}", l.port))
-        }) {
+        if let Some(i) = slots
+            .iter()
+            .position(|s| s.gateway.0 == g.namespace && s.gateway.1 == g.name && s.port == l.port)
+        {
             return i;
         }
         let listen = cfg
@@ -1055,28 +1058,27 @@ pub fn import(docs: &[(usize, usize, Value)], cfg: &GatewayApi) -> Imported {
             rules: Vec::new(),
             source: l.source.clone(),
             gateway: (g.namespace.clone(), g.name.clone()),
+            port: l.port,
+            any_host: false,
         });
         slots.len() - 1
     };
-    let mut any_host = Vec::new();
     for g in &gateways {
         for l in &g.listeners {
             let i = slot_of(g, l, &mut slots);
-            any_host.resize(slots.len(), false);
-            // A vService serves any host if one of its listeners does.
             match &l.hostname {
-                Some(h) => {
-                    if !slots[i].vs.hostnames.contains(h) {
-                        slots[i].vs.hostnames.push(h.clone());
-                    }
+                Some(h) if !slots[i].vs.hostnames.contains(h) => {
+                    slots[i].vs.hostnames.push(h.clone());
                 }
-                None => any_host[i] = true,
+                Some(_) => {}
+                None => slots[i].any_host = true,
             }
         }
     }
-    for (i, any) in any_host.into_iter().enumerate() {
-        if any {
-            slots[i].vs.hostnames.clear();
+    // A vService serves any host if one of its listeners does.
+    for slot in &mut slots {
+        if slot.any_host {
+            slot.vs.hostnames.clear();
         }
     }
     for route in &routes {

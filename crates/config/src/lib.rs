@@ -91,6 +91,22 @@ pub struct ConfigLint {
     pub lint: Lint,
 }
 
+impl ConfigLint {
+    /// The lint as data, for `check --json` and the store.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "file": self.file,
+            "id": self.lint.id.as_str(),
+            "severity": self.lint.severity.as_str(),
+            "line": self.location.map(|l| l.0),
+            "column": self.location.map(|l| l.1),
+            "path": self.path,
+            "message": self.lint.message,
+            "fix": self.lint.fix,
+        })
+    }
+}
+
 impl fmt::Display for ConfigLint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -130,20 +146,12 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
 
 /// Load and validate a configuration given as YAML text.
 pub fn load_str(text: &str, file: Option<&str>) -> Result<Loaded, ConfigErrors> {
-    let report = check_str(text, file);
-    match report.loaded {
-        Some(loaded) if report.errors.is_empty() => Ok(loaded),
-        _ => Err(ConfigErrors(report.errors)),
-    }
+    check_str(text, file).into_result()
 }
 
 /// Validate a parsed configuration and compile its policies.
 pub fn validate(config: Config, file: Option<&str>) -> Result<Loaded, ConfigErrors> {
-    let report = check_config(config, file);
-    match report.loaded {
-        Some(loaded) if report.errors.is_empty() => Ok(loaded),
-        _ => Err(ConfigErrors(report.errors)),
-    }
+    check_config(config, file).into_result()
 }
 
 /// Everything known about a configuration: what `corsgate check` prints.
@@ -160,6 +168,28 @@ pub struct Report {
     pub policy_tests: usize,
     /// The configuration, when it has no errors.
     pub loaded: Option<Loaded>,
+}
+
+impl Report {
+    /// The loaded configuration if nothing refuses it, else every error.
+    pub fn into_result(self) -> Result<Loaded, ConfigErrors> {
+        match self.loaded {
+            Some(loaded) if self.errors.is_empty() => Ok(loaded),
+            _ => Err(ConfigErrors(self.errors)),
+        }
+    }
+}
+
+/// A YAML syntax or type error of `text`, with its location and snippet.
+fn yaml_error(file: Option<&str>, text: &str, e: &serde_yaml_ng::Error) -> ConfigError {
+    let location = e.location().map(|l| (l.line(), l.column()));
+    ConfigError {
+        file: file.map(str::to_owned),
+        location,
+        snippet: location.and_then(|at| snippet(text, at)),
+        path: String::new(),
+        reason: e.to_string(),
+    }
 }
 
 /// Check a configuration text completely, collecting every error and lint
@@ -180,15 +210,7 @@ pub fn check_str(text: &str, file: Option<&str>) -> Report {
             Ok(c) => c,
             Err(e) => {
                 return Report {
-                    errors: vec![ConfigError {
-                        file: file.map(str::to_owned),
-                        location: e.location().map(|l| (l.line(), l.column())),
-                        snippet: e
-                            .location()
-                            .and_then(|l| snippet(text, (l.line(), l.column()))),
-                        path: String::new(),
-                        reason: e.to_string(),
-                    }],
+                    errors: vec![yaml_error(file, text, &e)],
                     lints: Vec::new(),
                     notes: Vec::new(),
                     policy_tests: 0,
@@ -371,15 +393,7 @@ fn import_manifests(g: &GatewayApi, file: Option<&str>, inline: Option<&str>) ->
         }
         match gateway_api::documents(&text) {
             Ok(d) => docs.extend(d.into_iter().enumerate().map(|(di, v)| (i, di, v))),
-            Err(e) => errors.push(ConfigError {
-                file: Some(name.clone()),
-                location: e.location().map(|l| (l.line(), l.column())),
-                snippet: e
-                    .location()
-                    .and_then(|l| snippet(&text, (l.line(), l.column()))),
-                path: String::new(),
-                reason: e.to_string(),
-            }),
+            Err(e) => errors.push(yaml_error(Some(&name), &text, &e)),
         }
         let spans = Spans::of_documents(&text);
         texts.push(ManifestText {

@@ -71,22 +71,7 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
                 })
             })
             .collect();
-        let lints: Vec<_> = report
-            .lints
-            .iter()
-            .map(|l| {
-                json!({
-                    "file": l.file,
-                    "id": l.lint.id.as_str(),
-                    "severity": l.lint.severity.as_str(),
-                    "line": l.location.map(|l| l.0),
-                    "column": l.location.map(|l| l.1),
-                    "path": l.path,
-                    "message": l.lint.message,
-                    "fix": l.lint.fix,
-                })
-            })
-            .collect();
+        let lints: Vec<_> = report.lints.iter().map(ConfigLint::to_json).collect();
         let notes: Vec<_> = report
             .notes
             .iter()

@@ -189,6 +189,50 @@ async fn wait_for_version(client: &HttpClient, port: u16, want: &str) {
     }
 }
 
+/// Four keep-alive clients in a loop, each checking that every response
+/// is whole and from one configuration.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    loaders: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let loaders = (0..4)
+            .map(|_| {
+                let (stop, ok) = (stop.clone(), ok.clone());
+                tokio::spawn(async move {
+                    let client = client();
+                    let mut failures = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        match observe(&client, port).await.and_then(|s| version_of(&s)) {
+                            Ok(_) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => failures.push(e),
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        Load { stop, ok, loaders }
+    }
+
+    /// Stop; `(requests served, failures)`.
+    async fn stop(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for l in self.loaders {
+            failures.extend(l.await.unwrap());
+        }
+        (self.ok.load(Ordering::Relaxed), failures)
+    }
+}
+
 fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
@@ -197,25 +241,7 @@ fn client() -> HttpClient {
 async fn fifty_reloads_under_load_lose_no_request_and_never_mix_configurations() {
     let port = free_port();
     let gw = Gateway::start("fifty", &config(port, "a", 60), port, false);
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let mut loaders = Vec::new();
-    for _ in 0..4 {
-        let (stop, ok) = (stop.clone(), ok.clone());
-        loaders.push(tokio::spawn(async move {
-            let client = client();
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                match observe(&client, port).await.and_then(|s| version_of(&s)) {
-                    Ok(_) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => failures.push(e),
-                }
-            }
-            failures
-        }));
-    }
+    let load = Load::start(port);
     let probe = client();
     let mut current = "a";
     let mut refused = 0;
@@ -238,12 +264,7 @@ async fn fifty_reloads_under_load_lose_no_request_and_never_mix_configurations()
             wait_for_version(&probe, port, current).await;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut failures = Vec::new();
-    for l in loaders {
-        failures.extend(l.await.unwrap());
-    }
-    let served = ok.load(Ordering::Relaxed);
+    let (served, failures) = load.stop().await;
     eprintln!(
         "50 reloads (5 refused): {served} requests served, {} failed",
         failures.len()
@@ -420,25 +441,7 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
     let admin_port = free_port();
     let with_admin = |version: &str| admin_config(port, admin_port, version);
     let gw = start_managed("admin", &with_admin("a"), port, admin_port, false);
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let mut loaders = Vec::new();
-    for _ in 0..4 {
-        let (stop, ok) = (stop.clone(), ok.clone());
-        loaders.push(tokio::spawn(async move {
-            let client = client();
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                match observe(&client, port).await.and_then(|s| version_of(&s)) {
-                    Ok(_) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => failures.push(e),
-                }
-            }
-            failures
-        }));
-    }
+    let load = Load::start(port);
     let probe = client();
     let (s, active) = admin(admin_port, "GET", "/api/v1/versions/active", None).await;
     assert_eq!(s, 200, "{active}");
@@ -458,12 +461,7 @@ async fn admin_applies_and_rollbacks_under_load_lose_no_request() {
         wait_for_version(&probe, port, "a").await;
         base = v["id"].as_i64().unwrap();
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut failures = Vec::new();
-    for l in loaders {
-        failures.extend(l.await.unwrap());
-    }
-    let served = ok.load(Ordering::Relaxed);
+    let (served, failures) = load.stop().await;
     eprintln!(
         "5 applies + 5 rollbacks through the admin API: {served} requests served, {} failed",
         failures.len()

@@ -7,7 +7,10 @@
 //! and a test compares this output with the live gateway's responses.
 
 use crate::router::{Action, CompiledVService, RequestFacts};
-use corsgate_policy::{is_preflight, Evaluation, OriginVerdict, Policy};
+use corsgate_policy::{
+    is_forbidden_request_header, is_preflight, is_safelisted_method, is_safelisted_request_header,
+    Evaluation, OriginVerdict, Policy,
+};
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD,
@@ -139,87 +142,6 @@ pub struct Explanation {
     /// Headers scripts can read from the actual response, beyond the
     /// CORS-safelisted ones (from `Access-Control-Expose-Headers`).
     pub readable_headers: Vec<String>,
-}
-
-/// Request headers a script cannot set (Fetch "forbidden request-header").
-const FORBIDDEN: [&str; 21] = [
-    "accept-charset",
-    "accept-encoding",
-    "access-control-request-headers",
-    "access-control-request-method",
-    "connection",
-    "content-length",
-    "cookie",
-    "cookie2",
-    "date",
-    "dnt",
-    "expect",
-    "host",
-    "keep-alive",
-    "origin",
-    "referer",
-    "set-cookie",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "via",
-];
-
-/// Is `(name, value)` a CORS-safelisted request header (Fetch)?
-fn safelisted(name: &str, value: &str) -> bool {
-    if value.len() > 128 {
-        return false;
-    }
-    let unsafe_byte = |b: u8| {
-        (b < 0x20 && b != b'\t')
-            || matches!(
-                b,
-                b'"' | b'('
-                    | b')'
-                    | b':'
-                    | b'<'
-                    | b'>'
-                    | b'?'
-                    | b'@'
-                    | b'['
-                    | b'\\'
-                    | b']'
-                    | b'{'
-                    | b'}'
-                    | 0x7f
-            )
-    };
-    match name {
-        "accept" => !value.bytes().any(unsafe_byte),
-        "accept-language" | "content-language" => value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b" *,-.;=".contains(&b)),
-        "content-type" => {
-            if value.bytes().any(unsafe_byte) {
-                return false;
-            }
-            let essence = value
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            matches!(
-                essence.as_str(),
-                "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
-            )
-        }
-        "range" => value
-            .strip_prefix("bytes=")
-            .and_then(|r| r.split_once('-'))
-            .is_some_and(|(a, b)| {
-                !a.is_empty()
-                    && a.bytes().all(|c| c.is_ascii_digit())
-                    && b.bytes().all(|c| c.is_ascii_digit())
-            }),
-        _ => false,
-    }
 }
 
 fn pairs(h: &HeaderMap) -> Vec<(String, String)> {
@@ -466,17 +388,14 @@ pub fn explain(
     for (k, v) in &req.headers {
         let name =
             HeaderName::from_bytes(k.as_bytes()).map_err(|_| ExplainError::BadHeader(k.clone()))?;
-        if FORBIDDEN.contains(&name.as_str())
-            || name.as_str().starts_with("proxy-")
-            || name.as_str().starts_with("sec-")
-        {
+        if is_forbidden_request_header(name.as_str()) {
             notes.push(format!(
                 "(`{name}` is a forbidden request header: browsers do not let scripts set it, so it is not sent)"
             ));
             continue;
         }
         let value = HeaderValue::from_str(v).map_err(|_| ExplainError::BadHeader(k.clone()))?;
-        if !safelisted(name.as_str(), v) {
+        if !is_safelisted_request_header(name.as_str(), v) {
             unsafe_names.push(name.as_str().to_owned());
         }
         script_headers.append(name, value);
@@ -488,7 +407,7 @@ pub fn explain(
         .authority()
         .map_or(host.clone(), |a| a.as_str().to_owned());
     let same_origin = url_origin.eq_ignore_ascii_case(&req.origin);
-    let simple_method = matches!(method.as_str(), "GET" | "HEAD" | "POST");
+    let simple_method = is_safelisted_method(method.as_str().as_bytes());
     if !simple_method {
         preflight_because.push(format!(
             "method {method} is not CORS-safelisted (GET, HEAD, POST)"

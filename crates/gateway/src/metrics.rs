@@ -19,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -202,7 +202,9 @@ pub struct VServiceMetrics {
     metrics: Arc<Metrics>,
     rules: Vec<StatusCounters>,
     no_rule: StatusCounters,
-    policies: HashMap<usize, DecisionCounters>,
+    /// By the policy's address; looked up on every CORS request, so a
+    /// fast hash (the keys come from configuration, not from requests).
+    policies: foldhash::HashMap<usize, DecisionCounters>,
     upstream: Histogram,
 }
 

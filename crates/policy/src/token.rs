@@ -39,7 +39,7 @@ pub(crate) const GATEWAY_API_METHODS: [&str; 10] = [
 ];
 
 /// CORS-safelisted methods (Fetch): always allowed, byte-exact.
-pub(crate) fn is_safelisted_method(m: &[u8]) -> bool {
+pub fn is_safelisted_method(m: &[u8]) -> bool {
     matches!(m, b"GET" | b"HEAD" | b"POST")
 }
 
@@ -70,11 +70,68 @@ const FORBIDDEN_REQUEST_HEADERS: [&str; 21] = [
 ];
 
 /// Is `name` (any case) a forbidden request-header name?
-pub(crate) fn is_forbidden_request_header(name: &str) -> bool {
+pub fn is_forbidden_request_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     FORBIDDEN_REQUEST_HEADERS.contains(&lower.as_str())
         || lower.starts_with("proxy-")
         || lower.starts_with("sec-")
+}
+
+/// Is `(name, value)` a CORS-safelisted request header (Fetch)? `name`
+/// is lower case. Such headers never cause a preflight.
+pub fn is_safelisted_request_header(name: &str, value: &str) -> bool {
+    if value.len() > 128 {
+        return false;
+    }
+    let unsafe_byte = |b: u8| {
+        (b < 0x20 && b != b'\t')
+            || matches!(
+                b,
+                b'"' | b'('
+                    | b')'
+                    | b':'
+                    | b'<'
+                    | b'>'
+                    | b'?'
+                    | b'@'
+                    | b'['
+                    | b'\\'
+                    | b']'
+                    | b'{'
+                    | b'}'
+                    | 0x7f
+            )
+    };
+    match name {
+        "accept" => !value.bytes().any(unsafe_byte),
+        "accept-language" | "content-language" => value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" *,-.;=".contains(&b)),
+        "content-type" => {
+            if value.bytes().any(unsafe_byte) {
+                return false;
+            }
+            let essence = value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            matches!(
+                essence.as_str(),
+                "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+            )
+        }
+        "range" => value
+            .strip_prefix("bytes=")
+            .and_then(|r| r.split_once('-'))
+            .is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            }),
+        _ => false,
+    }
 }
 
 /// CORS-safelisted response-header names (F9): always readable, never

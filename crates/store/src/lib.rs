@@ -197,14 +197,7 @@ impl Store {
         comment: &str,
         content: &str,
     ) -> Result<Version, ApplyError> {
-        self.apply_as(
-            based_on,
-            author,
-            comment,
-            content,
-            "config.applied",
-            &mut |_| Ok(()),
-        )
+        self.apply_with(based_on, author, comment, content, &mut |_| Ok(()))
     }
 
     /// [`Store::apply`], with `activate` run inside the transaction once the
@@ -255,39 +248,26 @@ impl Store {
         if active != based_on {
             return Err(ApplyError::Stale { based_on, active });
         }
-        if report.loaded.is_none() || !report.errors.is_empty() {
+        let Some(loaded) = report.loaded.as_ref().filter(|_| report.errors.is_empty()) else {
             let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
             let detail = serde_json::json!({ "comment": comment, "errors": errors }).to_string();
             audit::append(&tx, &at, author, "config.rejected", None, &detail)?;
             tx.commit()?;
             return Err(ApplyError::Rejected(errors));
-        }
-        if let Some(loaded) = &report.loaded {
-            if let Err(why) = activate(loaded) {
-                drop(tx);
-                let detail =
-                    serde_json::json!({ "comment": comment, "errors": [why.clone()] }).to_string();
-                let tx = self
-                    .conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
-                audit::append(&tx, &at, author, "config.rejected", None, &detail)?;
-                tx.commit()?;
-                return Err(ApplyError::NotApplied(why));
-            }
+        };
+        if let Err(why) = activate(loaded) {
+            // Nothing of the candidate is stored; the refusal is audited
+            // in the same transaction instead.
+            let detail =
+                serde_json::json!({ "comment": comment, "errors": [why.clone()] }).to_string();
+            audit::append(&tx, &at, author, "config.rejected", None, &detail)?;
+            tx.commit()?;
+            return Err(ApplyError::NotApplied(why));
         }
         let lints: Vec<_> = report
             .lints
             .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "id": l.lint.id.as_str(),
-                    "severity": l.lint.severity.as_str(),
-                    "path": l.path,
-                    "line": l.location.map(|x| x.0),
-                    "column": l.location.map(|x| x.1),
-                    "message": l.lint.message,
-                })
-            })
+            .map(corsgate_config::ConfigLint::to_json)
             .collect();
         let lints = serde_json::Value::Array(lints).to_string();
         let tests = serde_json::json!({ "run": report.policy_tests, "failed": 0 }).to_string();
