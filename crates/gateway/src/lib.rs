@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod router;
 pub mod shadow;
 
+mod exchange;
 mod pool;
 mod proxy;
 mod server;

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Idle connections kept per upstream authority.
@@ -33,15 +33,34 @@ pub(crate) enum PoolError {
 /// HTTP/1.1 connections per upstream authority (`host:port`).
 pub(crate) struct Http1Pool {
     connect_timeout: Duration,
-    idle: Mutex<HashMap<String, Vec<SendRequest<Body>>>>,
+    idle: Mutex<HashMap<String, Vec<SendRequest<Body>>, foldhash::fast::RandomState>>,
+    /// Idle connections of corsgate's own exchange (`exchange`), per
+    /// authority; each list is shared with the response bodies that park
+    /// their connection in it.
+    direct: Mutex<HashMap<String, Arc<crate::exchange::Idle>, foldhash::fast::RandomState>>,
 }
 
 impl Http1Pool {
     pub(crate) fn new(connect_timeout: Duration) -> Self {
         Http1Pool {
             connect_timeout,
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::default(),
+            direct: Mutex::default(),
         }
+    }
+
+    /// The connect timeout.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The idle list of corsgate's own exchange for `authority`.
+    pub(crate) fn direct_idle(&self, authority: &str) -> Arc<crate::exchange::Idle> {
+        let mut direct = self.direct.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(idle) = direct.get(authority) {
+            return Arc::clone(idle);
+        }
+        Arc::clone(direct.entry(authority.to_owned()).or_default())
     }
 
     /// Take a ready connection to `authority`, dropping closed ones.

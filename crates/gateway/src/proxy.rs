@@ -7,11 +7,11 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as Body_;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A pooled upstream client. Request bodies are the client's stream,
@@ -98,9 +98,9 @@ pub(crate) fn full(b: Bytes) -> Body {
 }
 
 /// What the `X-Forwarded-*` headers say about the client side.
-pub(crate) struct Forwarded {
-    /// The client's address.
-    pub peer: SocketAddr,
+pub(crate) struct Forwarded<'a> {
+    /// The client's IP address, formatted.
+    pub peer_ip: &'a str,
     /// The `Host` it asked for (for HTTP/2, its authority), port included.
     pub host: Option<HeaderValue>,
     /// A `Host` to send upstream instead (URL rewrite); `X-Forwarded-Host`
@@ -122,17 +122,83 @@ pub(crate) async fn forward(
     timeout: Duration,
     req: Request<Incoming>,
     max_body: u64,
-    fwd: Forwarded,
+    fwd: Forwarded<'_>,
+) -> (Response<Body>, Option<Duration>) {
+    let upgrade = is_upgrade(req.headers());
+    if let UpstreamClient::Http1(pool) = client {
+        if crate::exchange::eligible(req.method(), Body_::is_end_stream(req.body()), upgrade) {
+            return forward_direct(pool, upstream, timeout, &req, &fwd).await;
+        }
+    }
+    // Bodies, upgrades and HTTP/2 go through hyper's client. Boxed: its
+    // future is large, and would otherwise be moved with every request's.
+    Box::pin(forward_hyper(
+        client, upstream, timeout, req, max_body, fwd, upgrade,
+    ))
+    .await
+}
+
+/// [`forward`] with corsgate's own exchange (see `exchange`).
+async fn forward_direct(
+    pool: &crate::pool::Http1Pool,
+    upstream: &str,
+    timeout: Duration,
+    req: &Request<Incoming>,
+    fwd: &Forwarded<'_>,
+) -> (Response<Body>, Option<Duration>) {
+    let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
+    let target = fwd.target.as_ref().map_or_else(
+        || req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        |t| t.as_str(),
+    );
+    let head = crate::exchange::RequestHead {
+        method: req.method(),
+        target,
+        headers: req.headers(),
+        host: fwd.upstream_host.as_ref().or(fwd.host.as_ref()),
+        forwarded_host: fwd.host.as_ref(),
+        peer_ip: fwd.peer_ip,
+        proto: if fwd.tls { "https" } else { "http" },
+    };
+    let idle = pool.direct_idle(authority);
+    let started = std::time::Instant::now();
+    let sent = crate::exchange::exchange(&idle, authority, pool.connect_timeout(), &head);
+    match tokio::time::timeout(timeout, sent).await {
+        Ok(Ok(resp)) => (resp.map(BodyExt::boxed), Some(started.elapsed())),
+        Ok(Err(e)) => {
+            tracing::warn!(upstream, error = %e, "upstream request failed");
+            (
+                gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
+                Some(started.elapsed()),
+            )
+        }
+        Err(_) => (
+            gateway_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+            Some(started.elapsed()),
+        ),
+    }
+}
+
+/// [`forward`] with hyper's client.
+async fn forward_hyper(
+    client: &UpstreamClient,
+    upstream: &str,
+    timeout: Duration,
+    req: Request<Incoming>,
+    max_body: u64,
+    fwd: Forwarded<'_>,
+    upgrade: bool,
 ) -> (Response<Body>, Option<Duration>) {
     let Forwarded {
-        peer,
+        peer_ip,
         host,
         upstream_host,
         target,
         tls,
         http2,
     } = fwd;
-    let upgrade = is_upgrade(req.headers());
+    let scheme = if tls { "https" } else { "http" };
+    let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     let mut req = req;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let upgrade_value = req.headers().get(http::header::UPGRADE).cloned();
@@ -147,7 +213,6 @@ pub(crate) async fn forward(
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"))
     });
-    let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     // HTTP/1.1 upstreams get origin-form (`/path?q`); h2c needs the full URI.
     let uri = match client {
         UpstreamClient::Http1(_) => Some(Uri::from(path_and_query)),
@@ -160,7 +225,6 @@ pub(crate) async fn forward(
         );
     };
 
-    let scheme = if tls { "https" } else { "http" };
     *req.uri_mut() = uri;
     *req.version_mut() = if http2 {
         Version::HTTP_2
@@ -182,7 +246,7 @@ pub(crate) async fn forward(
     } else if let Some(u) = upstream_host {
         headers.insert(HOST, u);
     }
-    append_forwarded(headers, "x-forwarded-for", &peer.ip().to_string());
+    append_forwarded(headers, "x-forwarded-for", peer_ip);
     headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
 
     let started = std::time::Instant::now();

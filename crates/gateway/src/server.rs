@@ -445,11 +445,14 @@ async fn accept_loop(
         };
         let tls = acceptor.is_some();
         let svc_state = state.clone();
+        // Formatted once per connection for X-Forwarded-For.
+        let peer_ip: Arc<str> = peer.ip().to_string().into();
         let svc = service_fn(move |req| {
             let generation = svc_state.load_full();
+            let peer_ip = Arc::clone(&peer_ip);
             async move {
                 let resp = match generation.slots.get(slot) {
-                    Some(Some(current)) => handle(&generation, current, req, peer, tls).await,
+                    Some(Some(current)) => handle(&generation, current, req, &peer_ip, tls).await,
                     // The listener is being retired by a reload.
                     _ => proxy::gateway_response(
                         http::StatusCode::SERVICE_UNAVAILABLE,
@@ -533,7 +536,7 @@ async fn handle(
     generation: &Generation,
     slot: &Slot,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer_ip: &str,
     tls: bool,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -673,7 +676,7 @@ async fn handle(
                         http::uri::PathAndQuery::try_from(t).ok()
                     });
                     let fwd = proxy::Forwarded {
-                        peer,
+                        peer_ip,
                         host: host_value.clone(),
                         upstream_host: rewrite_host.clone(),
                         target,

@@ -1,0 +1,850 @@
+//! corsgate's own HTTP/1.1 exchange with an upstream for bodiless,
+//! idempotent requests (the common API `GET`), driven in the task of the
+//! client's connection.
+//!
+//! Why not hyper's client for these: it runs every upstream connection as a
+//! task of its own and passes the request, the response head and each body
+//! chunk across channels between that task and the client's. Profiled on
+//! the load benchmark, that hand-off and its task switches were about a
+//! third of corsgate's user CPU per proxied request. Here the request head
+//! is written straight from the client's header map (hop-by-hop fields
+//! skipped, `X-Forwarded-*` written in place), the response head is parsed
+//! with `httparse` into values that share the read buffer, and the response
+//! body reads the upstream socket itself while hyper's server polls it. The
+//! connection goes back to its idle list when the body's last byte is read.
+//!
+//! Requests with a body, upgrades (WebSocket) and HTTP/2 upstreams stay on
+//! hyper's client (`pool`, `proxy`). Response framing follows RFC 9112 §6.3;
+//! anything ambiguous (conflicting `Content-Length`, a malformed chunk) is an
+//! error — a 502 before the head, an aborted body after — never a guess.
+
+use crate::BoxError;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
+use http::{Method, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest upstream response head accepted (status line and fields).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most fields accepted in one response head.
+const MAX_FIELDS: usize = 128;
+/// Longest chunk-size line accepted (with extensions).
+const MAX_CHUNK_LINE: usize = 4096;
+/// Most bytes of chunked trailer fields accepted (they are not forwarded).
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// Read granularity.
+const READ_CHUNK: usize = 16 * 1024;
+/// Idle connections kept per upstream authority.
+const MAX_IDLE: usize = 512;
+
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Why an exchange failed before a response head was available.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExchangeError {
+    /// Connecting failed or timed out.
+    #[error("connect to {0}: {1}")]
+    Connect(String, String),
+    /// Reading or writing the upstream connection failed.
+    #[error("upstream i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The upstream closed the connection before sending any response byte.
+    #[error("upstream closed the connection before responding")]
+    Closed,
+    /// The upstream's response could not be framed or parsed.
+    #[error("invalid upstream response: {0}")]
+    Invalid(&'static str),
+}
+
+/// One open upstream connection and its read buffer (empty while idle).
+pub(crate) struct Conn {
+    stream: TcpStream,
+    read: BytesMut,
+    write: Vec<u8>,
+    /// The last parsed head's fields as offsets into `read`:
+    /// (name start, name end, value start, value end). Kept with the
+    /// connection so that parsing allocates nothing after the first use.
+    fields: Vec<[u32; 4]>,
+}
+
+/// The idle connections to one upstream authority.
+#[derive(Default)]
+pub(crate) struct Idle {
+    conns: Mutex<Vec<Conn>>,
+}
+
+impl Idle {
+    /// Take an idle connection that has shown no sign of life since it was
+    /// parked: data or a FIN arriving on an idle HTTP/1.1 connection means
+    /// the upstream closed it (or broke framing), so it is dropped. The
+    /// check reads the reactor's cached readiness; it makes no syscall.
+    fn take(&self) -> Option<Conn> {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while let Some(conn) = conns.pop() {
+            if conn.stream.poll_read_ready(&mut cx).is_pending() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, conn: Conn) {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if conns.len() < MAX_IDLE {
+            conns.push(conn);
+        }
+    }
+}
+
+/// Is this request sent through [`exchange`]? Only requests without a body
+/// (so nothing needs to stream upstream while the response is read) with an
+/// idempotent method (so a stale pooled connection can be retried, RFC 9110
+/// §9.2.2), and never an upgrade.
+pub(crate) fn eligible(method: &Method, body_is_empty: bool, upgrade: bool) -> bool {
+    body_is_empty
+        && !upgrade
+        && matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+        )
+}
+
+/// What the upstream request head is made of.
+pub(crate) struct RequestHead<'a> {
+    pub method: &'a Method,
+    /// Origin-form target: path and query.
+    pub target: &'a str,
+    /// The client's fields, after the rule's request-header edits.
+    pub headers: &'a HeaderMap,
+    /// The `Host` to send (the client's, or a rewrite); the authority when
+    /// there is none.
+    pub host: Option<&'a HeaderValue>,
+    /// The client's `Host`, sent as `X-Forwarded-Host`.
+    pub forwarded_host: Option<&'a HeaderValue>,
+    /// The client's address, appended to `X-Forwarded-For`.
+    pub peer_ip: &'a str,
+    /// `http` or `https`, sent as `X-Forwarded-Proto`.
+    pub proto: &'static str,
+}
+
+/// Fields never forwarded (RFC 9110 §7.6.1), besides those that
+/// `Connection` names. `Host` and `X-Forwarded-*` are written separately.
+fn skipped_on_request(name: &HeaderName) -> bool {
+    is_hop_by_hop(name)
+        || name == HOST
+        || name == X_FORWARDED_FOR
+        || name == X_FORWARDED_HOST
+        || name == X_FORWARDED_PROTO
+}
+
+/// The hop-by-hop fields of RFC 9110 §7.6.1, plus `Upgrade` and the
+/// obsolete `Keep-Alive` and `Proxy-Connection`.
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    use http::header::{
+        PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    };
+    name == CONNECTION
+        || name == TRANSFER_ENCODING
+        || name == TE
+        || name == TRAILER
+        || name == UPGRADE
+        || name == PROXY_AUTHENTICATE
+        || name == PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Does a `Connection` field of `headers` name `name`?
+fn named_by_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Write the upstream request head into `out`.
+pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    match head.host {
+        Some(h) => out.extend_from_slice(h.as_bytes()),
+        None => out.extend_from_slice(authority.as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+    let has_connection = head.headers.contains_key(CONNECTION);
+    for (name, value) in head.headers {
+        if skipped_on_request(name) || (has_connection && named_by_connection(head.headers, name)) {
+            continue;
+        }
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"x-forwarded-for: ");
+    for prior in head.headers.get_all(&X_FORWARDED_FOR) {
+        out.extend_from_slice(prior.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(head.peer_ip.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(h) = head.forwarded_host {
+        field(out, b"x-forwarded-host", h.as_bytes());
+    }
+    field(out, b"x-forwarded-proto", head.proto.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+async fn connect(authority: &str, timeout: std::time::Duration) -> Result<Conn, ExchangeError> {
+    let err = |e: String| ExchangeError::Connect(authority.to_owned(), e);
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(authority))
+        .await
+        .map_err(|_| err("timed out".into()))?
+        .map_err(|e| err(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    Ok(Conn {
+        stream,
+        read: BytesMut::with_capacity(READ_CHUNK),
+        write: Vec::with_capacity(1024),
+        fields: Vec::with_capacity(32),
+    })
+}
+
+/// Send one bodiless request to `authority` over an idle connection from
+/// `idle` (or a new one) and read the response head. A pooled connection
+/// that turns out closed before any response byte is replaced once.
+pub(crate) async fn exchange(
+    idle: &Arc<Idle>,
+    authority: &str,
+    connect_timeout: std::time::Duration,
+    head: &RequestHead<'_>,
+) -> Result<http::Response<UpstreamBody>, ExchangeError> {
+    let (mut conn, mut reused) = match idle.take() {
+        Some(c) => (c, true),
+        // Boxed: connecting is rare and its future would otherwise enlarge
+        // every request's.
+        None => (Box::pin(connect(authority, connect_timeout)).await?, false),
+    };
+    loop {
+        conn.write.clear();
+        encode_request(head, authority, &mut conn.write);
+        let sent = match conn.stream.write_all(&conn.write).await {
+            Ok(()) => read_head(&mut conn).await,
+            Err(e) => Err(e.into()),
+        };
+        match sent {
+            Ok(parsed) => {
+                let is_head = *head.method == Method::HEAD;
+                return response(conn, parsed, is_head, Arc::clone(idle));
+            }
+            Err(ExchangeError::Io(_) | ExchangeError::Closed) if reused && conn.read.is_empty() => {
+                conn = Box::pin(connect(authority, connect_timeout)).await?;
+                reused = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A parsed response head; its fields are in [`Conn::fields`].
+struct ParsedHead {
+    status: u16,
+    http10: bool,
+    len: usize,
+}
+
+/// Parse a complete head at the front of `buf`, if there is one, recording
+/// its fields in `fields`.
+fn parse_head(buf: &[u8], fields: &mut Vec<[u32; 4]>) -> Result<Option<ParsedHead>, ExchangeError> {
+    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
+    {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ExchangeError::Invalid("too many response header fields"))
+        }
+        Err(_) => return Err(ExchangeError::Invalid("malformed response head")),
+    };
+    // The buffer holds at most MAX_HEAD_BYTES + READ_CHUNK bytes when a
+    // head is parsed, so offsets fit in u32.
+    let base = buf.as_ptr() as usize;
+    let offset = |p: *const u8| (p as usize - base) as u32;
+    fields.clear();
+    for h in resp.headers.iter() {
+        let n = offset(h.name.as_ptr());
+        let v = offset(h.value.as_ptr());
+        fields.push([n, n + h.name.len() as u32, v, v + h.value.len() as u32]);
+    }
+    Ok(Some(ParsedHead {
+        status: resp.code.unwrap_or(0),
+        http10: resp.version == Some(0),
+        len,
+    }))
+}
+
+/// Read until a final (non-1xx) response head is complete. Interim 1xx
+/// responses are consumed and dropped, as hyper's client does.
+async fn read_head(conn: &mut Conn) -> Result<ParsedHead, ExchangeError> {
+    loop {
+        if !conn.read.is_empty() {
+            if let Some(parsed) = parse_head(&conn.read, &mut conn.fields)? {
+                match parsed.status {
+                    101 => return Err(ExchangeError::Invalid("101 without an upgrade request")),
+                    100..=199 => {
+                        conn.read.advance(parsed.len);
+                        continue;
+                    }
+                    _ => return Ok(parsed),
+                }
+            }
+            if conn.read.len() >= MAX_HEAD_BYTES {
+                return Err(ExchangeError::Invalid("response head too large"));
+            }
+        }
+        conn.read.reserve(READ_CHUNK);
+        if conn.stream.read_buf(&mut conn.read).await? == 0 {
+            return Err(if conn.read.is_empty() {
+                ExchangeError::Closed
+            } else {
+                ExchangeError::Invalid("connection closed inside the response head")
+            });
+        }
+    }
+}
+
+/// How the response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// This many bytes remain.
+    Length(u64),
+    /// Chunked transfer coding, at this step.
+    Chunked(Chunk),
+    /// Until the upstream closes the connection.
+    Close,
+    /// Complete.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside chunk data, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// After the last chunk: trailer fields until an empty line; the bytes
+    /// of trailer fields seen so far.
+    Trailers(usize),
+}
+
+/// Strict `Content-Length`: digits only; a list is accepted when every
+/// member is the same number (RFC 9110 §8.6).
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut found: Option<u64> = None;
+    for part in value.split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = std::str::from_utf8(part).ok()?.parse().ok()?;
+        match found {
+            Some(prev) if prev != n => return None,
+            _ => found = Some(n),
+        }
+    }
+    found
+}
+
+/// What the framing fields of a response head say.
+#[derive(Default)]
+struct FramingFields {
+    transfer_encoding: bool,
+    chunked_last: bool,
+    content_length: Option<u64>,
+    close: bool,
+    keep_alive: bool,
+    /// `Connection` names a field other than close/keep-alive.
+    names_fields: bool,
+}
+
+fn response(
+    mut conn: Conn,
+    parsed: ParsedHead,
+    head_request: bool,
+    idle: Arc<Idle>,
+) -> Result<http::Response<UpstreamBody>, ExchangeError> {
+    let head = conn.read.split_to(parsed.len).freeze();
+    let status = StatusCode::from_u16(parsed.status)
+        .map_err(|_| ExchangeError::Invalid("bad status code"))?;
+    // Room for the CORS fields the policy adds, so completing the response
+    // does not grow the map.
+    let mut headers = HeaderMap::with_capacity(conn.fields.len() + 6);
+    let mut ff = FramingFields::default();
+    for &[ns, ne, vs, ve] in &conn.fields {
+        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
+        let name = HeaderName::from_bytes(&head[ns..ne])
+            .map_err(|_| ExchangeError::Invalid("bad field name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            .map_err(|_| ExchangeError::Invalid("bad field value"))?;
+        if name == http::header::TRANSFER_ENCODING {
+            ff.transfer_encoding = true;
+            // Only the last coding decides; a later field line is later.
+            if let Some(last) = value.as_bytes().rsplit(|&b| b == b',').next() {
+                ff.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name == http::header::CONTENT_LENGTH {
+            let n = content_length(value.as_bytes())
+                .ok_or(ExchangeError::Invalid("invalid Content-Length"))?;
+            if ff.content_length.is_some_and(|prev| prev != n) {
+                return Err(ExchangeError::Invalid("conflicting Content-Length"));
+            }
+            ff.content_length = Some(n);
+        } else if name == CONNECTION {
+            for t in value.as_bytes().split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    ff.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    ff.keep_alive = true;
+                } else if !t.is_empty() {
+                    ff.names_fields = true;
+                }
+            }
+        }
+        if is_hop_by_hop(&name) {
+            // Connection is looked at again below when it names fields.
+            if name == CONNECTION && ff.names_fields {
+                headers.append(name, value);
+            }
+            continue;
+        }
+        headers.append(name, value);
+    }
+    if ff.names_fields {
+        strip_connection_named(&mut headers);
+    }
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if no_body {
+        Framing::Length(0)
+    } else if ff.transfer_encoding {
+        // Transfer-Encoding overrides Content-Length, which a proxy must
+        // then drop (RFC 9112 §6.3 item 3).
+        headers.remove(http::header::CONTENT_LENGTH);
+        if ff.chunked_last {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            Framing::Close
+        }
+    } else if let Some(n) = ff.content_length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    let persistent = if parsed.http10 {
+        ff.keep_alive && !ff.close
+    } else {
+        !ff.close
+    };
+    let home = (persistent && framing != Framing::Close).then_some(idle);
+    let mut body = UpstreamBody {
+        conn: Some(conn),
+        framing,
+        home,
+    };
+    if body.framing == Framing::Length(0) {
+        body.finish();
+    }
+    let mut resp = http::Response::new(body);
+    *resp.status_mut() = status;
+    *resp.version_mut() = Version::HTTP_11;
+    *resp.headers_mut() = headers;
+    Ok(resp)
+}
+
+/// Drop the fields that `Connection` names, and `Connection` itself.
+fn strip_connection_named(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    headers.remove(CONNECTION);
+}
+
+/// The response body, read from the upstream connection as it is polled.
+pub(crate) struct UpstreamBody {
+    conn: Option<Conn>,
+    framing: Framing,
+    /// Where the connection goes when the body is complete; `None` when it
+    /// cannot be reused (close-delimited, `Connection: close`, HTTP/1.0).
+    home: Option<Arc<Idle>>,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("framing", &self.framing)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(what: &'static str) -> BoxError {
+    Box::new(ExchangeError::Invalid(what))
+}
+
+impl UpstreamBody {
+    /// The body is complete: park the connection if it is clean.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let (Some(conn), Some(home)) = (self.conn.take(), self.home.take()) {
+            // Bytes beyond the framed body mean the upstream broke framing:
+            // never reuse such a connection.
+            if conn.read.is_empty() {
+                home.put(conn);
+            }
+        }
+    }
+
+    /// Read more from the upstream; `Ok(false)` at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, BoxError>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        conn.read.reserve(READ_CHUNK);
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut conn.stream),
+            cx,
+            &mut conn.read
+        ))?;
+        Poll::Ready(Ok(n > 0))
+    }
+
+    /// Decode what is buffered: `Some(Some(data))`, `Some(None)` at the end
+    /// of the body, `None` when more input is needed.
+    fn step(&mut self) -> Result<Option<Option<Bytes>>, BoxError> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(Some(None));
+            };
+            let buf = &mut conn.read;
+            match self.framing {
+                Framing::Done => return Ok(Some(None)),
+                Framing::Length(0) => {
+                    self.finish();
+                    return Ok(Some(None));
+                }
+                Framing::Length(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.split_to(take).freeze();
+                    self.framing = Framing::Length(left - take as u64);
+                    if self.framing == Framing::Length(0) {
+                        self.finish();
+                    }
+                    return Ok(Some(Some(data)));
+                }
+                Framing::Close => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    return Ok(Some(Some(buf.split().freeze())));
+                }
+                Framing::Chunked(Chunk::Size) => {
+                    let Some(end) = find_crlf(buf) else {
+                        return if buf.len() > MAX_CHUNK_LINE {
+                            Err(invalid("chunk-size line too long"))
+                        } else {
+                            Ok(None)
+                        };
+                    };
+                    let size = chunk_size(&buf[..end]).ok_or_else(|| invalid("bad chunk size"))?;
+                    buf.advance(end + 2);
+                    self.framing = Framing::Chunked(if size == 0 {
+                        Chunk::Trailers(0)
+                    } else {
+                        Chunk::Data(size)
+                    });
+                }
+                Framing::Chunked(Chunk::Data(left)) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.split_to(take).freeze();
+                    let left = left - take as u64;
+                    self.framing = Framing::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Ok(Some(Some(data)));
+                }
+                Framing::Chunked(Chunk::DataEnd) => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(invalid("chunk data not followed by CRLF"));
+                    }
+                    buf.advance(2);
+                    self.framing = Framing::Chunked(Chunk::Size);
+                }
+                Framing::Chunked(Chunk::Trailers(seen)) => {
+                    let Some(end) = find_crlf(buf) else {
+                        return if seen + buf.len() > MAX_TRAILER_BYTES {
+                            Err(invalid("chunked trailer too large"))
+                        } else {
+                            Ok(None)
+                        };
+                    };
+                    buf.advance(end + 2);
+                    if end == 0 {
+                        self.finish();
+                        return Ok(Some(None));
+                    }
+                    if seen + end > MAX_TRAILER_BYTES {
+                        return Err(invalid("chunked trailer too large"));
+                    }
+                    self.framing = Framing::Chunked(Chunk::Trailers(seen + end + 2));
+                }
+            }
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// `chunk-size [ chunk-ext ]`: 1-16 hex digits, then nothing, or optional
+/// whitespace and `;` extensions (ignored).
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return None;
+    }
+    let rest = line[digits..].trim_ascii_start();
+    if !(rest.is_empty() || rest.starts_with(b";")) {
+        return None;
+    }
+    let hex = std::str::from_utf8(&line[..digits]).ok()?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            match self.step() {
+                Err(e) => {
+                    self.framing = Framing::Done;
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Ok(Some(Some(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Some(None)) => return Poll::Ready(None),
+                Ok(None) => {}
+            }
+            match ready!(self.poll_fill(cx)) {
+                Ok(true) => {}
+                Ok(false) if self.framing == Framing::Close => {
+                    self.framing = Framing::Done;
+                    self.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(false) => {
+                    self.framing = Framing::Done;
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(invalid(
+                        "upstream closed the connection inside the body",
+                    ))));
+                }
+                Err(e) => {
+                    self.framing = Framing::Done;
+                    self.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_is_strict() {
+        let table: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"42", Some(42)),
+            (b"42, 42", Some(42)),
+            (b" 7 ", Some(7)),
+            (b"42, 43", None),
+            (b"", None),
+            (b"+5", None),
+            (b"-1", None),
+            (b"0x10", None),
+            (b"1 2", None),
+            (b"99999999999999999999", None),
+        ];
+        for (value, want) in table {
+            assert_eq!(
+                content_length(value),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines() {
+        let table: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"a", Some(10)),
+            (b"FF", Some(255)),
+            (b"1f;name=value", Some(31)),
+            (b"1f ; ext", Some(31)),
+            (b"ffffffffffffffff", Some(u64::MAX)),
+            (b"10000000000000000", None),
+            (b"", None),
+            (b";ext", None),
+            (b"-1", None),
+            (b"1 2", None),
+            (b"0x1", None),
+            (b"g", None),
+        ];
+        for (line, want) in table {
+            assert_eq!(
+                chunk_size(line),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn eligibility() {
+        let table = [
+            (Method::GET, true, false, true),
+            (Method::HEAD, true, false, true),
+            (Method::OPTIONS, true, false, true),
+            (Method::DELETE, true, false, true),
+            (Method::POST, true, false, false),
+            (Method::PUT, true, false, false),
+            (Method::PATCH, true, false, false),
+            (Method::GET, false, false, false),
+            (Method::GET, true, true, false),
+        ];
+        for (method, empty, upgrade, want) in table {
+            assert_eq!(
+                eligible(&method, empty, upgrade),
+                want,
+                "{method} {empty} {upgrade}"
+            );
+        }
+    }
+
+    fn head_for(headers: &HeaderMap, host: Option<&HeaderValue>) -> String {
+        let head = RequestHead {
+            method: &Method::GET,
+            target: "/a?b=1",
+            headers,
+            host,
+            forwarded_host: host,
+            peer_ip: "10.0.0.9",
+            proto: "https",
+        };
+        let mut out = Vec::new();
+        encode_request(&head, "127.0.0.1:9", &mut out);
+        String::from_utf8(out).expect("ascii head")
+    }
+
+    #[test]
+    fn request_head_skips_hop_by_hop_and_writes_forwarding_fields() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("api.example.com"));
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("origin", HeaderValue::from_static("https://a.example"));
+        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
+        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("gopher"));
+        let host = HeaderValue::from_static("api.example.com");
+        let text = head_for(&h, Some(&host));
+        assert!(
+            text.starts_with("GET /a?b=1 HTTP/1.1\r\nhost: api.example.com\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+        assert!(text.contains("\r\norigin: https://a.example\r\n"), "{text}");
+        assert!(
+            text.contains("\r\nx-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\r\nx-forwarded-host: api.example.com\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nx-forwarded-proto: https\r\n"), "{text}");
+        for gone in ["connection", "x-secret", "keep-alive", "te:", "gopher"] {
+            assert!(!text.contains(gone), "{gone} forwarded: {text}");
+        }
+        assert_eq!(text.matches("host: ").count(), 2, "{text}");
+        // No client Host: the authority is the Host.
+        let text = head_for(&HeaderMap::new(), None);
+        assert!(text.contains("\r\nhost: 127.0.0.1:9\r\n"), "{text}");
+        assert!(!text.contains("x-forwarded-host"), "{text}");
+    }
+}
