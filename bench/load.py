@@ -14,7 +14,9 @@ Workloads:
   W2 proxied GET with CORS from an allowed origin
   W3 proxied GET on a path with no CORS policy
   W4 proxied GET from a refused origin
-  F  a fixed-response hyper server with no logic (the floor for W1)
+  F  a fixed-response hyper server with no logic (the floor for W1); "fixed"
+     writes one header line, "fixed-cors" the same header lines as corsgate's
+     preflight answer, as constants (the floor for writing those bytes)
 
 Usage: python3 bench/load.py [--rounds 3] [--seconds 8] [--connections 32] [--cpu-quota 50]
 Needs: wrk, nginx and taskset (apt-get install wrk nginx), and the release
@@ -41,6 +43,7 @@ BACKEND_PORT = 18080
 CORSGATE_PORT = 18081
 NGINX_PORT = 18082
 FIXED_PORT = 18083
+FIXED_CORS_PORT = 18084
 
 ORIGINS = [f"https://app{i}.example.com" for i in range(20)]
 ALLOWED = "https://app7.example.com"
@@ -281,6 +284,8 @@ def main():
             "nginx": (spawn(["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")], 0), NGINX_PORT),
             "fixed": (spawn([os.path.join(TARGET, "examples", "fixed_response"),
                              f"127.0.0.1:{FIXED_PORT}"], 0), FIXED_PORT),
+            "fixed-cors": (spawn([os.path.join(TARGET, "examples", "fixed_response"),
+                                  f"127.0.0.1:{FIXED_CORS_PORT}", "preflight"], 0), FIXED_CORS_PORT),
         }
         for _, port in proxies.values():
             wait_port(port)
@@ -292,11 +297,11 @@ def main():
                         f.write(str(pid))
         results = {}
         for w in args.workloads.split(","):
-            order = ["corsgate", "nginx"] + (["fixed"] if w == "W1" else [])
+            order = ["corsgate", "nginx"] + (["fixed", "fixed-cors"] if w == "W1" else [])
             for r in range(args.rounds):
                 for name in order:
                     proc, port = proxies[name]
-                    wl = "F" if name == "fixed" else w
+                    wl = "F" if name.startswith("fixed") else w
                     m = measure(proc.pid, port, wl, tmp, args.seconds, args.connections)
                     results.setdefault((w, name), []).append(m)
                     print(f"{w} round {r + 1} {name:9} cpu {m['cpu_us']:6.2f} us/req  "
@@ -308,6 +313,24 @@ def main():
         for (w, name), ms in results.items():
             med = lambda k: statistics.median(m[k] for m in ms)
             print(f"| {w} | {name} | {med('cpu_us'):.2f} | {med('rps'):.0f} | {med('p99_us'):.0f} |")
+        # The machine drifts between rounds (every server slows down
+        # together); ratios within a round are steadier than medians of
+        # absolute numbers, so the goals are judged on these.
+        print("\nPaired ratios (corsgate / peer, same round), median and per round:")
+        for w in args.workloads.split(","):
+            ours = results.get((w, "corsgate"), [])
+            for peer in ["nginx", "fixed", "fixed-cors"]:
+                theirs = results.get((w, peer))
+                if not theirs:
+                    continue
+                ratios = [a["cpu_us"] / b["cpu_us"] for a, b in zip(ours, theirs)]
+                print(f"{w} corsgate/{peer:10} {statistics.median(ratios):.3f}   "
+                      + " ".join(f"{r:.3f}" for r in ratios))
+        if "W2" in args.workloads.split(",") and "W3" in args.workloads.split(","):
+            diffs = [a["cpu_us"] - b["cpu_us"]
+                     for a, b in zip(results[("W2", "corsgate")], results[("W3", "corsgate")])]
+            print(f"W2 - W3 corsgate (µs/req) median {statistics.median(diffs):+.2f}   "
+                  + " ".join(f"{d:+.2f}" for d in diffs))
     finally:
         for p in procs:
             try:

@@ -81,7 +81,8 @@ struct AccessLog<'a> {
     rule: &'a str,
     method: &'a http::Method,
     path: &'a str,
-    started: Instant,
+    /// When the request arrived; read only if access logging is on.
+    started: Option<Instant>,
 }
 
 impl AccessLog<'_> {
@@ -94,7 +95,7 @@ impl AccessLog<'_> {
             path = self.path,
             status = status.as_u16(),
             upstream_ms = upstream.map(|d| d.as_secs_f64() * 1000.0),
-            total_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            total_ms = self.started.map(|s| s.elapsed().as_secs_f64() * 1000.0),
             cors = %cors,
         );
     }
@@ -539,10 +540,15 @@ async fn handle(
     peer_ip: &str,
     tls: bool,
 ) -> Response<Body> {
-    let started = Instant::now();
+    // The clock is read only when the access log will be written.
+    let started =
+        tracing::enabled!(target: "corsgate::access", tracing::Level::INFO).then(Instant::now);
     let vs = &slot.vservice;
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // A shared handle on the request target (no copy): the request itself
+    // moves to the upstream.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let host_value = request_host(&req);
     let host = host_without_port(
         host_value
@@ -554,7 +560,7 @@ async fn handle(
     let selection = vs.select(&RequestFacts {
         method: &method,
         host,
-        path: &path,
+        path,
         query: req.uri().query(),
         headers: req.headers(),
         preflight,
@@ -568,7 +574,7 @@ async fn handle(
         vs,
         rule: rule_name,
         method: &method,
-        path: &path,
+        path,
         started,
     };
     let evaluation = selection
@@ -581,7 +587,7 @@ async fn handle(
         let facts = RequestFacts {
             method: &method,
             host,
-            path: &path,
+            path,
             query: req.uri().query(),
             headers: req.headers(),
             preflight,
@@ -668,7 +674,7 @@ async fn handle(
                         rule.request_headers.apply(req.headers_mut());
                     }
                     let target = rewrite_path.as_ref().and_then(|change| {
-                        let mut t = change.apply(&path);
+                        let mut t = change.apply(path);
                         if let Some(q) = req.uri().query() {
                             t.push('?');
                             t.push_str(q);
@@ -705,7 +711,7 @@ async fn handle(
                     .as_ref()
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                match target.location(tls, host_header, &path, req.uri().query()) {
+                match target.location(tls, host_header, path, req.uri().query()) {
                     Some(location) => {
                         let mut r = Response::new(proxy::full(bytes::Bytes::new()));
                         *r.status_mut() = *status;

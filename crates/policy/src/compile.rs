@@ -597,7 +597,7 @@ impl Policy {
             });
         }
         let matcher = OriginMatcher::new(&entries, regexes, spec.allow_null_origin);
-        let policy = Policy {
+        let mut policy = Policy {
             spec: spec.clone(),
             entries,
             matcher,
@@ -611,7 +611,9 @@ impl Policy {
             reject_status: spec.preflight_reject_status,
             upstream: spec.upstream_cors_headers,
             mode: spec.mode,
+            preflight_template: http::HeaderMap::new(),
         };
+        policy.preflight_template = crate::decision::preflight_template(&policy);
         Ok(Compiled {
             policy,
             lints: b.lints,

@@ -11,6 +11,7 @@ use crate::policy::{AllowList, Expose, Policy};
 use crate::spec::{Mode, PreflightValidation, UpstreamCorsHeaders};
 use crate::token::{is_safelisted_response_header, is_token, list_items, trim_ows};
 use crate::vary::merge_vary_origin;
+use http::header::ORIGIN;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
@@ -287,8 +288,34 @@ impl Policy {
         Ok((value, matched))
     }
 
+    /// The decision for a request whose single `Origin` line is exactly a
+    /// configured exact origin: the common case, answered with one lookup
+    /// and no parse (see [`OriginMatcher::find_exact`]). `None` means "take
+    /// the full path", never "refused".
+    ///
+    /// [`OriginMatcher::find_exact`]: crate::matcher::OriginMatcher::find_exact
+    fn exact_origin(&self, headers: &HeaderMap) -> Option<(HeaderValue, MatchedBy)> {
+        if self.matcher.is_any() {
+            return None;
+        }
+        let mut lines = headers.get_all(ORIGIN).iter();
+        let first = lines.next()?;
+        if lines.next().is_some() {
+            return None;
+        }
+        let text = std::str::from_utf8(first.as_bytes()).ok()?;
+        let matched = self.matcher.find_exact(text)?;
+        Some((first.clone(), matched))
+    }
+
     /// Decide an actual request (R21-R24, R28). Never blocks the request.
     pub fn actual(&self, headers: &HeaderMap) -> Completion {
+        if let Some((v, m)) = self.exact_origin(headers) {
+            return Completion {
+                allow_origin: Some(v),
+                outcome: ActualOutcome::Allowed(m),
+            };
+        }
         let (origin, raw) = request_origin_and_value(headers);
         if origin == RequestOrigin::Absent {
             return Completion {
@@ -353,31 +380,38 @@ impl Policy {
     /// Decide a preflight (R18-R20). The request must satisfy
     /// [`is_preflight`]; the answer is complete and is never forwarded.
     pub fn preflight(&self, headers: &HeaderMap) -> PreflightResponse {
-        let mut out = HeaderMap::with_capacity(8);
-        out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
-        match self.preflight_headers(headers, &mut out) {
-            Ok(m) => PreflightResponse {
+        match self.preflight_check(headers) {
+            Ok((acao, acrm, matched)) => PreflightResponse {
                 status: StatusCode::OK,
-                headers: out,
-                outcome: PreflightOutcome::Allowed(m),
+                headers: self.preflight_answer(headers, acao, acrm),
+                outcome: PreflightOutcome::Allowed(matched),
             },
-            // R20: no Access-Control-* header at all, only Vary. Every
-            // refusal returns before the first Access-Control-* insert.
-            Err(r) => PreflightResponse {
-                status: self.reject_status.status(),
-                headers: out,
-                outcome: PreflightOutcome::Refused(r),
-            },
+            // R20: no Access-Control-* header at all, only Vary.
+            Err(r) => {
+                let mut out = HeaderMap::with_capacity(1);
+                out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
+                PreflightResponse {
+                    status: self.reject_status.status(),
+                    headers: out,
+                    outcome: PreflightOutcome::Refused(r),
+                }
+            }
         }
     }
 
-    fn preflight_headers(
+    /// Validate a preflight (R12, R13, R19): the ACAO value, the requested
+    /// method and what matched, or why it is refused.
+    fn preflight_check<'r>(
         &self,
-        req: &HeaderMap,
-        out: &mut HeaderMap,
-    ) -> Result<MatchedBy, Refusal> {
-        let (origin, raw) = request_origin_and_value(req);
-        let (acao, matched) = self.origin_decision(origin, raw)?;
+        req: &'r HeaderMap,
+    ) -> Result<(HeaderValue, &'r [u8], MatchedBy), Refusal> {
+        let (acao, matched) = match self.exact_origin(req) {
+            Some(hit) => hit,
+            None => {
+                let (origin, raw) = request_origin_and_value(req);
+                self.origin_decision(origin, raw)?
+            }
+        };
 
         // R12a: exactly one ACRM line holding one method token.
         let mut acrm_lines = req.get_all(ACCESS_CONTROL_REQUEST_METHOD).iter();
@@ -406,45 +440,26 @@ impl Policy {
                 return Err(Refusal::HeaderNotAllowed);
             }
         }
+        Ok((acao, acrm, matched))
+    }
 
+    /// The allowed preflight's answer: the precomputed fields (see
+    /// [`preflight_template`]) with this request's ACAO and echoes.
+    fn preflight_answer(&self, req: &HeaderMap, acao: HeaderValue, acrm: &[u8]) -> HeaderMap {
+        let mut out = self.preflight_template.clone();
+        // Replaces the template's placeholder in place: no growth.
         out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
-        if self.credentials {
-            out.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
-        }
-        match &self.methods {
-            AllowList::None => {}
-            AllowList::List { value, .. } => {
-                out.insert(ACCESS_CONTROL_ALLOW_METHODS, value.clone());
-            }
-            AllowList::Echo => {
-                // A token is always a valid header value.
-                if let Ok(v) = HeaderValue::from_bytes(acrm) {
-                    out.insert(ACCESS_CONTROL_ALLOW_METHODS, v);
-                }
+        if let AllowList::Echo = &self.methods {
+            // A token is always a valid header value.
+            if let Ok(v) = HeaderValue::from_bytes(acrm) {
+                out.insert(ACCESS_CONTROL_ALLOW_METHODS, v);
             }
         }
-        match &self.headers {
-            AllowList::None => {}
-            AllowList::List { value, .. } => {
-                out.insert(ACCESS_CONTROL_ALLOW_HEADERS, value.clone());
-            }
-            AllowList::Echo => {
-                if let Some(v) = echo_request_headers(req) {
-                    out.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
-                }
+        if let AllowList::Echo = &self.headers {
+            if let Some(v) = echo_request_headers(req) {
+                out.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
             }
         }
-        match &self.expose {
-            Expose::List(v) => {
-                out.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
-            }
-            Expose::Star => {
-                out.insert(ACCESS_CONTROL_EXPOSE_HEADERS, STAR.clone());
-            }
-            // R12c: nothing to enumerate on a preflight.
-            Expose::None | Expose::Enumerate => {}
-        }
-        out.insert(ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
         if self.private_network
             && req
                 .get(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
@@ -452,8 +467,40 @@ impl Policy {
         {
             out.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE.clone());
         }
-        Ok(matched)
+        out
     }
+}
+
+/// The fields every allowed preflight of `policy` carries, computed once at
+/// compile time: `Vary`, a placeholder `Access-Control-Allow-Origin` (each
+/// answer replaces it), and, when they do not depend on the request,
+/// credentials, methods, headers, expose headers and max-age. Answering a
+/// preflight then clones this map and sets one value.
+pub(crate) fn preflight_template(policy: &Policy) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(8);
+    out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
+    out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, STAR.clone());
+    if policy.credentials {
+        out.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
+    }
+    if let AllowList::List { value, .. } = &policy.methods {
+        out.insert(ACCESS_CONTROL_ALLOW_METHODS, value.clone());
+    }
+    if let AllowList::List { value, .. } = &policy.headers {
+        out.insert(ACCESS_CONTROL_ALLOW_HEADERS, value.clone());
+    }
+    match &policy.expose {
+        Expose::List(v) => {
+            out.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+        }
+        Expose::Star => {
+            out.insert(ACCESS_CONTROL_EXPOSE_HEADERS, STAR.clone());
+        }
+        // R12c: nothing to enumerate on a preflight.
+        Expose::None | Expose::Enumerate => {}
+    }
+    out.insert(ACCESS_CONTROL_MAX_AGE, policy.max_age.clone());
+    out
 }
 
 /// R12b: the ACRH items lower-cased, de-duplicated in request order and
@@ -498,5 +545,56 @@ fn enumerate_exposable(response: &HeaderMap) -> Option<HeaderValue> {
         None
     } else {
         HeaderValue::from_str(&out).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::origin::request_origin_and_value;
+
+    fn policy(json: &str) -> Policy {
+        let spec: crate::spec::PolicySpec = serde_json::from_str(json).expect("spec");
+        Policy::compile(&spec).expect("compiles").policy
+    }
+
+    /// The exact-origin shortcut must never change a decision: for every
+    /// input it either answers exactly what the full parse and match
+    /// answer, or steps aside.
+    #[test]
+    fn exact_origin_shortcut_agrees_with_the_full_path() {
+        let p = policy(
+            r#"{"allowOrigins": ["https://app.example.com", "http://localhost:8080",
+                "https://*.tenants.example.com"], "allowMethods": ["GET"]}"#,
+        );
+        let inputs: &[&[&str]] = &[
+            &["https://app.example.com"],
+            &["http://localhost:8080"],
+            &["https://a.tenants.example.com"],
+            &["https://APP.example.com"],
+            &["https://app.example.com:443"],
+            &["https://app.example.com/"],
+            &["https://app.example.com."],
+            &[" https://app.example.com"],
+            &["https://app.example.com", "https://app.example.com"],
+            &["http://localhost:8080", "https://evil.test"],
+            &["null"],
+            &["https://evil.test"],
+            &[],
+        ];
+        for lines in inputs {
+            let mut h = HeaderMap::new();
+            for l in *lines {
+                h.append(ORIGIN, HeaderValue::from_static(l));
+            }
+            let (origin, raw) = request_origin_and_value(&h);
+            let full = p.origin_decision(origin, raw).ok();
+            if let Some(fast) = p.exact_origin(&h) {
+                assert_eq!(Some(fast), full, "{lines:?}");
+            }
+            let expect_fast = lines.len() == 1
+                && (lines[0] == "https://app.example.com" || lines[0] == "http://localhost:8080");
+            assert_eq!(p.exact_origin(&h).is_some(), expect_fast, "{lines:?}");
+        }
     }
 }

@@ -229,6 +229,13 @@ impl OriginMatcher {
         self.allow_null
     }
 
+    /// Match the request's raw `Origin` text against the exact entries
+    /// only. Exact entries are canonical (R9), so a request origin equal to
+    /// one is valid and parses to itself: the caller may skip the parse.
+    pub(crate) fn find_exact(&self, raw: &str) -> Option<MatchedBy> {
+        self.exact.get(raw).map(|&i| MatchedBy::Exact(i))
+    }
+
     /// Match a canonical origin. `*` is checked by the caller, because what
     /// it means depends on credentials (R5, R11).
     pub(crate) fn find(&self, o: &SerializedOrigin<'_>) -> Option<MatchedBy> {

@@ -53,6 +53,8 @@ pub struct Policy {
     pub(crate) reject_status: RejectStatus,
     pub(crate) upstream: UpstreamCorsHeaders,
     pub(crate) mode: Mode,
+    /// The request-independent fields of an allowed preflight's answer.
+    pub(crate) preflight_template: http::HeaderMap,
 }
 
 impl Policy {

@@ -8,9 +8,20 @@ pub(crate) const fn is_tchar(c: u8) -> bool {
         | b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
 }
 
+/// `is_tchar` as a table: one load per byte on the preflight path.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = is_tchar(c as u8);
+        c += 1;
+    }
+    t
+};
+
 /// A non-empty RFC 9110 token.
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&c| is_tchar(c))
+    !s.is_empty() && s.iter().all(|&c| TCHAR[usize::from(c)])
 }
 
 /// Trim HTTP optional whitespace (space, tab).
