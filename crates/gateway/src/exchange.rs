@@ -35,7 +35,7 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_FIELDS: usize = 128;
 /// Longest chunk-size line accepted (with extensions).
 const MAX_CHUNK_LINE: usize = 4096;
-/// Most bytes of chunked trailer fields accepted (they are not forwarded).
+/// Most bytes of chunked trailer fields accepted.
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// Read granularity.
 const READ_CHUNK: usize = 16 * 1024;
@@ -145,16 +145,15 @@ fn skipped_on_request(name: &HeaderName) -> bool {
         || name == X_FORWARDED_PROTO
 }
 
-/// The hop-by-hop fields of RFC 9110 §7.6.1, plus `Upgrade` and the
-/// obsolete `Keep-Alive` and `Proxy-Connection`.
+/// The hop-by-hop fields of RFC 9110 §7.6.1 (`Connection`,
+/// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`)
+/// and the proxy authentication pair. `Trailer` is end-to-end: it declares
+/// the trailer fields, which hyper's server only sends when declared.
 pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    use http::header::{
-        PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
-    };
+    use http::header::{PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE};
     name == CONNECTION
         || name == TRANSFER_ENCODING
         || name == TE
-        || name == TRAILER
         || name == UPGRADE
         || name == PROXY_AUTHENTICATE
         || name == PROXY_AUTHORIZATION
@@ -352,9 +351,8 @@ enum Chunk {
     Data(u64),
     /// Expecting the CRLF after chunk data.
     DataEnd,
-    /// After the last chunk: trailer fields until an empty line; the bytes
-    /// of trailer fields seen so far.
-    Trailers(usize),
+    /// After the last chunk: trailer fields until an empty line.
+    Trailers,
 }
 
 /// Strict `Content-Length`: digits only; a list is accepted when every
@@ -549,7 +547,7 @@ impl UpstreamBody {
 
     /// Decode what is buffered: `Some(Some(data))`, `Some(None)` at the end
     /// of the body, `None` when more input is needed.
-    fn step(&mut self) -> Result<Option<Option<Bytes>>, BoxError> {
+    fn step(&mut self) -> Result<Option<Option<Frame<Bytes>>>, BoxError> {
         loop {
             let Some(conn) = self.conn.as_mut() else {
                 return Ok(Some(None));
@@ -571,13 +569,13 @@ impl UpstreamBody {
                     if self.framing == Framing::Length(0) {
                         self.finish();
                     }
-                    return Ok(Some(Some(data)));
+                    return Ok(Some(Some(Frame::data(data))));
                 }
                 Framing::Close => {
                     if buf.is_empty() {
                         return Ok(None);
                     }
-                    return Ok(Some(Some(buf.split().freeze())));
+                    return Ok(Some(Some(Frame::data(buf.split().freeze()))));
                 }
                 Framing::Chunked(Chunk::Size) => {
                     let Some(end) = find_crlf(buf) else {
@@ -590,7 +588,7 @@ impl UpstreamBody {
                     let size = chunk_size(&buf[..end]).ok_or_else(|| invalid("bad chunk size"))?;
                     buf.advance(end + 2);
                     self.framing = Framing::Chunked(if size == 0 {
-                        Chunk::Trailers(0)
+                        Chunk::Trailers
                     } else {
                         Chunk::Data(size)
                     });
@@ -607,7 +605,7 @@ impl UpstreamBody {
                     } else {
                         Chunk::Data(left)
                     });
-                    return Ok(Some(Some(data)));
+                    return Ok(Some(Some(Frame::data(data))));
                 }
                 Framing::Chunked(Chunk::DataEnd) => {
                     if buf.len() < 2 {
@@ -619,27 +617,55 @@ impl UpstreamBody {
                     buf.advance(2);
                     self.framing = Framing::Chunked(Chunk::Size);
                 }
-                Framing::Chunked(Chunk::Trailers(seen)) => {
-                    let Some(end) = find_crlf(buf) else {
-                        return if seen + buf.len() > MAX_TRAILER_BYTES {
+                Framing::Chunked(Chunk::Trailers) => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if buf.starts_with(b"\r\n") {
+                        buf.advance(2);
+                        self.finish();
+                        return Ok(Some(None));
+                    }
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        return if buf.len() > MAX_TRAILER_BYTES {
                             Err(invalid("chunked trailer too large"))
                         } else {
                             Ok(None)
                         };
                     };
-                    buf.advance(end + 2);
-                    if end == 0 {
-                        self.finish();
-                        return Ok(Some(None));
-                    }
-                    if seen + end > MAX_TRAILER_BYTES {
+                    if end + 4 > MAX_TRAILER_BYTES {
                         return Err(invalid("chunked trailer too large"));
                     }
-                    self.framing = Framing::Chunked(Chunk::Trailers(seen + end + 2));
+                    let block = buf.split_to(end + 4);
+                    let trailers = parse_trailers(&block)?;
+                    self.finish();
+                    return Ok(Some(Some(Frame::trailers(trailers))));
                 }
             }
         }
     }
+}
+
+/// Trailer fields, passed on as a trailers frame (hyper's server sends them
+/// to clients that asked with `TE: trailers`). Framing and hop-by-hop fields
+/// are never valid trailers (RFC 9110 §6.5.1) and are dropped.
+fn parse_trailers(block: &[u8]) -> Result<HeaderMap, BoxError> {
+    let mut raw = [httparse::EMPTY_HEADER; 32];
+    let fields = match httparse::parse_headers(block, &mut raw) {
+        Ok(httparse::Status::Complete((_, fields))) => fields,
+        _ => return Err(invalid("malformed chunked trailer")),
+    };
+    let mut out = HeaderMap::with_capacity(fields.len());
+    for f in fields.iter() {
+        let name =
+            HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| invalid("bad trailer name"))?;
+        let value = HeaderValue::from_bytes(f.value).map_err(|_| invalid("bad trailer value"))?;
+        if is_hop_by_hop(&name) || name == http::header::CONTENT_LENGTH || name == HOST {
+            continue;
+        }
+        out.append(name, value);
+    }
+    Ok(out)
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
@@ -676,7 +702,7 @@ impl Body for UpstreamBody {
                     self.conn = None;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Ok(Some(Some(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Some(Some(frame))) => return Poll::Ready(Some(Ok(frame))),
                 Ok(Some(None)) => return Poll::Ready(None),
                 Ok(None) => {}
             }

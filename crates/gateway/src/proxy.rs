@@ -39,15 +39,15 @@ pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
     ))
 }
 
-/// Hop-by-hop fields (RFC 9110 §7.6.1) never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
+/// Hop-by-hop fields (RFC 9110 §7.6.1) never forwarded. `Trailer` is
+/// end-to-end (it declares the trailer fields) and is kept.
+const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "transfer-encoding",
 ];
 

@@ -333,3 +333,38 @@ async fn response_hop_by_hop_fields_are_dropped_and_head_reads_no_body() {
     );
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
+
+/// Chunked trailers from the upstream reach a client that asked for them
+/// with `TE: trailers`; framing fields among them are dropped.
+#[tokio::test]
+async fn chunked_trailers_reach_a_client_that_asks_for_them() {
+    let (up, _) = scripted(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\nContent-Length: 5\r\n\r\n",
+        false,
+    )
+    .await;
+    let gw = gateway(up).await;
+    let addr = gw.addr("api").unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The response ends with the last chunk, the trailer and an empty line.
+    while !(got.windows(3).any(|w| w == b"0\r\n") && got.ends_with(b"\r\n\r\n") && got.len() > 60) {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("timed out after: {:?}", String::from_utf8_lossy(&got)))
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(text.contains("hello"), "{text}");
+    assert!(text.contains("\r\nx-checksum: abc\r\n"), "{text}");
+    let after_last_chunk = &text[text.rfind("0\r\n").unwrap()..];
+    assert!(!after_last_chunk.contains("content-length"), "{text}");
+}
