@@ -19,7 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,7 +66,10 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     decisions: Family<DecisionLabels, Counter>,
     refused_origins: Family<OriginLabels, Counter>,
-    refused_seen: Mutex<HashSet<Vec<u8>>>,
+    /// The refused-origin counters already created, by origin bytes (the
+    /// overflow `other` under the empty key, which no origin can be), so
+    /// that counting a refusal neither allocates nor hashes labels.
+    refused_seen: Mutex<HashMap<Box<[u8]>, Counter, foldhash::fast::RandomState>>,
     upstream: Family<VServiceLabels, Histogram, fn() -> Histogram>,
     config_version: Gauge,
     reloads: Family<ResultLabels, Counter>,
@@ -297,7 +300,7 @@ impl Metrics {
             requests,
             decisions,
             refused_origins,
-            refused_seen: Mutex::new(HashSet::new()),
+            refused_seen: Mutex::default(),
             upstream,
             config_version,
             reloads,
@@ -306,17 +309,28 @@ impl Metrics {
 
     fn refused_origin(&self, origin: Option<&[u8]>) {
         let Some(o) = origin else { return };
-        let label = {
-            let mut seen = self.refused_seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.contains(o) || (seen.len() < REFUSED_ORIGINS_CAP && seen.insert(o.to_vec())) {
-                String::from_utf8_lossy(o).into_owned()
-            } else {
-                "other".to_owned()
-            }
+        let mut seen = self.refused_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(counter) = seen.get(o) {
+            counter.inc();
+            return;
+        }
+        // A new origin gets its own series until the cap; later ones count
+        // as `other` (the empty key).
+        let origins = seen.len() - usize::from(seen.contains_key(&[][..]));
+        let (key, label) = if origins < REFUSED_ORIGINS_CAP && !o.is_empty() {
+            (o, String::from_utf8_lossy(o).into_owned())
+        } else {
+            (&[][..], "other".to_owned())
         };
-        self.refused_origins
-            .get_or_create(&OriginLabels { origin: label })
-            .inc();
+        let counter = seen
+            .entry(key.into())
+            .or_insert_with(|| {
+                self.refused_origins
+                    .get_or_create(&OriginLabels { origin: label })
+                    .clone()
+            })
+            .clone();
+        counter.inc();
     }
 
     /// The counters for a compiled vService (looked up once per apply).
@@ -367,5 +381,47 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each refused origin gets its own series up to the cap; every later
+    /// new origin counts as `other`; repeats keep counting on their series.
+    #[test]
+    fn refused_origins_are_capped_into_other() {
+        let m = Metrics::new();
+        let origins: Vec<String> = (0..REFUSED_ORIGINS_CAP + 5)
+            .map(|i| format!("https://o{i}.example"))
+            .collect();
+        for o in &origins {
+            m.refused_origin(Some(o.as_bytes()));
+        }
+        // Repeats: one that has a series, one that went to `other`.
+        m.refused_origin(Some(origins[0].as_bytes()));
+        m.refused_origin(Some(origins[REFUSED_ORIGINS_CAP + 1].as_bytes()));
+        let text = m.render();
+        let series = |label: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("corsgate_cors_refused_origins_total{")
+                        && l.contains(&format!("origin=\"{label}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(series("https://o0.example").as_deref(), Some("2"), "{text}");
+        let last_own = format!("https://o{}.example", REFUSED_ORIGINS_CAP - 1);
+        assert_eq!(series(&last_own).as_deref(), Some("1"), "{text}");
+        let first_over = format!("https://o{}.example", REFUSED_ORIGINS_CAP);
+        assert_eq!(series(&first_over), None, "{text}");
+        assert_eq!(series("other").as_deref(), Some("6"), "{text}");
+        let count = text
+            .lines()
+            .filter(|l| l.starts_with("corsgate_cors_refused_origins_total{"))
+            .count();
+        assert_eq!(count, REFUSED_ORIGINS_CAP + 1, "{text}");
     }
 }
