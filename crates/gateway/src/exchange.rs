@@ -84,13 +84,25 @@ impl Idle {
     /// Take an idle connection that has shown no sign of life since it was
     /// parked: data or a FIN arriving on an idle HTTP/1.1 connection means
     /// the upstream closed it (or broke framing), so it is dropped. The
-    /// check reads the reactor's cached readiness; it makes no syscall.
+    /// check reads the reactor's cached readiness, which costs no syscall.
+    /// That readiness can be stale (tokio clears it after a short read, not
+    /// after one that filled the buffer); then one non-blocking read tells:
+    /// "would block" proves the connection idle.
     fn take(&self) -> Option<Conn> {
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         while let Some(conn) = conns.pop() {
-            if conn.stream.poll_read_ready(&mut cx).is_pending() {
-                return Some(conn);
+            match conn.stream.poll_read_ready(&mut cx) {
+                Poll::Pending => return Some(conn),
+                Poll::Ready(Ok(())) => {
+                    let mut probe = [0u8; 1];
+                    if let Err(e) = conn.stream.try_read(&mut probe) {
+                        if e.kind() == std::io::ErrorKind::WouldBlock {
+                            return Some(conn);
+                        }
+                    }
+                }
+                Poll::Ready(Err(_)) => {}
             }
         }
         None

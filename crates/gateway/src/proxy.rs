@@ -293,12 +293,16 @@ async fn forward_hyper(
     }
 }
 
+/// Append `value` to the list in `name`, folding every earlier line into
+/// one, in order (as the exchange writes it).
 fn append_forwarded(headers: &mut http::HeaderMap, name: &'static str, value: &str) {
-    let merged = match headers.get(name).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {value}"),
-        None => value.to_owned(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&merged) {
+    let mut merged: Vec<u8> = Vec::new();
+    for prior in headers.get_all(name) {
+        merged.extend_from_slice(prior.as_bytes());
+        merged.extend_from_slice(b", ");
+    }
+    merged.extend_from_slice(value.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&merged) {
         headers.insert(name, v);
     }
 }

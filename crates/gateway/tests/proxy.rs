@@ -530,27 +530,37 @@ async fn forwarded_requests_carry_x_forwarded_headers_and_keep_host() {
     let (b, seen) = backend().await;
     let gw = gateway(&config(b)).await;
     let a = gw.addr("api").unwrap();
-    send(
-        a,
-        "GET",
-        "/get?q=1",
-        &[
-            ("host", "www.example.com"),
-            ("connection", "x-hop"),
-            ("x-hop", "1"),
-        ],
-    )
-    .await;
-    let (_, path, h) = seen.lock().unwrap()[0].clone();
-    assert_eq!(path, "/get");
-    assert_eq!(h["host"], "www.example.com");
-    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
-    assert_eq!(h["x-forwarded-host"], "www.example.com");
-    assert_eq!(h["x-forwarded-proto"], "http");
-    assert!(
-        h.get("x-hop").is_none(),
-        "hop-by-hop named in Connection is removed"
-    );
+    // GET goes through corsgate's own exchange, POST through hyper's
+    // client: both must forward the same way.
+    for (i, method) in ["GET", "POST"].into_iter().enumerate() {
+        for prior in [&[][..], &["1.1.1.1", "2.2.2.2"][..]] {
+            let mut headers = vec![
+                ("host", "www.example.com"),
+                ("connection", "x-hop"),
+                ("x-hop", "1"),
+                ("te", "trailers"),
+                ("x-forwarded-proto", "gopher"),
+            ];
+            headers.extend(prior.iter().map(|p| ("x-forwarded-for", *p)));
+            send(a, method, "/get?q=1", &headers).await;
+            let (m, path, h) = seen.lock().unwrap().pop().unwrap();
+            assert_eq!((m.as_str(), path.as_str()), (method, "/get"), "{i}");
+            assert_eq!(h["host"], "www.example.com", "{method}");
+            let xff: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+            let want = if prior.is_empty() {
+                "127.0.0.1"
+            } else {
+                "1.1.1.1, 2.2.2.2, 127.0.0.1"
+            };
+            assert_eq!(xff, [want], "{method}: {h:?}");
+            assert_eq!(h["x-forwarded-host"], "www.example.com", "{method}");
+            assert_eq!(h["x-forwarded-proto"], "http", "{method}");
+            assert!(
+                h.get("x-hop").is_none() && h.get("te").is_none() && h.get("connection").is_none(),
+                "{method}: hop-by-hop fields are removed: {h:?}"
+            );
+        }
+    }
     gw.shutdown().await;
 }
 

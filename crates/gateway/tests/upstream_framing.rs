@@ -258,6 +258,13 @@ async fn upstream_response_framing_table() {
             connections: 2,
         },
     ];
+    // A body far larger than one read: the connection is still reused.
+    let big: &'static [u8] = {
+        let mut r =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 256 * 1024).into_bytes();
+        r.extend(std::iter::repeat_n(b'x', 256 * 1024));
+        Box::leak(r.into_boxed_slice())
+    };
     for case in cases {
         let (up, accepted) = scripted(case.response, case.close).await;
         let gw = gateway(up).await;
@@ -294,6 +301,20 @@ async fn upstream_response_framing_table() {
         );
         gw.shutdown_within(Duration::from_millis(100)).await;
     }
+    let (up, accepted) = scripted(big, false).await;
+    let gw = gateway(up).await;
+    let addr = gw.addr("api").unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    for _ in 0..3 {
+        let got = get(&client, addr, "GET").await;
+        assert_eq!(got.status, StatusCode::OK);
+        assert_eq!(got.body.unwrap().len(), 256 * 1024);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "large bodies keep the connection"
+    );
 }
 
 /// Hop-by-hop fields of the response, and those its `Connection` names, do
