@@ -165,18 +165,26 @@ async fn forward_direct(
     let sent = crate::exchange::exchange(&idle, authority, pool.connect_timeout(), &head);
     match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(resp)) => (resp.map(BodyExt::boxed), Some(started.elapsed())),
-        Ok(Err(e)) => {
-            tracing::warn!(upstream, error = %e, "upstream request failed");
-            (
-                gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
-                Some(started.elapsed()),
-            )
-        }
-        Err(_) => (
-            gateway_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-            Some(started.elapsed()),
-        ),
+        Ok(Err(e)) => upstream_failed(upstream, Some(&e), started),
+        Err(_) => upstream_failed(upstream, None, started),
     }
+}
+
+/// The gateway's own answer when the upstream failed (502, with the error
+/// logged) or did not answer within the timeout (504, `error` is `None`).
+fn upstream_failed(
+    upstream: &str,
+    error: Option<&dyn std::fmt::Display>,
+    started: std::time::Instant,
+) -> (Response<Body>, Option<Duration>) {
+    let resp = match error {
+        Some(e) => {
+            tracing::warn!(upstream, error = %e, "upstream request failed");
+            gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
+        }
+        None => gateway_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+    };
+    (resp, Some(started.elapsed()))
 }
 
 /// [`forward`] with hyper's client.
@@ -279,17 +287,8 @@ async fn forward_hyper(
             let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
             (Response::from_parts(parts, body), Some(elapsed))
         }
-        Ok(Err(e)) => {
-            tracing::warn!(upstream, error = %e, "upstream request failed");
-            (
-                gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
-                Some(started.elapsed()),
-            )
-        }
-        Err(_) => (
-            gateway_response(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-            Some(started.elapsed()),
-        ),
+        Ok(Err(e)) => upstream_failed(upstream, Some(&e), started),
+        Err(_) => upstream_failed(upstream, None, started),
     }
 }
 
