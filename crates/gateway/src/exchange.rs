@@ -18,6 +18,7 @@
 //! anything ambiguous (conflicting `Content-Length`, a malformed chunk) is an
 //! error — a 502 before the head, an aborted body after — never a guess.
 
+use crate::hop::{is_hop_by_hop, named_by_connection, strip_hop_by_hop};
 use crate::BoxError;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
@@ -157,32 +158,6 @@ fn skipped_on_request(name: &HeaderName) -> bool {
         || name == X_FORWARDED_PROTO
 }
 
-/// The hop-by-hop fields of RFC 9110 §7.6.1 (`Connection`,
-/// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`)
-/// and the proxy authentication pair. `Trailer` is end-to-end: it declares
-/// the trailer fields, which hyper's server only sends when declared.
-pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    use http::header::{PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING, UPGRADE};
-    name == CONNECTION
-        || name == TRANSFER_ENCODING
-        || name == TE
-        || name == UPGRADE
-        || name == PROXY_AUTHENTICATE
-        || name == PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
-
-/// Does a `Connection` field of `headers` name `name`?
-fn named_by_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(name.as_str()))
-}
-
 /// Write the upstream request head into `out`.
 pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(head.method.as_str().as_bytes());
@@ -196,7 +171,9 @@ pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut 
     out.extend_from_slice(b"\r\n");
     let has_connection = head.headers.contains_key(CONNECTION);
     for (name, value) in head.headers {
-        if skipped_on_request(name) || (has_connection && named_by_connection(head.headers, name)) {
+        if skipped_on_request(name)
+            || (has_connection && named_by_connection(head.headers, name.as_str()))
+        {
             continue;
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
@@ -451,7 +428,7 @@ fn response(
         headers.append(name, value);
     }
     if ff.names_fields {
-        strip_connection_named(&mut headers);
+        strip_hop_by_hop(&mut headers);
     }
     let no_body = head_request
         || status.is_informational()
@@ -492,21 +469,6 @@ fn response(
     *resp.version_mut() = Version::HTTP_11;
     *resp.headers_mut() = headers;
     Ok(resp)
-}
-
-/// Drop the fields that `Connection` names, and `Connection` itself.
-fn strip_connection_named(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    headers.remove(CONNECTION);
 }
 
 /// The response body, read from the upstream connection as it is polled.

@@ -14,6 +14,7 @@ pub mod router;
 pub mod shadow;
 
 mod exchange;
+mod hop;
 mod pool;
 mod proxy;
 mod server;

@@ -2,9 +2,11 @@
 //!
 //! Bodies stream in both directions; nothing is buffered whole.
 
+use crate::hop::is_upgrade;
+use crate::hop::strip_hop_by_hop;
 use crate::{Body, BoxError};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONNECTION, HOST};
+use http::header::{HeaderValue, CONNECTION, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as Body_;
@@ -37,48 +39,6 @@ pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
             .http2_only(true)
             .build(http),
     ))
-}
-
-/// Hop-by-hop fields (RFC 9110 §7.6.1) never forwarded. `Trailer` is
-/// end-to-end (it declares the trailer fields) and is kept.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "transfer-encoding",
-];
-
-/// The comma-separated tokens of every `Connection` line, trimmed.
-fn connection_tokens(headers: &http::HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-}
-
-/// Is this an HTTP/1.1 protocol upgrade request (WebSocket and friends)?
-pub(crate) fn is_upgrade(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(http::header::UPGRADE)
-        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
-}
-
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // Fields named in Connection are hop-by-hop too.
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        headers.remove(n);
-    }
-    headers.remove(http::header::UPGRADE);
 }
 
 /// A plain-text response made by the gateway.
