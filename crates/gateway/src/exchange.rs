@@ -179,17 +179,23 @@ pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut 
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"x-forwarded-for: ");
-    for prior in head.headers.get_all(&X_FORWARDED_FOR) {
-        out.extend_from_slice(prior.as_bytes());
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(head.peer_ip.as_bytes());
+    forwarded_for(head.headers, head.peer_ip, out);
     out.extend_from_slice(b"\r\n");
     if let Some(h) = head.forwarded_host {
         field(out, b"x-forwarded-host", h.as_bytes());
     }
     field(out, b"x-forwarded-proto", head.proto.as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// The `X-Forwarded-For` value to send: every earlier line of `headers`,
+/// folded in order, then `peer_ip`. Both upstream paths write it with this.
+pub(crate) fn forwarded_for(headers: &HeaderMap, peer_ip: &str, out: &mut Vec<u8>) {
+    for prior in headers.get_all(&X_FORWARDED_FOR) {
+        out.extend_from_slice(prior.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(peer_ip.as_bytes());
 }
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -505,6 +511,12 @@ impl UpstreamBody {
         }
     }
 
+    /// Stop reading and close the connection (never pooled).
+    fn abandon(&mut self) {
+        self.framing = Framing::Done;
+        self.conn = None;
+    }
+
     /// Read more from the upstream; `Ok(false)` at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, BoxError>> {
         let Some(conn) = self.conn.as_mut() else {
@@ -670,36 +682,27 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         loop {
-            match self.step() {
-                Err(e) => {
-                    self.framing = Framing::Done;
-                    self.conn = None;
-                    return Poll::Ready(Some(Err(e)));
-                }
+            let err = match self.step() {
                 Ok(Some(Some(frame))) => return Poll::Ready(Some(Ok(frame))),
                 Ok(Some(None)) => return Poll::Ready(None),
-                Ok(None) => {}
-            }
-            match ready!(self.poll_fill(cx)) {
-                Ok(true) => {}
-                Ok(false) if self.framing == Framing::Close => {
-                    self.framing = Framing::Done;
-                    self.conn = None;
-                    return Poll::Ready(None);
-                }
-                Ok(false) => {
-                    self.framing = Framing::Done;
-                    self.conn = None;
-                    return Poll::Ready(Some(Err(invalid(
-                        "upstream closed the connection inside the body",
-                    ))));
-                }
-                Err(e) => {
-                    self.framing = Framing::Done;
-                    self.conn = None;
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
+                Ok(None) => match ready!(self.poll_fill(cx)) {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        // End of stream: the end of a close-delimited body,
+                        // a framing error for any other.
+                        let clean = self.framing == Framing::Close;
+                        self.abandon();
+                        if clean {
+                            return Poll::Ready(None);
+                        }
+                        invalid("upstream closed the connection inside the body")
+                    }
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            self.abandon();
+            return Poll::Ready(Some(Err(err)));
         }
     }
 

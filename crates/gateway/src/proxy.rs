@@ -74,6 +74,17 @@ pub(crate) struct Forwarded<'a> {
     pub http2: bool,
 }
 
+impl Forwarded<'_> {
+    /// `http` or `https`: what `X-Forwarded-Proto` says.
+    fn proto(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
 /// Forward `req` to `upstream` (`http://host:port`). Returns the upstream's
 /// response, or the gateway's own 502/504.
 pub(crate) async fn forward(
@@ -85,15 +96,16 @@ pub(crate) async fn forward(
     fwd: Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
     let upgrade = is_upgrade(req.headers());
+    let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     if let UpstreamClient::Http1(pool) = client {
         if crate::exchange::eligible(req.method(), Body_::is_end_stream(req.body()), upgrade) {
-            return forward_direct(pool, upstream, timeout, &req, &fwd).await;
+            return forward_direct(pool, upstream, authority, timeout, &req, &fwd).await;
         }
     }
     // Bodies, upgrades and HTTP/2 go through hyper's client. Boxed: its
     // future is large, and would otherwise be moved with every request's.
     Box::pin(forward_hyper(
-        client, upstream, timeout, req, max_body, fwd, upgrade,
+        client, upstream, authority, timeout, req, max_body, fwd, upgrade,
     ))
     .await
 }
@@ -102,11 +114,11 @@ pub(crate) async fn forward(
 async fn forward_direct(
     pool: &crate::pool::Http1Pool,
     upstream: &str,
+    authority: &str,
     timeout: Duration,
     req: &Request<Incoming>,
     fwd: &Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
-    let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     let target = fwd.target.as_ref().map_or_else(
         || req.uri().path_and_query().map_or("/", |p| p.as_str()),
         |t| t.as_str(),
@@ -118,7 +130,7 @@ async fn forward_direct(
         host: fwd.upstream_host.as_ref().or(fwd.host.as_ref()),
         forwarded_host: fwd.host.as_ref(),
         peer_ip: fwd.peer_ip,
-        proto: if fwd.tls { "https" } else { "http" },
+        proto: fwd.proto(),
     };
     let idle = pool.direct_idle(authority);
     let started = std::time::Instant::now();
@@ -148,25 +160,26 @@ fn upstream_failed(
 }
 
 /// [`forward`] with hyper's client.
+#[allow(clippy::too_many_arguments)]
 async fn forward_hyper(
     client: &UpstreamClient,
     upstream: &str,
+    authority: &str,
     timeout: Duration,
     req: Request<Incoming>,
     max_body: u64,
     fwd: Forwarded<'_>,
     upgrade: bool,
 ) -> (Response<Body>, Option<Duration>) {
+    let scheme = fwd.proto();
     let Forwarded {
         peer_ip,
         host,
         upstream_host,
         target,
-        tls,
         http2,
+        ..
     } = fwd;
-    let scheme = if tls { "https" } else { "http" };
-    let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     let mut req = req;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let upgrade_value = req.headers().get(http::header::UPGRADE).cloned();
@@ -214,7 +227,11 @@ async fn forward_hyper(
     } else if let Some(u) = upstream_host {
         headers.insert(HOST, u);
     }
-    append_forwarded(headers, "x-forwarded-for", peer_ip);
+    let mut xff = Vec::new();
+    crate::exchange::forwarded_for(headers, peer_ip, &mut xff);
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
+        headers.insert(&crate::exchange::X_FORWARDED_FOR, v);
+    }
     headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
 
     let started = std::time::Instant::now();
@@ -249,20 +266,6 @@ async fn forward_hyper(
         }
         Ok(Err(e)) => upstream_failed(upstream, Some(&e), started),
         Err(_) => upstream_failed(upstream, None, started),
-    }
-}
-
-/// Append `value` to the list in `name`, folding every earlier line into
-/// one, in order (as the exchange writes it).
-fn append_forwarded(headers: &mut http::HeaderMap, name: &'static str, value: &str) {
-    let mut merged: Vec<u8> = Vec::new();
-    for prior in headers.get_all(name) {
-        merged.extend_from_slice(prior.as_bytes());
-        merged.extend_from_slice(b", ");
-    }
-    merged.extend_from_slice(value.as_bytes());
-    if let Ok(v) = HeaderValue::from_bytes(&merged) {
-        headers.insert(name, v);
     }
 }
 
