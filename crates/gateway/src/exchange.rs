@@ -352,7 +352,7 @@ enum Chunk {
 
 /// Strict `Content-Length`: digits only; a list is accepted when every
 /// member is the same number (RFC 9110 §8.6).
-fn content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut found: Option<u64> = None;
     for part in value.split(|&b| b == b',') {
         let part = part.trim_ascii();

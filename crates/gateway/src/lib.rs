@@ -14,6 +14,7 @@ pub mod router;
 pub mod shadow;
 
 mod exchange;
+mod front;
 mod hop;
 mod pool;
 mod proxy;
@@ -24,5 +25,43 @@ pub use server::{start, ReloadError, ReloadReport, Running};
 
 /// The response body type of every gateway response.
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+/// A client request's body: hyper's stream, or none for the requests
+/// corsgate's own HTTP/1.1 front reads (it serves bodiless requests only).
+pub(crate) enum RequestBody {
+    /// Read by hyper's server.
+    Incoming(hyper::body::Incoming),
+    /// No body.
+    Empty,
+}
+
+impl http_body::Body for RequestBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Incoming(b) => std::pin::Pin::new(b).poll_frame(cx),
+            RequestBody::Empty => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Incoming(b) => b.is_end_stream(),
+            RequestBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            RequestBody::Incoming(b) => b.size_hint(),
+            RequestBody::Empty => http_body::SizeHint::with_exact(0),
+        }
+    }
+}
+
 /// Errors carried by bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

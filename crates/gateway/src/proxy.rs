@@ -4,13 +4,12 @@
 
 use crate::hop::is_upgrade;
 use crate::hop::strip_hop_by_hop;
-use crate::{Body, BoxError};
+use crate::{Body, BoxError, RequestBody};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as Body_;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -91,7 +90,7 @@ pub(crate) async fn forward(
     client: &UpstreamClient,
     upstream: &str,
     timeout: Duration,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     max_body: u64,
     fwd: Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
@@ -116,7 +115,7 @@ async fn forward_direct(
     upstream: &str,
     authority: &str,
     timeout: Duration,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     fwd: &Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
     let target = fwd.target.as_ref().map_or_else(
@@ -166,7 +165,7 @@ async fn forward_hyper(
     upstream: &str,
     authority: &str,
     timeout: Duration,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     max_body: u64,
     fwd: Forwarded<'_>,
     upgrade: bool,

@@ -5,20 +5,21 @@
 //! any other request queue the CORS completion, then forward or answer, then
 //! complete whatever response results (R21-R25).
 
+use crate::front::{self, Ended, Prefixed};
 use crate::proxy::{self, UpstreamClient};
 use crate::router::{self, Action, CompiledVService, RequestFacts};
-use crate::Body;
+use crate::{Body, RequestBody};
 use arc_swap::ArcSwap;
 use corsgate_config::Loaded;
 use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, Refusal};
 use http::header::HOST;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -409,6 +410,49 @@ fn read_buffer_for(max_header_bytes: usize) -> usize {
     max_header_bytes.max(8192) * 2 + 16 * 1024
 }
 
+/// One connection's handler: the gateway's pipeline for every request on
+/// it, whichever HTTP server read the request.
+#[derive(Clone)]
+struct Handler {
+    state: State,
+    slot: usize,
+    /// Formatted once per connection for X-Forwarded-For.
+    peer_ip: Arc<str>,
+    tls: bool,
+}
+
+impl Handler {
+    async fn call(&self, req: Request<RequestBody>) -> Response<Body> {
+        let generation = self.state.load_full();
+        match generation.slots.get(self.slot) {
+            Some(Some(current)) => handle(&generation, current, req, &self.peer_ip, self.tls).await,
+            // The listener is being retired by a reload.
+            _ => {
+                proxy::gateway_response(http::StatusCode::SERVICE_UNAVAILABLE, "listener closing\n")
+            }
+        }
+    }
+
+    /// The handler as a hyper service.
+    fn service(
+        self,
+    ) -> impl hyper::service::Service<
+        Request<hyper::body::Incoming>,
+        Response = Response<Body>,
+        Error = std::convert::Infallible,
+        Future = impl Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send,
+    > + Clone {
+        service_fn(move |req: Request<hyper::body::Incoming>| {
+            let handler = self.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    handler.call(req.map(RequestBody::Incoming)).await,
+                )
+            }
+        })
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     slot: usize,
@@ -416,6 +460,10 @@ async fn accept_loop(
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
     let graceful = GracefulShutdown::new();
+    // Every connection served by the own front holds a sender; the drain
+    // waits until all are dropped. Connections handed to hyper are
+    // watched by `graceful`.
+    let (front_live, mut front_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut buffer = 0;
     let drain = loop {
@@ -444,42 +492,40 @@ async fn accept_loop(
             }
             current.acceptor.clone()
         };
-        let tls = acceptor.is_some();
-        let svc_state = state.clone();
-        // Formatted once per connection for X-Forwarded-For.
-        let peer_ip: Arc<str> = peer.ip().to_string().into();
-        let svc = service_fn(move |req| {
-            let generation = svc_state.load_full();
-            let peer_ip = Arc::clone(&peer_ip);
-            async move {
-                let resp = match generation.slots.get(slot) {
-                    Some(Some(current)) => handle(&generation, current, req, &peer_ip, tls).await,
-                    // The listener is being retired by a reload.
-                    _ => proxy::gateway_response(
-                        http::StatusCode::SERVICE_UNAVAILABLE,
-                        "listener closing\n",
-                    ),
-                };
-                Ok::<_, std::convert::Infallible>(resp)
-            }
-        });
+        let handler = Handler {
+            state: state.clone(),
+            slot,
+            peer_ip: peer.ip().to_string().into(),
+            tls: acceptor.is_some(),
+        };
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         match acceptor {
             None => {
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
+                let live = front_live.clone();
+                let mut stop = stop.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                    let mut stream = stream;
+                    let ended = front::serve(&mut stream, |req| handler.call(req), &mut stop).await;
+                    drop(live);
+                    match ended {
+                        Ok(Ended::HandOff(read)) => {
+                            let io = TokioIo::new(Prefixed::new(read, stream));
+                            let conn = builder
+                                .serve_connection_with_upgrades(io, handler.service())
+                                .into_owned();
+                            if let Err(e) = watcher.watch(conn).await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        Ok(Ended::Closed) => {}
+                        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
                     }
                 });
             }
             Some(acceptor) => {
                 // The handshake runs in the connection's task so a slow
                 // client cannot stall the accept loop.
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let stream = match tokio::time::timeout(
                         Duration::from_secs(10),
@@ -495,7 +541,7 @@ async fn accept_loop(
                         Err(_) => return,
                     };
                     let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), handler.service())
                         .into_owned();
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");
@@ -505,17 +551,20 @@ async fn accept_loop(
         }
     };
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(front_live);
+    let drained = async {
+        graceful.shutdown().await;
+        // `None` once every front connection has ended.
+        let _ = front_done.recv().await;
+    };
+    if tokio::time::timeout(drain, drained).await.is_err() {
         tracing::warn!(slot, "drain deadline passed; closing busy connections");
     }
 }
 
 /// The request's `Host`, or for HTTP/2 its URI authority, as a header value
 /// (shared with the request, not copied).
-fn request_host(req: &Request<Incoming>) -> Option<http::HeaderValue> {
+fn request_host(req: &Request<RequestBody>) -> Option<http::HeaderValue> {
     req.headers().get(HOST).cloned().or_else(|| {
         req.uri()
             .authority()
@@ -536,7 +585,7 @@ fn host_without_port(value: &str) -> &str {
 async fn handle(
     generation: &Generation,
     slot: &Slot,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer_ip: &str,
     tls: bool,
 ) -> Response<Body> {

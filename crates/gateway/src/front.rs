@@ -1,0 +1,716 @@
+//! corsgate's own HTTP/1.1 server for the requests most traffic is made of:
+//! plain-text HTTP/1.1 requests without a body.
+//!
+//! Why it exists: hyper's server side (request parse, dispatch, response
+//! encode) was the largest user-space cost per request after the kernel,
+//! larger than routing and the CORS decision together (see
+//! `docs/performance.md`). This front parses the head with `httparse` (the
+//! parser hyper uses too), runs the same handler in the connection's task,
+//! and writes the response head and body straight from the handler's
+//! `Response`, with no map changes and one write per response.
+//!
+//! It deliberately serves a narrow request shape and hands everything else
+//! to hyper, on the same connection, from the first byte it did not serve:
+//! a request with `Content-Length` or `Transfer-Encoding` (so no request
+//! body is ever framed here, and request smuggling stays hyper's
+//! well-reviewed code), `Upgrade`, `Expect`, `CONNECT`, HTTP/1.0, the
+//! HTTP/2 preface, a head larger than [`MAX_HEAD`] or with more than
+//! [`MAX_FIELDS`] fields, and anything `httparse` rejects. From then on
+//! hyper serves the connection until it closes, with its own limits and
+//! errors. TLS connections are hyper's from the start (ALPN may choose h2).
+
+use crate::{Body, RequestBody};
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// Most request header fields the front parses; a request with more goes
+/// to hyper.
+pub(crate) const MAX_FIELDS: usize = 64;
+/// Most request-head bytes the front buffers; a longer head goes to hyper
+/// (whose buffer is sized so that the handler's 431 with CORS answers it).
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
+/// Response bytes gathered before one write; larger body frames are
+/// written without being copied.
+const WRITE_BATCH: usize = 16 * 1024;
+
+/// How [`serve`] finished with a connection.
+pub(crate) enum Ended {
+    /// The connection is done: the client closed it or asked to, an I/O
+    /// error, a response that could not be framed, or a stop.
+    Closed,
+    /// A request the front does not serve arrived: hyper takes the
+    /// connection over, starting with these buffered, unserved bytes.
+    HandOff(Bytes),
+}
+
+/// One parsed request head the front serves.
+struct Head {
+    request: Request<RequestBody>,
+    /// The client sent `Connection: close`.
+    close: bool,
+    /// The client accepts trailers (`TE: trailers`).
+    trailers: bool,
+}
+
+// A short-lived value on the stack; boxing the head would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Complete(Head),
+    /// More bytes are needed.
+    Partial,
+    /// Not a request the front serves: hand the connection to hyper.
+    Foreign,
+    /// The head cannot be represented (a URI or field `http` refuses
+    /// after `httparse` accepted it): answer 400 and close, as hyper does.
+    Bad,
+}
+
+/// Serve requests on `io` until the connection ends or a request needs
+/// hyper. `service` is the gateway's handler; `stop` fires on shutdown,
+/// after which the request in progress finishes with `Connection: close`.
+pub(crate) async fn serve<IO, F, Fut>(
+    io: &mut IO,
+    mut service: F,
+    stop: &mut watch::Receiver<Option<Duration>>,
+) -> io::Result<Ended>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(Request<RequestBody>) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    // One wait for the stop, registered once for the connection's life
+    // rather than once per request. It is polled only while the connection
+    // is idle, and the connection ends as soon as it completes, so it is
+    // never polled again after that.
+    let mut stop_watch = stop.clone();
+    let mut stopped = pin!(async move {
+        let _ = stop_watch.changed().await;
+    });
+    loop {
+        let head = loop {
+            if !buf.is_empty() {
+                match parse(&mut buf) {
+                    Parsed::Complete(head) => break head,
+                    Parsed::Foreign => return Ok(Ended::HandOff(buf.freeze())),
+                    Parsed::Bad => {
+                        out.clear();
+                        out.extend_from_slice(BAD_REQUEST);
+                        with_date(|date| push_field(&mut out, b"date", date));
+                        out.extend_from_slice(b"\r\n");
+                        io.write_all(&out).await?;
+                        return Ok(Ended::Closed);
+                    }
+                    Parsed::Partial if buf.len() >= MAX_HEAD => {
+                        return Ok(Ended::HandOff(buf.freeze()))
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            buf.reserve(4 * 1024);
+            let idle = buf.is_empty();
+            let n = tokio::select! {
+                biased;
+                n = io.read_buf(&mut buf) => n?,
+                // Only an idle connection closes on stop; a request half
+                // read is completed and answered first.
+                () = &mut stopped, if idle => return Ok(Ended::Closed),
+            };
+            if n == 0 {
+                // The client closed; a partial head is dropped, as hyper
+                // does.
+                return Ok(Ended::Closed);
+            }
+        };
+        let Head {
+            request,
+            close,
+            trailers,
+        } = head;
+        let head_only = request.method() == Method::HEAD;
+        let response = service(request).await;
+        let stopping = !matches!(stop.has_changed(), Ok(false));
+        let keep = !close && !stopping;
+        if !write_response(io, &mut out, response, head_only, trailers, keep).await? || !keep {
+            return Ok(Ended::Closed);
+        }
+    }
+}
+
+/// hyper's answer to an unparseable request, and ours (then `Date` and
+/// the empty line).
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n";
+
+/// Parse one request head from the front of `buf`; on `Complete` the head's
+/// bytes are split off `buf` (the request's URI and field values share
+/// them), otherwise `buf` is untouched.
+fn parse(buf: &mut BytesMut) -> Parsed {
+    // Offsets into the head of each field's name and value.
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_FIELDS];
+    let (len, method, target, count, close, trailers) = {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+        let mut req = httparse::Request::new(&mut fields);
+        let len = match req.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Parsed::Partial,
+            Err(_) => return Parsed::Foreign,
+        };
+        if req.version != Some(1) {
+            return Parsed::Foreign;
+        }
+        let Some(Ok(method)) = req.method.map(|m| Method::from_bytes(m.as_bytes())) else {
+            return Parsed::Foreign;
+        };
+        if method == Method::CONNECT {
+            return Parsed::Foreign;
+        }
+        let base = buf.as_ptr() as usize;
+        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        let Some(path) = req.path else {
+            return Parsed::Foreign;
+        };
+        let target = (offset(path.as_bytes()), path.len() as u32);
+        let mut close = false;
+        let mut trailers = false;
+        for (i, f) in req.headers.iter().enumerate() {
+            let name = f.name.as_bytes();
+            if let Some(class) = classify(name) {
+                match class {
+                    Class::Foreign => return Parsed::Foreign,
+                    Class::Connection => {
+                        for token in tokens(f.value) {
+                            if token.eq_ignore_ascii_case(b"close") {
+                                close = true;
+                            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                                return Parsed::Foreign;
+                            }
+                        }
+                    }
+                    Class::Te => {
+                        trailers |= tokens(f.value).any(|t| {
+                            t.split(|&b| b == b';')
+                                .next()
+                                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+                        });
+                    }
+                }
+            }
+            spans[i] = (
+                offset(name),
+                name.len() as u32,
+                offset(f.value),
+                f.value.len() as u32,
+            );
+        }
+        (len, method, target, req.headers.len(), close, trailers)
+    };
+    let head = buf.split_to(len).freeze();
+    let slice = |at: u32, len: u32| head.slice(at as usize..(at + len) as usize);
+    let Ok(uri) = http::Uri::from_maybe_shared(slice(target.0, target.1)) else {
+        return Parsed::Bad;
+    };
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(n, nl, v, vl) in &spans[..count] {
+        let Ok(name) = HeaderName::from_bytes(&head[n as usize..(n + nl) as usize]) else {
+            return Parsed::Bad;
+        };
+        let Ok(value) = HeaderValue::from_maybe_shared(slice(v, vl)) else {
+            return Parsed::Bad;
+        };
+        headers.append(name, value);
+    }
+    let mut request = Request::new(RequestBody::Empty);
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Parsed::Complete(Head {
+        request,
+        close,
+        trailers,
+    })
+}
+
+/// Request fields the front looks at before accepting a request.
+enum Class {
+    /// A field that takes the request to hyper.
+    Foreign,
+    Connection,
+    Te,
+}
+
+fn classify(name: &[u8]) -> Option<Class> {
+    // Cheap pre-filter on length: only these lengths name a field of interest.
+    let class = match name.len() {
+        2 if name.eq_ignore_ascii_case(b"te") => Class::Te,
+        6 if name.eq_ignore_ascii_case(b"expect") => Class::Foreign,
+        7 if name.eq_ignore_ascii_case(b"upgrade") => Class::Foreign,
+        10 if name.eq_ignore_ascii_case(b"connection") => Class::Connection,
+        14 if name.eq_ignore_ascii_case(b"content-length") => Class::Foreign,
+        17 if name.eq_ignore_ascii_case(b"transfer-encoding") => Class::Foreign,
+        _ => return None,
+    };
+    Some(class)
+}
+
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// How the response body is framed on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body bytes are written (HEAD, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    Chunked,
+}
+
+/// Write `response` to `io`. Returns whether the connection can carry
+/// another request: `false` when the body failed or did not match its
+/// declared length, which leaves the client a response it can tell is
+/// incomplete (as hyper does).
+async fn write_response<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    out: &mut Vec<u8>,
+    response: Response<Body>,
+    head_only: bool,
+    trailers: bool,
+    keep: bool,
+) -> io::Result<bool> {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    // One pass over the fields, without changing the map: framing fields
+    // are the front's to write (a Transfer-Encoding handed over by the
+    // handler never reaches the client as is), connection-level ones too.
+    let mut declared: Option<Option<u64>> = None;
+    let mut dated = false;
+    for (name, value) in &parts.headers {
+        if name == CONTENT_LENGTH {
+            declared = Some(crate::exchange::content_length(value.as_bytes()));
+            continue;
+        }
+        if name == TRANSFER_ENCODING || name == CONNECTION || name == TE {
+            continue;
+        }
+        dated |= name == DATE;
+        push_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    let declared = declared.flatten();
+    let no_body = status.is_informational() || status == StatusCode::NO_CONTENT;
+    let framing = if no_body {
+        Framing::None
+    } else if head_only || status == StatusCode::NOT_MODIFIED {
+        // HEAD says what GET would have (RFC 9110 §9.3.2); 304 what 200
+        // would have, if the handler says so.
+        let length = declared.or_else(|| {
+            (status != StatusCode::NOT_MODIFIED)
+                .then(|| body.size_hint().exact())
+                .flatten()
+        });
+        if let Some(n) = length {
+            push_length(out, n);
+        }
+        Framing::None
+    } else if let Some(n) = declared.or_else(|| body.size_hint().exact()) {
+        push_length(out, n);
+        Framing::Length(n)
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Framing::Chunked
+    };
+    if !dated {
+        with_date(|date| push_field(out, b"date", date));
+    }
+    if !keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+
+    if framing == Framing::None {
+        drop(body);
+        io.write_all(out).await?;
+        return Ok(true);
+    }
+    let mut body = pin!(body);
+    let mut written: u64 = 0;
+    let mut sent_trailers = false;
+    loop {
+        // Gather what is ready; write before waiting for more.
+        let frame = match futures_now(body.as_mut()) {
+            Some(frame) => frame,
+            None => {
+                if !out.is_empty() {
+                    io.write_all(out).await?;
+                    out.clear();
+                }
+                std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "response body failed; closing the connection");
+                io.write_all(out).await?;
+                return Ok(false);
+            }
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                if data.is_empty() {
+                    continue;
+                }
+                written += data.len() as u64;
+                if let Framing::Length(n) = framing {
+                    if written > n {
+                        tracing::debug!("response body longer than its Content-Length");
+                        io.write_all(out).await?;
+                        return Ok(false);
+                    }
+                }
+                if framing == Framing::Chunked {
+                    push_chunk_size(out, data.len());
+                }
+                if data.len() >= WRITE_BATCH {
+                    io.write_all(out).await?;
+                    out.clear();
+                    io.write_all(&data).await?;
+                } else {
+                    out.extend_from_slice(&data);
+                }
+                if framing == Framing::Chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+                if out.len() >= WRITE_BATCH {
+                    io.write_all(out).await?;
+                    out.clear();
+                }
+            }
+            Err(frame) => {
+                if let (Ok(fields), Framing::Chunked, true) =
+                    (frame.into_trailers(), framing, trailers)
+                {
+                    out.extend_from_slice(b"0\r\n");
+                    for (name, value) in &fields {
+                        push_field(out, name.as_str().as_bytes(), value.as_bytes());
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    sent_trailers = true;
+                }
+            }
+        }
+    }
+    if let Framing::Length(n) = framing {
+        if written != n {
+            tracing::debug!(
+                written,
+                declared = n,
+                "response body shorter than its Content-Length"
+            );
+            io.write_all(out).await?;
+            return Ok(false);
+        }
+    }
+    if framing == Framing::Chunked && !sent_trailers {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    io.write_all(out).await?;
+    out.clear();
+    Ok(true)
+}
+
+/// Poll the body once without waiting: `Some` if a frame (or its end) is
+/// ready now.
+#[allow(clippy::type_complexity)]
+fn futures_now(
+    body: std::pin::Pin<&mut Body>,
+) -> Option<Option<Result<http_body::Frame<Bytes>, crate::BoxError>>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match body.poll_frame(&mut cx) {
+        std::task::Poll::Ready(frame) => Some(frame),
+        std::task::Poll::Pending => None,
+    }
+}
+
+fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_chunk_size(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789ABCDEF"[n & 0xF];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+thread_local! {
+    /// The `Date` value, formatted once per second per worker thread.
+    static CACHED_DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+fn with_date(f: impl FnOnce(&[u8])) {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHED_DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let text = httpdate::fmt_http_date(now);
+            let bytes = text.as_bytes();
+            if bytes.len() == 29 {
+                cached.1.copy_from_slice(bytes);
+                cached.0 = secs;
+            }
+        }
+        f(&cached.1);
+    });
+}
+
+/// An I/O object that first yields `prefix`, then reads from `inner`:
+/// how hyper receives a connection the front has already read from.
+pub(crate) struct Prefixed<IO> {
+    prefix: Bytes,
+    inner: IO,
+}
+
+impl<IO> Prefixed<IO> {
+    pub(crate) fn new(prefix: Bytes, inner: IO) -> Self {
+        Prefixed { prefix, inner }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> (Parsed, usize) {
+        let mut buf = BytesMut::from(s.as_bytes());
+        let p = parse(&mut buf);
+        (p, buf.len())
+    }
+
+    /// Which requests the front serves, and which go to hyper untouched.
+    #[test]
+    fn request_shapes() {
+        // (request, served by the front)
+        let table: &[(&str, bool)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", true),
+            ("OPTIONS /x HTTP/1.1\r\nOrigin: https://a\r\n\r\n", true),
+            (
+                "GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+                true,
+            ),
+            ("GET / HTTP/1.0\r\n\r\n", false),
+            ("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", false),
+            ("GET / HTTP/1.1\r\ncontent-length: 0\r\n\r\n", false),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+            ),
+            ("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", false),
+            ("GET / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n", false),
+            ("PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", false),
+            ("CONNECT a:443 HTTP/1.1\r\n\r\n", false),
+            ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false),
+            ("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", false),
+            ("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", false),
+            ("GET /\x01 HTTP/1.1\r\n\r\n", false),
+        ];
+        for (text, served) in table {
+            let (parsed, left) = parse_str(text);
+            match parsed {
+                Parsed::Complete(_) => {
+                    assert!(served, "front served {text:?}");
+                    assert_eq!(left, 0, "{text:?}");
+                }
+                Parsed::Foreign => {
+                    assert!(!served, "front refused {text:?}");
+                    // Nothing consumed: hyper sees every byte.
+                    assert_eq!(left, text.len(), "{text:?}");
+                }
+                Parsed::Partial | Parsed::Bad => panic!("unexpected parse of {text:?}"),
+            }
+        }
+    }
+
+    /// Heads `httparse` accepts but `http` cannot represent are answered
+    /// 400 by the front itself (hyper answers them 400 too).
+    #[test]
+    fn unrepresentable_targets_are_bad_requests() {
+        let text = "GET http://[::1 HTTP/1.1\r\n\r\n";
+        assert!(matches!(parse_str(text).0, Parsed::Bad), "{text:?}");
+    }
+
+    #[test]
+    fn more_fields_than_the_front_parses_go_to_hyper() {
+        let mut text = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..=MAX_FIELDS {
+            text.push_str(&format!("x-{i}: v\r\n"));
+        }
+        text.push_str("\r\n");
+        assert!(matches!(parse_str(&text).0, Parsed::Foreign));
+    }
+
+    #[test]
+    fn a_parsed_head_keeps_fields_in_order_and_pipelined_bytes() {
+        let text = "GET /p?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\nTE: trailers\r\nConnection: close\r\n\r\nGET /next";
+        let mut buf = BytesMut::from(text.as_bytes());
+        let Parsed::Complete(head) = parse(&mut buf) else {
+            panic!("not parsed");
+        };
+        assert_eq!(&buf[..], b"GET /next");
+        assert!(head.close && head.trailers);
+        let r = &head.request;
+        assert_eq!(r.uri().path(), "/p");
+        assert_eq!(r.uri().query(), Some("q=1"));
+        let values: Vec<_> = r.headers().get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(r.headers()["host"], "h");
+    }
+
+    #[test]
+    fn partial_heads_wait_for_more() {
+        for text in [
+            "",
+            "GET",
+            "GET / HTTP/1.1\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n",
+        ] {
+            if text.is_empty() {
+                continue;
+            }
+            assert!(matches!(parse_str(text).0, Parsed::Partial), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_decimal() {
+        for n in [0u64, 7, 10, 600, u64::MAX] {
+            let mut out = Vec::new();
+            push_length(&mut out, n);
+            assert_eq!(out, format!("content-length: {n}\r\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex() {
+        for (n, want) in [(0, "0"), (10, "A"), (255, "FF"), (65536, "10000")] {
+            let mut out = Vec::new();
+            push_chunk_size(&mut out, n);
+            assert_eq!(out, format!("{want}\r\n").as_bytes());
+        }
+    }
+
+    #[test]
+    fn date_is_an_imf_fixdate() {
+        let mut got = Vec::new();
+        with_date(|d| got.extend_from_slice(d));
+        let text = String::from_utf8(got).expect("ascii");
+        assert!(httpdate::parse_http_date(&text).is_ok(), "{text}");
+    }
+}
