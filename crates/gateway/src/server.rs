@@ -19,6 +19,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
+
+/// Upstream clients by (connect timeout, HTTP/2). Looked up on every
+/// forwarded request, so hashed with foldhash rather than SipHash.
+type Clients = HashMap<(Duration, bool), Arc<UpstreamClient>, foldhash::fast::RandomState>;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -119,7 +123,7 @@ struct Generation {
     /// Upstream clients by (connect timeout, HTTP/2), shared by every
     /// vService and carried over between generations so that reloads keep
     /// the pooled connections.
-    clients: HashMap<(Duration, bool), Arc<UpstreamClient>>,
+    clients: Clients,
     /// A candidate configuration evaluated beside this one (shared by
     /// every generation: installing one does not reload).
     shadow: crate::shadow::ShadowHandle,
@@ -362,9 +366,9 @@ fn tls_acceptor(
 /// generation's (and so their pooled connections) where the settings match.
 fn clients_for(
     slots: &[Option<Slot>],
-    previous: Option<&HashMap<(Duration, bool), Arc<UpstreamClient>>>,
-) -> HashMap<(Duration, bool), Arc<UpstreamClient>> {
-    let mut clients = HashMap::new();
+    previous: Option<&Clients>,
+) -> Clients {
+    let mut clients = Clients::default();
     for slot in slots.iter().flatten() {
         for rule in &slot.vservice.rules {
             if let Action::Forward {
@@ -391,7 +395,7 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
         addrs: Vec::new(),
         state: Arc::new(ArcSwap::from_pointee(Generation {
             slots: Vec::new(),
-            clients: HashMap::new(),
+            clients: Clients::default(),
             shadow: crate::shadow::ShadowHandle::default(),
         })),
         listeners: Vec::new(),
