@@ -51,6 +51,14 @@ pub(crate) fn gateway_response(status: StatusCode, text: &'static str) -> Respon
     r
 }
 
+/// An empty body. Boxing it allocates nothing (it has no size), unlike an
+/// empty [`full`] body: preflight answers and redirects are made often.
+pub(crate) fn empty() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 /// A complete body.
 pub(crate) fn full(b: Bytes) -> Body {
     Full::new(b).map_err(|never| match never {}).boxed()
@@ -249,7 +257,7 @@ async fn forward_hyper(
                     tokio::spawn(tunnel(client_side, upstream_side));
                     let (parts, _) = resp.into_parts();
                     return (
-                        Response::from_parts(parts, full(Bytes::new())),
+                        Response::from_parts(parts, empty()),
                         Some(elapsed),
                     );
                 }

@@ -655,7 +655,7 @@ async fn handle(
                     PreflightOutcome::Allowed(_) => CorsDecision::PreflightAllowed,
                     PreflightOutcome::Refused(r) => CorsDecision::PreflightRefused(r),
                 };
-                let mut resp = Response::new(proxy::full(bytes::Bytes::new()));
+                let mut resp = Response::new(proxy::empty());
                 *resp.status_mut() = answer.status;
                 *resp.headers_mut() = answer.headers;
                 let origin = req.headers().get(http::header::ORIGIN);
@@ -766,7 +766,7 @@ async fn handle(
                     .unwrap_or("");
                 match target.location(tls, host_header, path, req.uri().query()) {
                     Some(location) => {
-                        let mut r = Response::new(proxy::full(bytes::Bytes::new()));
+                        let mut r = Response::new(proxy::empty());
                         *r.status_mut() = *status;
                         r.headers_mut().insert(http::header::LOCATION, location);
                         (r, None)
