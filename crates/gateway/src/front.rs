@@ -713,4 +713,68 @@ mod tests {
         let text = String::from_utf8(got).expect("ascii");
         assert!(httpdate::parse_http_date(&text).is_ok(), "{text}");
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the parser; it consumes exactly one
+        /// head when it serves a request and nothing otherwise, so hyper
+        /// always sees every byte the front did not serve.
+        #[test]
+        fn arbitrary_bytes_are_parsed_or_left_whole(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        ) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            match parse(&mut buf) {
+                Parsed::Complete(_) | Parsed::Bad => {
+                    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+                    proptest::prop_assert!(end.is_some());
+                    proptest::prop_assert!(buf.len() < bytes.len());
+                    proptest::prop_assert_eq!(&buf[..], &bytes[bytes.len() - buf.len()..]);
+                }
+                Parsed::Partial | Parsed::Foreign => {
+                    proptest::prop_assert_eq!(&buf[..], &bytes[..]);
+                }
+            }
+        }
+
+        /// A request the front serves parses to the same method, target and
+        /// fields whatever the case and spacing of its field lines.
+        #[test]
+        fn served_requests_keep_their_fields(
+            method in proptest::sample::select(vec!["GET", "OPTIONS", "DELETE", "HEAD", "PATCH"]),
+            path in "/[a-z0-9/._~-]{0,40}",
+            fields in proptest::collection::vec(("[A-Za-z][A-Za-z0-9-]{0,20}", "[ -~]{0,40}"), 0..20),
+        ) {
+            let fields: Vec<(String, String)> = fields
+                .into_iter()
+                .filter(|(n, _)| classify(n.as_bytes()).is_none())
+                .map(|(n, v)| (n, v.trim().to_owned()))
+                .collect();
+            let mut text = format!("{method} {path} HTTP/1.1\r\n");
+            for (n, v) in &fields {
+                text.push_str(&format!("{n}:  {v} \r\n"));
+            }
+            text.push_str("\r\n");
+            let mut buf = BytesMut::from(text.as_bytes());
+            let Parsed::Complete(head) = parse(&mut buf) else {
+                return Err(proptest::test_runner::TestCaseError::fail(format!("not served: {text:?}")));
+            };
+            proptest::prop_assert!(buf.is_empty());
+            let r = &head.request;
+            proptest::prop_assert_eq!(r.method().as_str(), method);
+            proptest::prop_assert_eq!(r.uri().path(), if path.is_empty() { "/" } else { path.as_str() });
+            let got: Vec<(String, String)> = r
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect();
+            let mut want: Vec<(String, String)> = fields
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                .collect();
+            let mut got_sorted = got.clone();
+            got_sorted.sort();
+            want.sort();
+            proptest::prop_assert_eq!(got_sorted, want);
+        }
+    }
 }

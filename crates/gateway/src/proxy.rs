@@ -256,10 +256,7 @@ async fn forward_hyper(
                     let upstream_side = hyper::upgrade::on(&mut resp);
                     tokio::spawn(tunnel(client_side, upstream_side));
                     let (parts, _) = resp.into_parts();
-                    return (
-                        Response::from_parts(parts, empty()),
-                        Some(elapsed),
-                    );
+                    return (Response::from_parts(parts, empty()), Some(elapsed));
                 }
             }
             let (mut parts, body) = resp.into_parts();

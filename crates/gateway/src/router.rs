@@ -517,7 +517,10 @@ impl RuleIndex {
         let mut n = 0;
         lists[n] = &self.always;
         n += 1;
-        if let Some(v) = self.exact.get(path) {
+        if let Some(v) = (!self.exact.is_empty())
+            .then(|| self.exact.get(path))
+            .flatten()
+        {
             lists[n] = v;
             n += 1;
         }

@@ -364,10 +364,7 @@ fn tls_acceptor(
 
 /// The upstream clients a generation needs, reusing the previous
 /// generation's (and so their pooled connections) where the settings match.
-fn clients_for(
-    slots: &[Option<Slot>],
-    previous: Option<&Clients>,
-) -> Clients {
+fn clients_for(slots: &[Option<Slot>], previous: Option<&Clients>) -> Clients {
     let mut clients = Clients::default();
     for slot in slots.iter().flatten() {
         for rule in &slot.vservice.rules {
@@ -633,10 +630,15 @@ async fn handle(
     let evaluation = selection
         .policy
         .map(|p| p.evaluate_classified(preflight, req.headers()));
-    if let (Some(shadow), Some(origin)) = (
-        generation.shadow.0.load().as_ref(),
-        req.headers().get(http::header::ORIGIN),
-    ) {
+    // The shadow is checked first: it is rarely installed, and the Origin
+    // lookup is then skipped.
+    if let Some((shadow, origin)) = generation
+        .shadow
+        .0
+        .load()
+        .as_ref()
+        .and_then(|s| Some((s, req.headers().get(http::header::ORIGIN)?)))
+    {
         let facts = RequestFacts {
             method: &method,
             host,
@@ -658,7 +660,11 @@ async fn handle(
                 let mut resp = Response::new(proxy::empty());
                 *resp.status_mut() = answer.status;
                 *resp.headers_mut() = answer.headers;
-                let origin = req.headers().get(http::header::ORIGIN);
+                // The origin names a refused request in the metrics only.
+                let origin = decision
+                    .refused()
+                    .then(|| req.headers().get(http::header::ORIGIN))
+                    .flatten();
                 slot.stats.record(
                     selection.rule.map(|r| r.index),
                     resp.status().as_u16(),

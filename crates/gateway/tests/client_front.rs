@@ -397,3 +397,34 @@ async fn shutdown_closes_idle_front_connections_promptly() {
         started.elapsed()
     );
 }
+
+/// A pipelined stream cut in two at every position (the second part sent
+/// after the server has seen the first): the front waits for the rest of a
+/// partial head and answers exactly as it does to the whole stream.
+#[tokio::test]
+async fn requests_split_at_any_byte_are_answered_the_same() {
+    let gw = gateway(backend().await).await;
+    let addr = gw.addr("v").unwrap();
+    let stream = format!(
+        "{GET_DIRECT}OPTIONS /direct HTTP/1.1\r\nHost: h\r\nOrigin: https://app.test\r\nAccess-Control-Request-Method: PUT\r\n\r\n{GET_BACKEND}"
+    );
+    let bytes = stream.as_bytes();
+    let want = [(200, "hello"), (200, ""), (200, "from backend")];
+    for cut in (1..bytes.len()).step_by(3) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&bytes[..cut]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        s.write_all(&bytes[cut..]).await.unwrap();
+        let mut buf = Vec::new();
+        for (i, (status, body)) in want.iter().enumerate() {
+            let got = read_response(&mut s, &mut buf, false).await;
+            assert_eq!(
+                (got.status, got.body.as_slice()),
+                (*status, body.as_bytes()),
+                "cut at {cut}, response {i}"
+            );
+        }
+        assert!(buf.is_empty(), "cut at {cut}: extra bytes");
+    }
+    gw.shutdown_within(Duration::from_millis(200)).await;
+}

@@ -303,8 +303,7 @@ impl Policy {
         if lines.next().is_some() {
             return None;
         }
-        let text = std::str::from_utf8(first.as_bytes()).ok()?;
-        let matched = self.matcher.find_exact(text)?;
+        let matched = self.matcher.find_exact(first.as_bytes())?;
         Some((first.clone(), matched))
     }
 

@@ -175,7 +175,9 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Debug)]
 pub(crate) struct OriginMatcher {
     any: bool,
-    exact: FastMap<Box<str>, usize>,
+    /// Keyed by bytes so that a request's raw `Origin` value is looked up
+    /// without a UTF-8 check first.
+    exact: FastMap<Box<[u8]>, usize>,
     subdomains: FastMap<Box<str>, Vec<(Scheme, u16, usize)>>,
     any_host: Vec<(Scheme, u16, usize)>,
     regexes: Option<meta::Regex>,
@@ -202,7 +204,7 @@ impl OriginMatcher {
             match entry {
                 OriginEntry::Any => m.any = true,
                 OriginEntry::Exact { canonical, .. } => {
-                    m.exact.entry(canonical.as_str().into()).or_insert(*index);
+                    m.exact.entry(canonical.as_bytes().into()).or_insert(*index);
                 }
                 OriginEntry::Subdomain {
                     scheme,
@@ -232,14 +234,14 @@ impl OriginMatcher {
     /// Match the request's raw `Origin` text against the exact entries
     /// only. Exact entries are canonical (R9), so a request origin equal to
     /// one is valid and parses to itself: the caller may skip the parse.
-    pub(crate) fn find_exact(&self, raw: &str) -> Option<MatchedBy> {
+    pub(crate) fn find_exact(&self, raw: &[u8]) -> Option<MatchedBy> {
         self.exact.get(raw).map(|&i| MatchedBy::Exact(i))
     }
 
     /// Match a canonical origin. `*` is checked by the caller, because what
     /// it means depends on credentials (R5, R11).
     pub(crate) fn find(&self, o: &SerializedOrigin<'_>) -> Option<MatchedBy> {
-        if let Some(&i) = self.exact.get(o.raw) {
+        if let Some(&i) = self.exact.get(o.raw.as_bytes()) {
             return Some(MatchedBy::Exact(i));
         }
         if !self.subdomains.is_empty() && !o.host.starts_with('[') {
