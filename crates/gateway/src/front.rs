@@ -81,7 +81,7 @@ enum Parsed {
 pub(crate) async fn serve<IO, F, Fut>(
     io: &mut IO,
     mut service: F,
-    stop: &mut watch::Receiver<Option<Duration>>,
+    stop: &watch::Receiver<Option<Duration>>,
 ) -> io::Result<Ended>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -139,7 +139,25 @@ where
             trailers,
         } = head;
         let head_only = request.method() == Method::HEAD;
-        let response = service(request).await;
+        let mut call = pin!(service(request));
+        // While the handler works (waiting for the upstream), a client that
+        // closes its connection abandons the request: the handler is
+        // dropped, which drops the upstream exchange too, as hyper and
+        // nginx do. Bytes that arrive meanwhile are the next pipelined
+        // request; they are kept, up to a head's worth.
+        let response = loop {
+            buf.reserve(1024);
+            let watch = buf.len() < MAX_HEAD;
+            tokio::select! {
+                biased;
+                response = &mut call => break response,
+                n = io.read_buf(&mut buf), if watch => {
+                    if n? == 0 {
+                        return Ok(Ended::Closed);
+                    }
+                }
+            }
+        };
         let stopping = !matches!(stop.has_changed(), Ok(false));
         let keep = !close && !stopping;
         if !write_response(io, &mut out, response, head_only, trailers, keep).await? || !keep {

@@ -504,10 +504,10 @@ async fn accept_loop(
         match acceptor {
             None => {
                 let live = front_live.clone();
-                let mut stop = stop.clone();
+                let stop = stop.clone();
                 tokio::spawn(async move {
                     let mut stream = stream;
-                    let ended = front::serve(&mut stream, |req| handler.call(req), &mut stop).await;
+                    let ended = front::serve(&mut stream, |req| handler.call(req), &stop).await;
                     drop(live);
                     match ended {
                         Ok(Ended::HandOff(read)) => {

@@ -15,9 +15,23 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Set when a `/slow` request's handler is dropped before it answers.
+static SLOW_ABANDONED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+struct Abandoned(bool);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if !self.0 {
+            SLOW_ABANDONED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 /// A backend: `/echo` answers with the method and the length of the body
 /// it received; `/stream` streams a body of unknown length; `/nocontent`
-/// answers 204; anything else "from backend".
+/// answers 204; `/slow` answers after 3 s (and records being abandoned
+/// before that); anything else "from backend".
 async fn backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -27,6 +41,11 @@ async fn backend() -> SocketAddr {
                 let svc = service_fn(|req: http::Request<Incoming>| async move {
                     let method = req.method().clone();
                     let path = req.uri().path().to_owned();
+                    if path == "/slow" {
+                        let mut guard = Abandoned(false);
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        guard.0 = true;
+                    }
                     let body = req.into_body().collect().await.unwrap().to_bytes();
                     let resp: http::Response<crate_body::B> = match path.as_str() {
                         "/echo" => crate_body::full(format!("{method} {}", body.len())),
@@ -425,6 +444,31 @@ async fn requests_split_at_any_byte_are_answered_the_same() {
             );
         }
         assert!(buf.is_empty(), "cut at {cut}: extra bytes");
+    }
+    gw.shutdown_within(Duration::from_millis(200)).await;
+}
+
+/// A client that closes its connection while the upstream is still working
+/// abandons the request: the gateway drops the upstream exchange at once
+/// (the backend sees its connection close) instead of waiting for the
+/// answer nobody will read.
+#[tokio::test]
+async fn a_client_that_leaves_abandons_its_upstream_request() {
+    let gw = gateway(backend().await).await;
+    let addr = gw.addr("v").unwrap();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(s);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !SLOW_ABANDONED.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream request outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gw.shutdown_within(Duration::from_millis(200)).await;
 }
