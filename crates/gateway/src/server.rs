@@ -519,7 +519,10 @@ async fn accept_loop(
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
                         }
-                        Ok(Ended::Closed) => {}
+                        Ok(Ended::Closed) => {
+                            // A FIN after the last response, as hyper sends.
+                            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                        }
                         Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
                     }
                 });
