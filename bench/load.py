@@ -296,9 +296,13 @@ def main():
                     with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
                         f.write(str(pid))
         results = {}
-        for w in args.workloads.split(","):
-            order = ["corsgate", "nginx"] + (["fixed", "fixed-cors"] if w == "W1" else [])
-            for r in range(args.rounds):
+        # Rounds are the outer loop: every workload and server is measured
+        # once per round, close together in time, so that per-round pairs
+        # (corsgate / nginx, and W2 - W3) see the same machine state; the
+        # VM drifts over minutes.
+        for r in range(args.rounds):
+            for w in args.workloads.split(","):
+                order = ["corsgate", "nginx"] + (["fixed", "fixed-cors"] if w == "W1" else [])
                 for name in order:
                     proc, port = proxies[name]
                     wl = "F" if name.startswith("fixed") else w
