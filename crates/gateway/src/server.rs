@@ -19,10 +19,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
-
-/// Upstream clients by (connect timeout, HTTP/2). Looked up on every
-/// forwarded request, so hashed with foldhash rather than SipHash.
-type Clients = HashMap<(Duration, bool), Arc<UpstreamClient>, foldhash::fast::RandomState>;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +26,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Upstream clients by (connect timeout, HTTP/2). Looked up on every
+/// forwarded request, so hashed with foldhash rather than SipHash.
+type Clients = HashMap<(Duration, bool), Arc<UpstreamClient>, foldhash::fast::RandomState>;
 
 /// The CORS decision for the access log; formatting happens only when the
 /// log line is actually written.
@@ -460,11 +460,11 @@ async fn accept_loop(
     state: State,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
+    // Every connection's task holds a watcher of `graceful` for its whole
+    // life (hyper's connections are watched through it, and the front's
+    // hold it until they end or hand over), so the drain below waits for
+    // both kinds.
     let graceful = GracefulShutdown::new();
-    // Every connection served by the own front holds a sender; the drain
-    // waits until all are dropped. Connections handed to hyper are
-    // watched by `graceful`.
-    let (front_live, mut front_done) = tokio::sync::mpsc::channel::<()>(1);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut buffer = 0;
     let drain = loop {
@@ -503,12 +503,10 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         match acceptor {
             None => {
-                let live = front_live.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let ended = front::serve(&mut stream, |req| handler.call(req), &stop).await;
-                    drop(live);
                     match ended {
                         Ok(Ended::HandOff(read)) => {
                             let io = TokioIo::new(Prefixed::new(read, stream));
@@ -555,13 +553,10 @@ async fn accept_loop(
         }
     };
     drop(listener);
-    drop(front_live);
-    let drained = async {
-        graceful.shutdown().await;
-        // `None` once every front connection has ended.
-        let _ = front_done.recv().await;
-    };
-    if tokio::time::timeout(drain, drained).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(slot, "drain deadline passed; closing busy connections");
     }
 }
