@@ -285,6 +285,12 @@ async fn raw_client_table() {
             closes: false,
         },
         Case {
+            name: "an absolute-form target is routed by its path",
+            send: "GET http://h/direct HTTP/1.1\r\nHost: h\r\n\r\n".into(),
+            expect: vec![ok("hello")],
+            closes: false,
+        },
+        Case {
             name: "Connection: close is honoured and announced",
             send: "GET /direct HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".into(),
             expect: vec![Expect {
