@@ -90,6 +90,7 @@ where
 {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut names = NameCache::default();
     // One wait for the stop, registered once for the connection's life
     // rather than once per request. It is polled only while the connection
     // is idle, and the connection ends as soon as it completes, so it is
@@ -101,7 +102,7 @@ where
     loop {
         let head = loop {
             if !buf.is_empty() {
-                match parse(&mut buf) {
+                match parse(&mut buf, &mut names) {
                     Parsed::Complete(head) => break head,
                     Parsed::Foreign => return Ok(Ended::HandOff(buf.freeze())),
                     Parsed::Bad => {
@@ -174,7 +175,7 @@ const BAD_REQUEST: &[u8] =
 /// Parse one request head from the front of `buf`; on `Complete` the head's
 /// bytes are split off `buf` (the request's URI and field values share
 /// them), otherwise `buf` is untouched.
-fn parse(buf: &mut BytesMut) -> Parsed {
+fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
     // Offsets into the head of each field's name and value.
     let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_FIELDS];
     let (len, method, target, count, close, trailers) = {
@@ -240,8 +241,8 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         return Parsed::Bad;
     };
     let mut headers = HeaderMap::with_capacity(count);
-    for &(n, nl, v, vl) in &spans[..count] {
-        let Ok(name) = HeaderName::from_bytes(&head[n as usize..(n + nl) as usize]) else {
+    for (i, &(n, nl, v, vl)) in spans[..count].iter().enumerate() {
+        let Some(name) = names.name(i, &head[n as usize..(n + nl) as usize]) else {
             return Parsed::Bad;
         };
         let Ok(value) = HeaderValue::from_maybe_shared(slice(v, vl)) else {
@@ -259,6 +260,36 @@ fn parse(buf: &mut BytesMut) -> Parsed {
         close,
         trailers,
     })
+}
+
+/// The field names of the previous request on this connection, by
+/// position. A client sends the same fields in the same order request after
+/// request, so a case-insensitive byte comparison with the name seen at the
+/// same position usually replaces parsing the name, and for names the
+/// `http` crate does not know (browsers send a dozen `sec-*` fields) the
+/// allocation that parsing makes. Bytes equal to a valid name up to ASCII
+/// case always parse to that name, so a hit is exact.
+#[derive(Default)]
+pub(crate) struct NameCache {
+    names: Vec<HeaderName>,
+}
+
+impl NameCache {
+    /// The name for `raw`, the `i`-th field's name; `None` if invalid.
+    fn name(&mut self, i: usize, raw: &[u8]) -> Option<HeaderName> {
+        if let Some(seen) = self.names.get(i) {
+            if seen.as_str().as_bytes().eq_ignore_ascii_case(raw) {
+                return Some(seen.clone());
+            }
+        }
+        let name = HeaderName::from_bytes(raw).ok()?;
+        if i < self.names.len() {
+            self.names[i] = name.clone();
+        } else if i == self.names.len() {
+            self.names.push(name.clone());
+        }
+        Some(name)
+    }
 }
 
 /// Request fields the front looks at before accepting a request.
@@ -608,7 +639,7 @@ mod tests {
 
     fn parse_str(s: &str) -> (Parsed, usize) {
         let mut buf = BytesMut::from(s.as_bytes());
-        let p = parse(&mut buf);
+        let p = parse(&mut buf, &mut NameCache::default());
         (p, buf.len())
     }
 
@@ -678,7 +709,7 @@ mod tests {
     fn a_parsed_head_keeps_fields_in_order_and_pipelined_bytes() {
         let text = "GET /p?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\nTE: trailers\r\nConnection: close\r\n\r\nGET /next";
         let mut buf = BytesMut::from(text.as_bytes());
-        let Parsed::Complete(head) = parse(&mut buf) else {
+        let Parsed::Complete(head) = parse(&mut buf, &mut NameCache::default()) else {
             panic!("not parsed");
         };
         assert_eq!(&buf[..], b"GET /next");
@@ -704,6 +735,30 @@ mod tests {
             }
             assert!(matches!(parse_str(text).0, Parsed::Partial), "{text:?}");
         }
+    }
+
+    /// The cache answers exactly what parsing would, hit or miss.
+    #[test]
+    fn cached_names_equal_parsed_names() {
+        let mut cache = NameCache::default();
+        let rounds: &[&[&str]] = &[
+            &["Host", "Origin", "X-Custom"],
+            &["host", "ORIGIN", "x-custom"],
+            &["Host", "Accept", "X-Custom", "X-More"],
+            &["X-More"],
+        ];
+        for fields in rounds {
+            for (i, raw) in fields.iter().enumerate() {
+                let got = cache.name(i, raw.as_bytes()).expect("valid");
+                assert_eq!(
+                    got,
+                    HeaderName::from_bytes(raw.as_bytes()).unwrap(),
+                    "{raw}"
+                );
+            }
+        }
+        assert!(cache.name(0, b"bad name").is_none());
+        assert_eq!(cache.name(0, b"X-More").unwrap(), "x-more");
     }
 
     #[test]
@@ -741,7 +796,7 @@ mod tests {
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
         ) {
             let mut buf = BytesMut::from(&bytes[..]);
-            match parse(&mut buf) {
+            match parse(&mut buf, &mut NameCache::default()) {
                 Parsed::Complete(_) | Parsed::Bad => {
                     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n");
                     proptest::prop_assert!(end.is_some());
@@ -773,7 +828,7 @@ mod tests {
             }
             text.push_str("\r\n");
             let mut buf = BytesMut::from(text.as_bytes());
-            let Parsed::Complete(head) = parse(&mut buf) else {
+            let Parsed::Complete(head) = parse(&mut buf, &mut NameCache::default()) else {
                 return Err(proptest::test_runner::TestCaseError::fail(format!("not served: {text:?}")));
             };
             proptest::prop_assert!(buf.is_empty());
