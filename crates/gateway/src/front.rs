@@ -266,7 +266,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
 /// position. A client sends the same fields in the same order request after
 /// request, so a case-insensitive byte comparison with the name seen at the
 /// same position usually replaces parsing the name, and for names the
-/// `http` crate does not know (browsers send a dozen `sec-*` fields) the
+/// `http` crate does not know (browsers send half a dozen `sec-*` fields) the
 /// allocation that parsing makes. Bytes equal to a valid name up to ASCII
 /// case always parse to that name, so a hit is exact.
 #[derive(Default)]
