@@ -413,13 +413,12 @@ fn response(
             }
             ff.content_length = Some(n);
         } else if name == CONNECTION {
-            for t in value.as_bytes().split(|&b| b == b',') {
-                let t = t.trim_ascii();
+            for t in corsgate_policy::list_items(value.as_bytes()) {
                 if t.eq_ignore_ascii_case(b"close") {
                     ff.close = true;
                 } else if t.eq_ignore_ascii_case(b"keep-alive") {
                     ff.keep_alive = true;
-                } else if !t.is_empty() {
+                } else {
                     ff.names_fields = true;
                 }
             }

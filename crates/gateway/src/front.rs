@@ -21,6 +21,7 @@
 
 use crate::{Body, RequestBody};
 use bytes::{Bytes, BytesMut};
+use corsgate_policy::list_items;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
@@ -148,11 +149,11 @@ where
         // request; they are kept, up to a head's worth.
         let response = loop {
             buf.reserve(1024);
-            let watch = buf.len() < MAX_HEAD;
+            let room = buf.len() < MAX_HEAD;
             tokio::select! {
                 biased;
                 response = &mut call => break response,
-                n = io.read_buf(&mut buf), if watch => {
+                n = io.read_buf(&mut buf), if room => {
                     if n? == 0 {
                         return Ok(Ended::Closed);
                     }
@@ -209,7 +210,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
                 match class {
                     Class::Foreign => return Parsed::Foreign,
                     Class::Connection => {
-                        for token in tokens(f.value) {
+                        for token in list_items(f.value) {
                             if token.eq_ignore_ascii_case(b"close") {
                                 close = true;
                             } else if token.eq_ignore_ascii_case(b"upgrade") {
@@ -218,7 +219,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
                         }
                     }
                     Class::Te => {
-                        trailers |= tokens(f.value).any(|t| {
+                        trailers |= list_items(f.value).any(|t| {
                             t.split(|&b| b == b';')
                                 .next()
                                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
@@ -314,13 +315,6 @@ fn classify(name: &[u8]) -> Option<Class> {
     Some(class)
 }
 
-fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-}
-
 /// How the response body is framed on the wire.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -408,7 +402,7 @@ async fn write_response<IO: AsyncWrite + Unpin>(
     let mut sent_trailers = false;
     loop {
         // Gather what is ready; write before waiting for more.
-        let frame = match futures_now(body.as_mut()) {
+        let frame = match ready_frame(body.as_mut()) {
             Some(frame) => frame,
             None => {
                 if !out.is_empty() {
@@ -494,7 +488,7 @@ async fn write_response<IO: AsyncWrite + Unpin>(
 /// Poll the body once without waiting: `Some` if a frame (or its end) is
 /// ready now.
 #[allow(clippy::type_complexity)]
-fn futures_now(
+fn ready_frame(
     body: std::pin::Pin<&mut Body>,
 ) -> Option<Option<Result<http_body::Frame<Bytes>, crate::BoxError>>> {
     let waker = std::task::Waker::noop();

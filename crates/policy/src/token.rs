@@ -37,8 +37,10 @@ pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-/// Iterate the non-empty, OWS-trimmed items of a comma-separated list.
-pub(crate) fn list_items(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+/// Iterate the non-empty, OWS-trimmed items of a comma-separated list
+/// (RFC 9110 §5.6.1). Public because the gateway reads its connection-level
+/// lists (`Connection`, `TE`) the same way.
+pub fn list_items(s: &[u8]) -> impl Iterator<Item = &[u8]> {
     s.split(|&c| c == b',')
         .map(trim_ows)
         .filter(|i| !i.is_empty())
