@@ -21,6 +21,7 @@
 use crate::hop::{is_hop_by_hop, named_by_connection, strip_hop_by_hop};
 use crate::BoxError;
 use bytes::{Buf, Bytes, BytesMut};
+use corsgate_policy::RequestFields;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
 use http::{Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -136,7 +137,7 @@ pub(crate) struct RequestHead<'a> {
     /// Origin-form target: path and query.
     pub target: &'a str,
     /// The client's fields, after the rule's request-header edits.
-    pub headers: &'a HeaderMap,
+    pub headers: crate::request::Fields<'a>,
     /// The `Host` to send (the client's, or a rewrite); the authority when
     /// there is none.
     pub host: Option<&'a HeaderValue>,
@@ -169,17 +170,17 @@ pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut 
         None => out.extend_from_slice(authority.as_bytes()),
     }
     out.extend_from_slice(b"\r\n");
-    let has_connection = head.headers.contains_key(CONNECTION);
-    for (name, value) in head.headers {
+    let has_connection = head.headers.has(&CONNECTION);
+    for (name, value) in head.headers.iter() {
         if skipped_on_request(name)
-            || (has_connection && named_by_connection(head.headers, name.as_str()))
+            || (has_connection && named_by_connection(&head.headers, name.as_str()))
         {
             continue;
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"x-forwarded-for: ");
-    forwarded_for(head.headers, head.peer_ip, out);
+    forwarded_for(&head.headers, head.peer_ip, out);
     out.extend_from_slice(b"\r\n");
     if let Some(h) = head.forwarded_host {
         field(out, b"x-forwarded-host", h.as_bytes());
@@ -190,8 +191,12 @@ pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut 
 
 /// The `X-Forwarded-For` value to send: every earlier line of `headers`,
 /// folded in order, then `peer_ip`. Both upstream paths write it with this.
-pub(crate) fn forwarded_for(headers: &HeaderMap, peer_ip: &str, out: &mut Vec<u8>) {
-    for prior in headers.get_all(&X_FORWARDED_FOR) {
+pub(crate) fn forwarded_for<H: RequestFields + ?Sized>(
+    headers: &H,
+    peer_ip: &str,
+    out: &mut Vec<u8>,
+) {
+    for prior in headers.values(&X_FORWARDED_FOR) {
         out.extend_from_slice(prior.as_bytes());
         out.extend_from_slice(b", ");
     }
@@ -796,19 +801,31 @@ mod tests {
         }
     }
 
+    /// The upstream head for `headers`, which must come out the same
+    /// whether the fields arrive as hyper's map or as the front's list.
     fn head_for(headers: &HeaderMap, host: Option<&HeaderValue>) -> String {
-        let head = RequestHead {
-            method: &Method::GET,
-            target: "/a?b=1",
-            headers,
-            host,
-            forwarded_host: host,
-            peer_ip: "10.0.0.9",
-            proto: "https",
+        let list: crate::request::FieldList = headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        let encode = |fields| {
+            let head = RequestHead {
+                method: &Method::GET,
+                target: "/a?b=1",
+                headers: fields,
+                host,
+                forwarded_host: host,
+                peer_ip: "10.0.0.9",
+                proto: "https",
+            };
+            let mut out = Vec::new();
+            encode_request(&head, "127.0.0.1:9", &mut out);
+            String::from_utf8(out).expect("ascii head")
         };
-        let mut out = Vec::new();
-        encode_request(&head, "127.0.0.1:9", &mut out);
-        String::from_utf8(out).expect("ascii head")
+        let from_map = encode(crate::request::Fields::Map(headers));
+        let from_list = encode(crate::request::Fields::List(&list));
+        assert_eq!(from_map, from_list);
+        from_map
     }
 
     #[test]

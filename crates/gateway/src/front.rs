@@ -19,11 +19,12 @@
 //! hyper serves the connection until it closes, with its own limits and
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
+use crate::request::{ClientRequest, FieldList};
 use crate::{Body, RequestBody};
 use bytes::{Bytes, BytesMut};
 use corsgate_policy::list_items;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use std::cell::RefCell;
 use std::future::Future;
@@ -55,7 +56,7 @@ pub(crate) enum Ended {
 
 /// One parsed request head the front serves.
 struct Head {
-    request: Request<RequestBody>,
+    request: ClientRequest,
     /// The client sent `Connection: close`.
     close: bool,
     /// The client accepts trailers (`TE: trailers`).
@@ -86,7 +87,7 @@ pub(crate) async fn serve<IO, F, Fut>(
 ) -> io::Result<Ended>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
-    F: FnMut(Request<RequestBody>) -> Fut,
+    F: FnMut(ClientRequest) -> Fut,
     Fut: Future<Output = Response<Body>>,
 {
     let mut buf = BytesMut::with_capacity(8 * 1024);
@@ -241,7 +242,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
     let Ok(uri) = http::Uri::from_maybe_shared(slice(target.0, target.1)) else {
         return Parsed::Bad;
     };
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut fields = FieldList::with_capacity(count);
     for (i, &(n, nl, v, vl)) in spans[..count].iter().enumerate() {
         let Some(name) = names.name(i, &head[n as usize..(n + nl) as usize]) else {
             return Parsed::Bad;
@@ -249,13 +250,13 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
         let Ok(value) = HeaderValue::from_maybe_shared(slice(v, vl)) else {
             return Parsed::Bad;
         };
-        headers.append(name, value);
+        fields.push((name, value));
     }
     let mut request = Request::new(RequestBody::Empty);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
+    let request = ClientRequest::from_list(request, fields);
     Parsed::Complete(Head {
         request,
         close,
@@ -630,6 +631,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use corsgate_policy::RequestFields;
 
     fn parse_str(s: &str) -> (Parsed, usize) {
         let mut buf = BytesMut::from(s.as_bytes());
@@ -711,9 +713,14 @@ mod tests {
         let r = &head.request;
         assert_eq!(r.uri().path(), "/p");
         assert_eq!(r.uri().query(), Some("q=1"));
-        let values: Vec<_> = r.headers().get_all("x-a").iter().collect();
+        let x_a = HeaderName::from_static("x-a");
+        let fields = r.fields();
+        let values: Vec<_> = fields.values(&x_a).collect();
         assert_eq!(values, ["1", "2"]);
-        assert_eq!(r.headers()["host"], "h");
+        assert_eq!(
+            r.fields().first_value(&http::header::HOST).expect("host"),
+            "h"
+        );
     }
 
     #[test]
@@ -830,18 +837,16 @@ mod tests {
             proptest::prop_assert_eq!(r.method().as_str(), method);
             proptest::prop_assert_eq!(r.uri().path(), if path.is_empty() { "/" } else { path.as_str() });
             let got: Vec<(String, String)> = r
-                .headers()
+                .fields()
                 .iter()
                 .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect();
-            let mut want: Vec<(String, String)> = fields
+            // In arrival order, every line kept.
+            let want: Vec<(String, String)> = fields
                 .iter()
                 .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
                 .collect();
-            let mut got_sorted = got.clone();
-            got_sorted.sort();
-            want.sort();
-            proptest::prop_assert_eq!(got_sorted, want);
+            proptest::prop_assert_eq!(got, want);
         }
     }
 }

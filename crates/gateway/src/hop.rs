@@ -2,6 +2,7 @@
 //! connection and are never forwarded, in either direction, on either
 //! upstream path.
 
+use corsgate_policy::RequestFields;
 use http::header::{HeaderMap, HeaderName, CONNECTION, UPGRADE};
 
 /// The hop-by-hop fields of RFC 9110 §7.6.1 (`Connection`,
@@ -21,24 +22,24 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// The comma-separated tokens of every `Connection` line, trimmed.
-pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(crate) fn connection_tokens<H: RequestFields + ?Sized>(
+    headers: &H,
+) -> impl Iterator<Item = &str> {
     headers
-        .get_all(CONNECTION)
-        .iter()
+        .values(&CONNECTION)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
 }
 
 /// Does a `Connection` field of `headers` name the field `name`?
-pub(crate) fn named_by_connection(headers: &HeaderMap, name: &str) -> bool {
+pub(crate) fn named_by_connection<H: RequestFields + ?Sized>(headers: &H, name: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// Is this an HTTP/1.1 protocol upgrade request (WebSocket and friends)?
-pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE)
-        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
+pub(crate) fn is_upgrade<H: RequestFields + ?Sized>(headers: &H) -> bool {
+    headers.has(&UPGRADE) && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 /// Remove every hop-by-hop field: those `Connection` names, then the fixed

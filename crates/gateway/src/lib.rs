@@ -18,6 +18,7 @@ mod front;
 mod hop;
 mod pool;
 mod proxy;
+mod request;
 mod server;
 pub mod tls;
 

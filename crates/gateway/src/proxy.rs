@@ -4,12 +4,12 @@
 
 use crate::hop::is_upgrade;
 use crate::hop::strip_hop_by_hop;
+use crate::request::ClientRequest;
 use crate::{Body, BoxError, RequestBody};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, HOST};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Body as Body_;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -98,21 +98,28 @@ pub(crate) async fn forward(
     client: &UpstreamClient,
     upstream: &str,
     timeout: Duration,
-    req: Request<RequestBody>,
+    req: ClientRequest,
     max_body: u64,
     fwd: Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
-    let upgrade = is_upgrade(req.headers());
+    let upgrade = is_upgrade(&req.fields());
     let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     if let UpstreamClient::Http1(pool) = client {
-        if crate::exchange::eligible(req.method(), Body_::is_end_stream(req.body()), upgrade) {
+        if crate::exchange::eligible(req.method(), req.body_is_empty(), upgrade) {
             return forward_direct(pool, upstream, authority, timeout, &req, &fwd).await;
         }
     }
     // Bodies, upgrades and HTTP/2 go through hyper's client. Boxed: its
     // future is large, and would otherwise be moved with every request's.
     Box::pin(forward_hyper(
-        client, upstream, authority, timeout, req, max_body, fwd, upgrade,
+        client,
+        upstream,
+        authority,
+        timeout,
+        req.into_http(),
+        max_body,
+        fwd,
+        upgrade,
     ))
     .await
 }
@@ -123,7 +130,7 @@ async fn forward_direct(
     upstream: &str,
     authority: &str,
     timeout: Duration,
-    req: &Request<RequestBody>,
+    req: &ClientRequest,
     fwd: &Forwarded<'_>,
 ) -> (Response<Body>, Option<Duration>) {
     let target = fwd.target.as_ref().map_or_else(
@@ -133,7 +140,7 @@ async fn forward_direct(
     let head = crate::exchange::RequestHead {
         method: req.method(),
         target,
-        headers: req.headers(),
+        headers: req.fields(),
         host: fwd.upstream_host.as_ref().or(fwd.host.as_ref()),
         forwarded_host: fwd.host.as_ref(),
         peer_ip: fwd.peer_ip,

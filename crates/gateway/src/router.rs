@@ -15,7 +15,7 @@
 //!    else the global one. It applies whole; fields never merge (R16).
 
 use corsgate_config::{Config, HeaderMatch, PathMatch, Rule, VService};
-use corsgate_policy::Policy;
+use corsgate_policy::{Policy, RequestFields};
 use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD};
 use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
@@ -319,8 +319,10 @@ pub struct CompiledVService {
     pub tls: Option<corsgate_config::Tls>,
 }
 
-/// The request facts the router looks at.
-pub struct RequestFacts<'a> {
+/// The request facts the router looks at. The fields are any
+/// [`RequestFields`]: an `http::HeaderMap`, or the list corsgate's HTTP/1.1
+/// front reads.
+pub struct RequestFacts<'a, H: RequestFields + ?Sized = HeaderMap> {
     /// Method.
     pub method: &'a Method,
     /// Host without port, lower case.
@@ -329,8 +331,8 @@ pub struct RequestFacts<'a> {
     pub path: &'a str,
     /// Raw query, if any.
     pub query: Option<&'a str>,
-    /// Headers.
-    pub headers: &'a HeaderMap,
+    /// Header fields.
+    pub headers: &'a H,
     /// Is this a CORS preflight (R8)?
     pub preflight: bool,
 }
@@ -405,7 +407,7 @@ fn query_has(query: Option<&str>, q: &QueryCond) -> bool {
 }
 
 impl CompiledRule {
-    fn matches(&self, r: &RequestFacts<'_>) -> bool {
+    fn matches<H: RequestFields + ?Sized>(&self, r: &RequestFacts<'_, H>) -> bool {
         if !self.hosts.is_empty() && !self.hosts.iter().any(|h| h.matches(r.host)) {
             return false;
         }
@@ -421,7 +423,7 @@ impl CompiledRule {
             let ok = if r.preflight {
                 let acrm = r
                     .headers
-                    .get(ACCESS_CONTROL_REQUEST_METHOD)
+                    .first_value(&ACCESS_CONTROL_REQUEST_METHOD)
                     .map(|v| v.as_bytes())
                     .unwrap_or_default();
                 self.methods.iter().any(|m| m.as_str().as_bytes() == acrm)
@@ -442,16 +444,13 @@ impl CompiledRule {
                 }
             } else {
                 match h {
-                    HeaderCond::Present(name) => r.headers.contains_key(name),
-                    HeaderCond::Equals(name, v) => r
-                        .headers
-                        .get_all(name)
-                        .iter()
-                        .any(|x| x.as_bytes() == v.as_bytes()),
+                    HeaderCond::Present(name) => r.headers.has(name),
+                    HeaderCond::Equals(name, v) => {
+                        r.headers.values(name).any(|x| x.as_bytes() == v.as_bytes())
+                    }
                     HeaderCond::Regex(name, re) => r
                         .headers
-                        .get_all(name)
-                        .iter()
+                        .values(name)
                         .any(|x| x.to_str().is_ok_and(|s| re.is_match(s))),
                 }
             };
@@ -463,10 +462,9 @@ impl CompiledRule {
     }
 }
 
-fn acrh_names(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+fn acrh_names<H: RequestFields + ?Sized>(headers: &H) -> impl Iterator<Item = &[u8]> {
     headers
-        .get_all(ACCESS_CONTROL_REQUEST_HEADERS)
-        .iter()
+        .values(&ACCESS_CONTROL_REQUEST_HEADERS)
         .flat_map(|v| v.as_bytes().split(|&c| c == b','))
         .map(|n| n.trim_ascii())
         .filter(|n| !n.is_empty())
@@ -566,7 +564,7 @@ impl CompiledVService {
     }
 
     /// Route a request and select its CORS policy.
-    pub fn select(&self, r: &RequestFacts<'_>) -> Selection<'_> {
+    pub fn select<H: RequestFields + ?Sized>(&self, r: &RequestFacts<'_, H>) -> Selection<'_> {
         let host_served = self.serves_host(r.host);
         let rule = if host_served {
             self.index

@@ -7,11 +7,12 @@
 
 use crate::front::{self, Ended, Prefixed};
 use crate::proxy::{self, UpstreamClient};
+use crate::request::{ClientRequest, Fields};
 use crate::router::{self, Action, CompiledVService, RequestFacts};
 use crate::{Body, RequestBody};
 use arc_swap::ArcSwap;
 use corsgate_config::Loaded;
-use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, Refusal};
+use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, Refusal, RequestFields};
 use http::header::HOST;
 use http::{Request, Response};
 use hyper::service::service_fn;
@@ -423,7 +424,7 @@ struct Handler {
 }
 
 impl Handler {
-    async fn call(&self, req: Request<RequestBody>) -> Response<Body> {
+    async fn call(&self, req: ClientRequest) -> Response<Body> {
         let generation = self.state.load_full();
         match generation.slots.get(self.slot) {
             Some(Some(current)) => handle(&generation, current, req, &self.peer_ip, self.tls).await,
@@ -447,7 +448,9 @@ impl Handler {
             let handler = self.clone();
             async move {
                 Ok::<_, std::convert::Infallible>(
-                    handler.call(req.map(RequestBody::Incoming)).await,
+                    handler
+                        .call(ClientRequest::from_map(req.map(RequestBody::Incoming)))
+                        .await,
                 )
             }
         })
@@ -563,8 +566,8 @@ async fn accept_loop(
 
 /// The request's `Host`, or for HTTP/2 its URI authority, as a header value
 /// (shared with the request, not copied).
-fn request_host(req: &Request<RequestBody>) -> Option<http::HeaderValue> {
-    req.headers().get(HOST).cloned().or_else(|| {
+fn request_host(req: &ClientRequest) -> Option<http::HeaderValue> {
+    req.fields().first_value(&HOST).cloned().or_else(|| {
         req.uri()
             .authority()
             .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
@@ -584,7 +587,7 @@ fn host_without_port(value: &str) -> &str {
 async fn handle(
     generation: &Generation,
     slot: &Slot,
-    req: Request<RequestBody>,
+    req: ClientRequest,
     peer_ip: &str,
     tls: bool,
 ) -> Response<Body> {
@@ -604,13 +607,14 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     );
-    let preflight = corsgate_policy::is_preflight(&method, req.headers());
+    let fields = req.fields();
+    let preflight = corsgate_policy::is_preflight(&method, &fields);
     let selection = vs.select(&RequestFacts {
         method: &method,
         host,
         path,
         query: req.uri().query(),
-        headers: req.headers(),
+        headers: &fields,
         preflight,
     });
     let rule_name = selection.rule.map_or("-", |r| r.name.as_str());
@@ -627,7 +631,7 @@ async fn handle(
     };
     let evaluation = selection
         .policy
-        .map(|p| p.evaluate_classified(preflight, req.headers()));
+        .map(|p| p.evaluate_classified(preflight, &fields));
     // The shadow is checked first: it is rarely installed, and the Origin
     // lookup is then skipped.
     if let Some((shadow, origin)) = generation
@@ -635,14 +639,14 @@ async fn handle(
         .0
         .load()
         .as_ref()
-        .and_then(|s| Some((s, req.headers().get(http::header::ORIGIN)?)))
+        .and_then(|s| Some((s, fields.first_value(&http::header::ORIGIN)?)))
     {
         let facts = RequestFacts {
             method: &method,
             host,
             path,
             query: req.uri().query(),
-            headers: req.headers(),
+            headers: &fields,
             preflight,
         };
         let active = evaluation.as_ref().and_then(crate::shadow::verdict);
@@ -661,7 +665,7 @@ async fn handle(
                 // The origin names a refused request in the metrics only.
                 let origin = decision
                     .refused()
-                    .then(|| req.headers().get(http::header::ORIGIN))
+                    .then(|| fields.first_value(&http::header::ORIGIN))
                     .flatten();
                 slot.stats.record(
                     selection.rule.map(|r| r.index),
@@ -689,16 +693,16 @@ async fn handle(
     // Kept (a shared buffer, not a copy) only to name a refused origin in
     // the metrics.
     let refused_origin = if decision.refused() {
-        req.headers().get(http::header::ORIGIN).cloned()
+        fields.first_value(&http::header::ORIGIN).cloned()
     } else {
         None
     };
-    let too_big = if header_bytes(req.headers()) > vs.limits.max_header_bytes {
+    let too_big = if header_bytes(fields) > vs.limits.max_header_bytes {
         Some((
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request header fields too large\n",
         ))
-    } else if declared_length(req.headers()).is_some_and(|n| n > vs.limits.max_body_bytes) {
+    } else if declared_length(fields).is_some_and(|n| n > vs.limits.max_body_bytes) {
         Some((
             http::StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large\n",
@@ -813,16 +817,16 @@ async fn handle(
 }
 
 /// Bytes of request header names and values, as the limit counts them.
-fn header_bytes(headers: &http::HeaderMap) -> usize {
+fn header_bytes(headers: Fields<'_>) -> usize {
     headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.as_bytes().len() + 4)
         .sum()
 }
 
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+fn declared_length(headers: Fields<'_>) -> Option<u64> {
     headers
-        .get(http::header::CONTENT_LENGTH)
+        .first_value(&http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
 }

@@ -108,10 +108,10 @@ impl Shadow {
 
     /// Decide `facts` with the candidate and record a difference from the
     /// active verdict.
-    pub(crate) fn compare(
+    pub(crate) fn compare<H: corsgate_policy::RequestFields + ?Sized>(
         &self,
         listen: &str,
-        facts: &RequestFacts<'_>,
+        facts: &RequestFacts<'_, H>,
         active: Option<bool>,
         origin: &[u8],
     ) {

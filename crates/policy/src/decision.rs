@@ -5,6 +5,7 @@
 //! or a [`Completion`] that the proxy applies with [`Policy::complete`] to
 //! whatever response it ends up sending — the backend's or its own error.
 
+use crate::fields::RequestFields;
 use crate::matcher::MatchedBy;
 use crate::origin::{request_origin_and_value, InvalidOrigin, RequestOrigin};
 use crate::policy::{AllowList, Expose, Policy};
@@ -200,27 +201,30 @@ pub enum ShadowOutcome {
 
 /// Is this request a CORS preflight (R8)? `OPTIONS` exactly, a non-empty
 /// `Origin`, and a non-empty `Access-Control-Request-Method`.
-pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+pub fn is_preflight<H: RequestFields + ?Sized>(method: &Method, headers: &H) -> bool {
     *method == Method::OPTIONS
         && headers
-            .get(http::header::ORIGIN)
+            .first_value(&ORIGIN)
             .is_some_and(|v| !v.as_bytes().is_empty())
         && headers
-            .get_all(ACCESS_CONTROL_REQUEST_METHOD)
-            .iter()
+            .values(&ACCESS_CONTROL_REQUEST_METHOD)
             .any(|v| !trim_ows(v.as_bytes()).is_empty())
 }
 
 impl Policy {
     /// Classify and decide one request (see the crate-level decision table).
-    pub fn evaluate(&self, method: &Method, headers: &HeaderMap) -> Evaluation {
+    pub fn evaluate<H: RequestFields + ?Sized>(&self, method: &Method, headers: &H) -> Evaluation {
         self.evaluate_classified(is_preflight(method, headers), headers)
     }
 
     /// [`Policy::evaluate`] for a caller that has already classified the
     /// request with [`is_preflight`] (the router needs that answer too, R17),
     /// so the classification is not done twice per request.
-    pub fn evaluate_classified(&self, preflight: bool, headers: &HeaderMap) -> Evaluation {
+    pub fn evaluate_classified<H: RequestFields + ?Sized>(
+        &self,
+        preflight: bool,
+        headers: &H,
+    ) -> Evaluation {
         match (self.mode, preflight) {
             (Mode::Enforce, true) => Evaluation::Preflight(self.preflight(headers)),
             (Mode::Enforce, false) => Evaluation::Actual(self.actual(headers)),
@@ -294,11 +298,14 @@ impl Policy {
     /// the full path", never "refused".
     ///
     /// [`OriginMatcher::find_exact`]: crate::matcher::OriginMatcher::find_exact
-    fn exact_origin(&self, headers: &HeaderMap) -> Option<(HeaderValue, MatchedBy)> {
+    fn exact_origin<H: RequestFields + ?Sized>(
+        &self,
+        headers: &H,
+    ) -> Option<(HeaderValue, MatchedBy)> {
         if self.matcher.is_any() {
             return None;
         }
-        let mut lines = headers.get_all(ORIGIN).iter();
+        let mut lines = headers.values(&ORIGIN);
         let first = lines.next()?;
         if lines.next().is_some() {
             return None;
@@ -308,7 +315,7 @@ impl Policy {
     }
 
     /// Decide an actual request (R21-R24, R28). Never blocks the request.
-    pub fn actual(&self, headers: &HeaderMap) -> Completion {
+    pub fn actual<H: RequestFields + ?Sized>(&self, headers: &H) -> Completion {
         if let Some((v, m)) = self.exact_origin(headers) {
             return Completion {
                 allow_origin: Some(v),
@@ -378,7 +385,7 @@ impl Policy {
 
     /// Decide a preflight (R18-R20). The request must satisfy
     /// [`is_preflight`]; the answer is complete and is never forwarded.
-    pub fn preflight(&self, headers: &HeaderMap) -> PreflightResponse {
+    pub fn preflight<H: RequestFields + ?Sized>(&self, headers: &H) -> PreflightResponse {
         match self.preflight_check(headers) {
             Ok((acao, acrm, matched)) => PreflightResponse {
                 status: StatusCode::OK,
@@ -400,9 +407,9 @@ impl Policy {
 
     /// Validate a preflight (R12, R13, R19): the ACAO value, the requested
     /// method and what matched, or why it is refused.
-    fn preflight_check<'r>(
+    fn preflight_check<'r, H: RequestFields + ?Sized>(
         &self,
-        req: &'r HeaderMap,
+        req: &'r H,
     ) -> Result<(HeaderValue, &'r [u8], MatchedBy), Refusal> {
         let (acao, matched) = match self.exact_origin(req) {
             Some(hit) => hit,
@@ -413,7 +420,7 @@ impl Policy {
         };
 
         // R12a: exactly one ACRM line holding one method token.
-        let mut acrm_lines = req.get_all(ACCESS_CONTROL_REQUEST_METHOD).iter();
+        let mut acrm_lines = req.values(&ACCESS_CONTROL_REQUEST_METHOD);
         let acrm = acrm_lines
             .next()
             .map(|v| trim_ows(v.as_bytes()))
@@ -422,8 +429,7 @@ impl Policy {
             return Err(Refusal::InvalidRequestMethod);
         }
         // R12b: every ACRH item must be a token.
-        let acrh = req.get_all(ACCESS_CONTROL_REQUEST_HEADERS);
-        for line in acrh.iter() {
+        for line in req.values(&ACCESS_CONTROL_REQUEST_HEADERS) {
             if !list_items(line.as_bytes()).all(is_token) {
                 return Err(Refusal::InvalidRequestHeaders);
             }
@@ -432,8 +438,8 @@ impl Policy {
             if !self.method_allowed(acrm) {
                 return Err(Refusal::MethodNotAllowed);
             }
-            let all_allowed = acrh
-                .iter()
+            let all_allowed = req
+                .values(&ACCESS_CONTROL_REQUEST_HEADERS)
                 .all(|line| list_items(line.as_bytes()).all(|h| self.header_allowed(h)));
             if !all_allowed {
                 return Err(Refusal::HeaderNotAllowed);
@@ -444,7 +450,12 @@ impl Policy {
 
     /// The allowed preflight's answer: the precomputed fields (see
     /// [`preflight_template`]) with this request's ACAO and echoes.
-    fn preflight_answer(&self, req: &HeaderMap, acao: HeaderValue, acrm: &[u8]) -> HeaderMap {
+    fn preflight_answer<H: RequestFields + ?Sized>(
+        &self,
+        req: &H,
+        acao: HeaderValue,
+        acrm: &[u8],
+    ) -> HeaderMap {
         let mut out = self.preflight_template.clone();
         // Replaces the template's placeholder in place: no growth.
         out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
@@ -461,7 +472,7 @@ impl Policy {
         }
         if self.private_network
             && req
-                .get(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
+                .first_value(&ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
                 .is_some_and(|v| v.as_bytes() == b"true")
         {
             out.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE.clone());
@@ -504,9 +515,9 @@ pub(crate) fn preflight_template(policy: &Policy) -> HeaderMap {
 
 /// R12b: the ACRH items lower-cased, de-duplicated in request order and
 /// joined with `", "`; `None` when there are none.
-fn echo_request_headers(req: &HeaderMap) -> Option<HeaderValue> {
+fn echo_request_headers<H: RequestFields + ?Sized>(req: &H) -> Option<HeaderValue> {
     let mut names: Vec<String> = Vec::new();
-    for line in req.get_all(ACCESS_CONTROL_REQUEST_HEADERS) {
+    for line in req.values(&ACCESS_CONTROL_REQUEST_HEADERS) {
         for item in list_items(line.as_bytes()) {
             let lower = String::from_utf8_lossy(item).to_ascii_lowercase();
             if !names.contains(&lower) {

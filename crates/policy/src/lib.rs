@@ -68,6 +68,7 @@ mod compile;
 mod decision;
 mod error;
 mod explain;
+mod fields;
 mod lint;
 mod matcher;
 mod origin;
@@ -85,6 +86,7 @@ pub use decision::{
 };
 pub use error::{ErrorId, FieldPath, PolicyError};
 pub use explain::{NearMiss, OriginExplanation, OriginVerdict, RequestProblem};
+pub use fields::RequestFields;
 pub use lint::{Lint, LintId, Severity};
 pub use matcher::{parse_entry, EntryError, MatchedBy, OriginEntry};
 pub use origin::{

@@ -10,7 +10,8 @@
 //!
 //! Parsing borrows from the header value and never allocates.
 
-use http::header::{HeaderMap, HeaderValue, ORIGIN};
+use crate::fields::RequestFields;
+use http::header::{HeaderValue, ORIGIN};
 use std::fmt;
 
 /// The longest `Origin` value corsgate will look at. A DNS name is at most
@@ -169,16 +170,16 @@ impl fmt::Display for InvalidOrigin {
 }
 
 /// Classify the request's `Origin` field(s) (R7, R9).
-pub fn request_origin(headers: &HeaderMap) -> RequestOrigin<'_> {
+pub fn request_origin<H: RequestFields + ?Sized>(headers: &H) -> RequestOrigin<'_> {
     request_origin_and_value(headers).0
 }
 
 /// Classify the `Origin` field(s) and return the single field value too, so
 /// the decision can echo it without a second header lookup.
-pub(crate) fn request_origin_and_value(
-    headers: &HeaderMap,
+pub(crate) fn request_origin_and_value<H: RequestFields + ?Sized>(
+    headers: &H,
 ) -> (RequestOrigin<'_>, Option<&HeaderValue>) {
-    let mut lines = headers.get_all(ORIGIN).iter();
+    let mut lines = headers.values(&ORIGIN);
     let Some(first) = lines.next() else {
         return (RequestOrigin::Absent, None);
     };
@@ -472,7 +473,7 @@ mod tests {
 
     #[test]
     fn r7_absent_and_empty_origin_are_not_cors() {
-        let mut h = HeaderMap::new();
+        let mut h = http::HeaderMap::new();
         assert_eq!(request_origin(&h), RequestOrigin::Absent);
         h.insert(ORIGIN, http::HeaderValue::from_static(""));
         assert_eq!(request_origin(&h), RequestOrigin::Absent);
@@ -480,7 +481,7 @@ mod tests {
 
     #[test]
     fn r9_two_origin_lines_are_invalid() {
-        let mut h = HeaderMap::new();
+        let mut h = http::HeaderMap::new();
         h.append(ORIGIN, http::HeaderValue::from_static("https://a.test"));
         h.append(ORIGIN, http::HeaderValue::from_static("https://a.test"));
         assert_eq!(
