@@ -297,11 +297,12 @@ fn run_leg(
     let mut completion = None;
     match evaluation {
         Some(Evaluation::Preflight(answer)) => {
+            let headers = answer.headers();
             leg.answer = Answer::Gateway {
                 status: answer.status.as_u16(),
-                headers: pairs(&answer.headers),
+                headers: pairs(&headers),
             };
-            return (leg, sel.policy.cloned(), answer.headers);
+            return (leg, sel.policy.cloned(), headers);
         }
         Some(Evaluation::Actual(c)) => completion = Some(c),
         Some(Evaluation::Shadow(_)) | None => {}

@@ -20,9 +20,10 @@
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
 use crate::request::{ClientRequest, FieldList};
-use crate::{Body, RequestBody};
+use crate::{Body, Reply, RequestBody};
 use bytes::{Bytes, BytesMut};
 use corsgate_policy::list_items;
+use corsgate_policy::PreflightResponse;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
@@ -88,7 +89,7 @@ pub(crate) async fn serve<IO, F, Fut>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     F: FnMut(ClientRequest) -> Fut,
-    Fut: Future<Output = Response<Body>>,
+    Fut: Future<Output = Reply>,
 {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
@@ -163,7 +164,17 @@ where
         };
         let stopping = !matches!(stop.has_changed(), Ok(false));
         let keep = !close && !stopping;
-        if !write_response(io, &mut out, response, head_only, trailers, keep).await? || !keep {
+        let reusable = match response {
+            Reply::Response(response) => {
+                write_response(io, &mut out, response, head_only, trailers, keep).await?
+            }
+            Reply::Preflight(answer) => {
+                write_preflight(&mut out, &answer, keep);
+                io.write_all(&out).await?;
+                true
+            }
+        };
+        if !reusable || !keep {
             return Ok(Ended::Closed);
         }
     }
@@ -326,6 +337,28 @@ enum Framing {
     Chunked,
 }
 
+/// Encode a preflight's answer (an empty body, so `content-length: 0`),
+/// straight from the policy's precomputed lines.
+fn write_preflight(out: &mut Vec<u8>, answer: &PreflightResponse, keep: bool) {
+    out.clear();
+    status_line(out, answer.status);
+    answer.write_fields(out);
+    out.extend_from_slice(b"content-length: 0\r\n");
+    with_date(|date| push_field(out, b"date", date));
+    if !keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Write `response` to `io`. Returns whether the connection can carry
 /// another request: `false` when the body failed or did not match its
 /// declared length, which leaves the client a response it can tell is
@@ -341,11 +374,7 @@ async fn write_response<IO: AsyncWrite + Unpin>(
     let (parts, body) = response.into_parts();
     let status = parts.status;
     out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    status_line(out, status);
     // One pass over the fields, without changing the map: framing fields
     // are the front's to write (a Transfer-Encoding handed over by the
     // handler never reaches the client as is), connection-level ones too.

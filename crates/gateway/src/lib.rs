@@ -26,6 +26,31 @@ pub use server::{start, ReloadError, ReloadReport, Running};
 
 /// The response body type of every gateway response.
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+/// What the handler answers: a response, or a preflight answered at the
+/// gateway, kept as the policy's answer so that a server writing its own
+/// responses (the HTTP/1.1 front) encodes it without building a map.
+pub(crate) enum Reply {
+    /// Any response.
+    Response(http::Response<Body>),
+    /// A preflight's answer: its status and fields, an empty body.
+    Preflight(corsgate_policy::PreflightResponse),
+}
+
+impl Reply {
+    /// The reply as an `http::Response`.
+    pub(crate) fn into_response(self) -> http::Response<Body> {
+        match self {
+            Reply::Response(r) => r,
+            Reply::Preflight(answer) => {
+                let mut r = http::Response::new(proxy::empty());
+                *r.status_mut() = answer.status;
+                *r.headers_mut() = answer.headers();
+                r
+            }
+        }
+    }
+}
+
 /// A client request's body: hyper's stream, or none for the requests
 /// corsgate's own HTTP/1.1 front reads (it serves bodiless requests only).
 pub(crate) enum RequestBody {

@@ -9,7 +9,7 @@ use crate::front::{self, Ended, Prefixed};
 use crate::proxy::{self, UpstreamClient};
 use crate::request::{ClientRequest, Fields};
 use crate::router::{self, Action, CompiledVService, RequestFacts};
-use crate::{Body, RequestBody};
+use crate::{Body, Reply, RequestBody};
 use arc_swap::ArcSwap;
 use corsgate_config::Loaded;
 use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, Refusal, RequestFields};
@@ -424,14 +424,15 @@ struct Handler {
 }
 
 impl Handler {
-    async fn call(&self, req: ClientRequest) -> Response<Body> {
+    async fn call(&self, req: ClientRequest) -> Reply {
         let generation = self.state.load_full();
         match generation.slots.get(self.slot) {
             Some(Some(current)) => handle(&generation, current, req, &self.peer_ip, self.tls).await,
             // The listener is being retired by a reload.
-            _ => {
-                proxy::gateway_response(http::StatusCode::SERVICE_UNAVAILABLE, "listener closing\n")
-            }
+            _ => Reply::Response(proxy::gateway_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "listener closing\n",
+            )),
         }
     }
 
@@ -450,7 +451,8 @@ impl Handler {
                 Ok::<_, std::convert::Infallible>(
                     handler
                         .call(ClientRequest::from_map(req.map(RequestBody::Incoming)))
-                        .await,
+                        .await
+                        .into_response(),
                 )
             }
         })
@@ -590,7 +592,7 @@ async fn handle(
     req: ClientRequest,
     peer_ip: &str,
     tls: bool,
-) -> Response<Body> {
+) -> Reply {
     // The clock is read only when the access log will be written.
     let started =
         tracing::enabled!(target: "corsgate::access", tracing::Level::INFO).then(Instant::now);
@@ -659,9 +661,6 @@ async fn handle(
                     PreflightOutcome::Allowed(_) => CorsDecision::PreflightAllowed,
                     PreflightOutcome::Refused(r) => CorsDecision::PreflightRefused(r),
                 };
-                let mut resp = Response::new(proxy::empty());
-                *resp.status_mut() = answer.status;
-                *resp.headers_mut() = answer.headers;
                 // The origin names a refused request in the metrics only.
                 let origin = decision
                     .refused()
@@ -669,14 +668,14 @@ async fn handle(
                     .flatten();
                 slot.stats.record(
                     selection.rule.map(|r| r.index),
-                    resp.status().as_u16(),
+                    answer.status.as_u16(),
                     selection.policy,
                     decision.outcome(),
                     origin.map(http::HeaderValue::as_bytes),
                     None,
                 );
-                log.write(resp.status(), None, decision);
-                return resp;
+                log.write(answer.status, None, decision);
+                return Reply::Preflight(answer);
             }
             Evaluation::Actual(c) => {
                 decision = match c.outcome {
@@ -813,7 +812,7 @@ async fn handle(
         upstream_time,
     );
     log.write(resp.status(), upstream_time, decision);
-    resp
+    Reply::Response(resp)
 }
 
 /// Bytes of request header names and values, as the limit counts them.

@@ -611,7 +611,7 @@ impl Policy {
             reject_status: spec.preflight_reject_status,
             upstream: spec.upstream_cors_headers,
             mode: spec.mode,
-            preflight_template: http::HeaderMap::new(),
+            preflight_template: crate::decision::PreflightTemplate::empty(),
         };
         policy.preflight_template = crate::decision::preflight_template(&policy);
         Ok(Compiled {

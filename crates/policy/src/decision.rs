@@ -20,6 +20,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use std::fmt;
+use std::sync::Arc;
 
 /// `Access-Control-Request-Private-Network` (PNA, F13).
 pub const ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK: HeaderName =
@@ -151,15 +152,118 @@ impl ActualOutcome {
     }
 }
 
-/// A preflight answered at the gateway: status, headers, empty body.
+/// A preflight answered at the gateway: status, fields, empty body.
+///
+/// The fields are kept as what varies per request plus the policy's
+/// precomputed rest, and are produced either as a map
+/// ([`PreflightResponse::headers`]) or written straight out as HTTP/1.1
+/// field lines ([`PreflightResponse::write_fields`]): a server that writes
+/// its own responses then neither builds nor drops a map per preflight.
 #[derive(Debug)]
 pub struct PreflightResponse {
     /// 200 when allowed; the policy's reject status when refused.
     pub status: StatusCode,
-    /// All response headers (the body is empty; the server frames it).
-    pub headers: HeaderMap,
     /// Why.
     pub outcome: PreflightOutcome,
+    /// The allowed answer's per-request values; `None` when refused.
+    allowed: Option<AllowedFields>,
+}
+
+/// What an allowed preflight's answer adds to its policy's template.
+#[derive(Debug)]
+struct AllowedFields {
+    template: Arc<PreflightTemplate>,
+    /// `Access-Control-Allow-Origin`.
+    origin: HeaderValue,
+    /// `Access-Control-Allow-Methods` echoing the request (`allowMethods: *`).
+    methods: Option<HeaderValue>,
+    /// `Access-Control-Allow-Headers` echoing the request (`allowHeaders: *`).
+    headers: Option<HeaderValue>,
+    /// `Access-Control-Allow-Private-Network: true`.
+    private_network: bool,
+}
+
+/// The request-independent fields of a policy's allowed preflight answers,
+/// computed once at compile time, as a map and as encoded field lines.
+#[derive(Debug)]
+pub(crate) struct PreflightTemplate {
+    /// `Vary`, a placeholder `Access-Control-Allow-Origin` (each answer
+    /// replaces it), and, when they do not depend on the request,
+    /// credentials, methods, headers, expose headers and max-age.
+    map: HeaderMap,
+    /// The same fields but the placeholder, as `name: value\r\n` lines.
+    lines: Box<[u8]>,
+}
+
+impl PreflightTemplate {
+    /// A placeholder while the policy it belongs to is being built.
+    pub(crate) fn empty() -> Arc<Self> {
+        Arc::new(PreflightTemplate {
+            map: HeaderMap::new(),
+            lines: Box::default(),
+        })
+    }
+}
+
+/// The refused preflight's only field (R20).
+const REFUSED_LINES: &[u8] =
+    b"vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n";
+
+impl PreflightResponse {
+    /// All response fields as a map (the body is empty; the server frames
+    /// it).
+    pub fn headers(&self) -> HeaderMap {
+        let Some(a) = &self.allowed else {
+            // R20: no Access-Control-* field at all, only Vary.
+            let mut out = HeaderMap::with_capacity(1);
+            out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
+            return out;
+        };
+        let mut out = a.template.map.clone();
+        // Replaces the template's placeholder in place: no growth.
+        out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, a.origin.clone());
+        if let Some(v) = &a.methods {
+            out.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+        }
+        if let Some(v) = &a.headers {
+            out.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+        }
+        if a.private_network {
+            out.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE.clone());
+        }
+        out
+    }
+
+    /// Append the same fields as [`PreflightResponse::headers`] to `out` as
+    /// HTTP/1.1 field lines (`name: value\r\n`, names in lower case).
+    pub fn write_fields(&self, out: &mut Vec<u8>) {
+        let Some(a) = &self.allowed else {
+            out.extend_from_slice(REFUSED_LINES);
+            return;
+        };
+        line(
+            out,
+            ACCESS_CONTROL_ALLOW_ORIGIN.as_str(),
+            a.origin.as_bytes(),
+        );
+        out.extend_from_slice(&a.template.lines);
+        if let Some(v) = &a.methods {
+            line(out, ACCESS_CONTROL_ALLOW_METHODS.as_str(), v.as_bytes());
+        }
+        if let Some(v) = &a.headers {
+            line(out, ACCESS_CONTROL_ALLOW_HEADERS.as_str(), v.as_bytes());
+        }
+        if a.private_network {
+            line(out, ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK.as_str(), b"true");
+        }
+    }
+}
+
+fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// What to do to the response of an actual request.
@@ -389,19 +493,15 @@ impl Policy {
         match self.preflight_check(headers) {
             Ok((acao, acrm, matched)) => PreflightResponse {
                 status: StatusCode::OK,
-                headers: self.preflight_answer(headers, acao, acrm),
                 outcome: PreflightOutcome::Allowed(matched),
+                allowed: Some(self.preflight_answer(headers, acao, acrm)),
             },
-            // R20: no Access-Control-* header at all, only Vary.
-            Err(r) => {
-                let mut out = HeaderMap::with_capacity(1);
-                out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
-                PreflightResponse {
-                    status: self.reject_status.status(),
-                    headers: out,
-                    outcome: PreflightOutcome::Refused(r),
-                }
-            }
+            // R20: no Access-Control-* field at all, only Vary.
+            Err(r) => PreflightResponse {
+                status: self.reject_status.status(),
+                outcome: PreflightOutcome::Refused(r),
+                allowed: None,
+            },
         }
     }
 
@@ -448,45 +548,40 @@ impl Policy {
         Ok((acao, acrm, matched))
     }
 
-    /// The allowed preflight's answer: the precomputed fields (see
-    /// [`preflight_template`]) with this request's ACAO and echoes.
+    /// The allowed preflight's per-request fields (see
+    /// [`PreflightResponse`]): its ACAO and the echoes.
     fn preflight_answer<H: RequestFields + ?Sized>(
         &self,
         req: &H,
         acao: HeaderValue,
         acrm: &[u8],
-    ) -> HeaderMap {
-        let mut out = self.preflight_template.clone();
-        // Replaces the template's placeholder in place: no growth.
-        out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao);
-        if let AllowList::Echo = &self.methods {
+    ) -> AllowedFields {
+        AllowedFields {
+            template: Arc::clone(&self.preflight_template),
+            origin: acao,
             // A token is always a valid header value.
-            if let Ok(v) = HeaderValue::from_bytes(acrm) {
-                out.insert(ACCESS_CONTROL_ALLOW_METHODS, v);
-            }
+            methods: match &self.methods {
+                AllowList::Echo => HeaderValue::from_bytes(acrm).ok(),
+                _ => None,
+            },
+            headers: match &self.headers {
+                AllowList::Echo => echo_request_headers(req),
+                _ => None,
+            },
+            private_network: self.private_network
+                && req
+                    .first_value(&ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
+                    .is_some_and(|v| v.as_bytes() == b"true"),
         }
-        if let AllowList::Echo = &self.headers {
-            if let Some(v) = echo_request_headers(req) {
-                out.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
-            }
-        }
-        if self.private_network
-            && req
-                .first_value(&ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
-                .is_some_and(|v| v.as_bytes() == b"true")
-        {
-            out.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE.clone());
-        }
-        out
     }
 }
 
 /// The fields every allowed preflight of `policy` carries, computed once at
 /// compile time: `Vary`, a placeholder `Access-Control-Allow-Origin` (each
 /// answer replaces it), and, when they do not depend on the request,
-/// credentials, methods, headers, expose headers and max-age. Answering a
-/// preflight then clones this map and sets one value.
-pub(crate) fn preflight_template(policy: &Policy) -> HeaderMap {
+/// credentials, methods, headers, expose headers and max-age; and the same
+/// fields as encoded lines. An answer refers to it and adds what varies.
+pub(crate) fn preflight_template(policy: &Policy) -> Arc<PreflightTemplate> {
     let mut out = HeaderMap::with_capacity(8);
     out.insert(VARY, HeaderValue::from_static(PREFLIGHT_VARY));
     out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, STAR.clone());
@@ -510,7 +605,17 @@ pub(crate) fn preflight_template(policy: &Policy) -> HeaderMap {
         Expose::None | Expose::Enumerate => {}
     }
     out.insert(ACCESS_CONTROL_MAX_AGE, policy.max_age.clone());
-    out
+    let mut lines = Vec::new();
+    for (name, value) in out
+        .iter()
+        .filter(|(n, _)| **n != ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
+        line(&mut lines, name.as_str(), value.as_bytes());
+    }
+    Arc::new(PreflightTemplate {
+        map: out,
+        lines: lines.into_boxed_slice(),
+    })
 }
 
 /// R12b: the ACRH items lower-cased, de-duplicated in request order and

@@ -22,7 +22,7 @@
 //! req.insert("access-control-request-method", HeaderValue::from_static("PUT"));
 //! let Evaluation::Preflight(answer) = policy.evaluate(&Method::OPTIONS, &req) else { panic!() };
 //! assert_eq!(answer.status, 200);
-//! assert_eq!(answer.headers["access-control-allow-methods"], "GET, PUT");
+//! assert_eq!(answer.headers()["access-control-allow-methods"], "GET, PUT");
 //!
 //! // An actual request: forward it, then complete whatever response comes back.
 //! req.remove("access-control-request-method");

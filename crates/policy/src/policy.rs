@@ -54,7 +54,7 @@ pub struct Policy {
     pub(crate) upstream: UpstreamCorsHeaders,
     pub(crate) mode: Mode,
     /// The request-independent fields of an allowed preflight's answer.
-    pub(crate) preflight_template: http::HeaderMap,
+    pub(crate) preflight_template: std::sync::Arc<crate::decision::PreflightTemplate>,
 }
 
 impl Policy {

@@ -73,7 +73,7 @@ fn assert_cors_1_preflight_allowed(origin: &str, statuses: &[u16]) {
         "{origin}: {}",
         r.status
     );
-    let h = |name| one(&r.headers, name);
+    let h = |name| one(&r.headers(), name);
     assert_eq!(h("access-control-allow-origin").as_deref(), Some(origin));
     assert!(list_eq(
         h("access-control-allow-methods"),
@@ -116,7 +116,7 @@ fn gwc_case_04_preflight_non_matching_origin_refused_at_the_gateway() {
     assert!(answered_locally(&p, &req), "must not reach the backend");
     let r = preflight(&p, &req);
     assert!([200, 204, 403].contains(&r.status.as_u16()));
-    assert_eq!(one(&r.headers, "access-control-allow-origin"), None);
+    assert_eq!(one(&r.headers(), "access-control-allow-origin"), None);
 }
 
 #[test]
@@ -162,14 +162,14 @@ fn gwc_cases_08_09_wildcard_methods_without_credentials() {
     assert!([200, 204].contains(&r.status.as_u16()));
     // The case accepts "POST" or "*"; corsgate echoes (R12a).
     assert_eq!(
-        one(&r.headers, "access-control-allow-methods").as_deref(),
+        one(&r.headers(), "access-control-allow-methods").as_deref(),
         Some("POST")
     );
     assert_eq!(
-        one(&r.headers, "access-control-allow-origin").as_deref(),
+        one(&r.headers(), "access-control-allow-origin").as_deref(),
         Some("https://www.foo.com")
     );
-    assert_eq!(one(&r.headers, "access-control-allow-credentials"), None);
+    assert_eq!(one(&r.headers(), "access-control-allow-credentials"), None);
 }
 
 #[test]
@@ -181,14 +181,14 @@ fn gwc_cases_10_11_preflight_any_origin_with_and_without_port() {
         assert!([200, 204].contains(&r.status.as_u16()));
         // The case accepts the origin or "*"; corsgate sends "*" (R11).
         assert_eq!(
-            one(&r.headers, "access-control-allow-origin").as_deref(),
+            one(&r.headers(), "access-control-allow-origin").as_deref(),
             Some("*")
         );
         assert_eq!(
-            one(&r.headers, "access-control-allow-methods").as_deref(),
+            one(&r.headers(), "access-control-allow-methods").as_deref(),
             Some("PUT")
         );
-        assert_eq!(one(&r.headers, "access-control-allow-credentials"), None);
+        assert_eq!(one(&r.headers(), "access-control-allow-credentials"), None);
     }
 }
 
@@ -214,19 +214,19 @@ fn gwc_case_14_credentialed_preflight_any_origin_echoes_under_opt_in() {
     let r = preflight(&p, &req);
     assert_eq!(r.status.as_u16(), 200);
     assert_eq!(
-        one(&r.headers, "access-control-allow-origin").as_deref(),
+        one(&r.headers(), "access-control-allow-origin").as_deref(),
         Some("https://other.foo.com")
     );
     assert_eq!(
-        one(&r.headers, "access-control-allow-methods").as_deref(),
+        one(&r.headers(), "access-control-allow-methods").as_deref(),
         Some("PUT")
     );
     assert!(list_eq(
-        one(&r.headers, "access-control-allow-headers"),
+        one(&r.headers(), "access-control-allow-headers"),
         &["x-header-1", "x-header-2"]
     ));
     assert_eq!(
-        one(&r.headers, "access-control-allow-credentials").as_deref(),
+        one(&r.headers(), "access-control-allow-credentials").as_deref(),
         Some("true")
     );
 
@@ -250,18 +250,18 @@ fn gwc_case_15_unauth_preflight_has_no_credentials() {
     let r = preflight(&p, &req);
     assert_eq!(r.status.as_u16(), 200);
     assert_eq!(
-        one(&r.headers, "access-control-allow-origin").as_deref(),
+        one(&r.headers(), "access-control-allow-origin").as_deref(),
         Some("https://other.foo.com")
     );
     assert_eq!(
-        one(&r.headers, "access-control-allow-methods").as_deref(),
+        one(&r.headers(), "access-control-allow-methods").as_deref(),
         Some("PUT")
     );
     assert!(list_eq(
-        one(&r.headers, "access-control-allow-headers"),
+        one(&r.headers(), "access-control-allow-headers"),
         &["x-header-1", "x-header-2"]
     ));
-    assert_eq!(one(&r.headers, "access-control-allow-credentials"), None);
+    assert_eq!(one(&r.headers(), "access-control-allow-credentials"), None);
 }
 
 #[test]
@@ -315,19 +315,19 @@ fn seed_allowed_origin_preflight_matches_the_page() {
         );
         assert_eq!(r.status.as_u16(), 200);
         assert_eq!(
-            one(&r.headers, "access-control-allow-origin").as_deref(),
+            one(&r.headers(), "access-control-allow-origin").as_deref(),
             Some("https://example.com")
         );
-        let acam = one(&r.headers, "access-control-allow-methods").unwrap();
+        let acam = one(&r.headers(), "access-control-allow-methods").unwrap();
         assert!(acam.contains("GET"), "{acam}");
         assert_eq!(acam, "GET, POST, OPTIONS");
         assert_eq!(
-            one(&r.headers, "access-control-max-age").as_deref(),
+            one(&r.headers(), "access-control-max-age").as_deref(),
             Some("86400")
         );
         // The page's output omits ACAC; corsgate sends it (R19, §4.8).
         assert_eq!(
-            one(&r.headers, "access-control-allow-credentials").as_deref(),
+            one(&r.headers(), "access-control-allow-credentials").as_deref(),
             Some("true")
         );
     }
@@ -340,7 +340,7 @@ fn seed_allowed_origin_preflight_matches_the_page() {
         ],
     );
     assert_eq!(
-        one(&r.headers, "access-control-allow-headers").as_deref(),
+        one(&r.headers(), "access-control-allow-headers").as_deref(),
         Some("origin")
     );
 }
@@ -359,7 +359,7 @@ fn seed_disallowed_origin_gets_no_cors_headers() {
     assert!(answered_locally(&p, &req));
     let r = preflight(&p, &req);
     assert_eq!(r.status.as_u16(), 200);
-    assert!(common::acx(&r.headers).is_empty());
+    assert!(common::acx(&r.headers()).is_empty());
 
     let httpbin_reflection = [
         ("access-control-allow-credentials", "true"),
