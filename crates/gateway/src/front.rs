@@ -20,12 +20,12 @@
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
 use crate::request::{ClientRequest, FieldList};
-use crate::{Body, Reply, RequestBody};
+use crate::{Body, Reply};
 use bytes::{Bytes, BytesMut};
 use corsgate_policy::list_items;
 use corsgate_policy::PreflightResponse;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING};
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body::Body as _;
 use std::cell::RefCell;
 use std::future::Future;
@@ -263,11 +263,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
         };
         fields.push((name, value));
     }
-    let mut request = Request::new(RequestBody::Empty);
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
-    let request = ClientRequest::from_list(request, fields);
+    let request = ClientRequest::from_list(method, uri, fields);
     Parsed::Complete(Head {
         request,
         close,

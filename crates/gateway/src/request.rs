@@ -68,70 +68,89 @@ impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> 
     }
 }
 
-/// A client's request: method, target, version, extensions and body in an
-/// `http::Request`, and the fields either in its map or in a list.
-pub(crate) struct ClientRequest {
-    /// When `list` is `Some`, this request's map is empty and unused.
-    req: Request<RequestBody>,
-    list: Option<FieldList>,
+/// A client's request, as hyper or the front delivered it.
+pub(crate) struct ClientRequest(Inner);
+
+enum Inner {
+    /// Read by hyper: fields in the request's map.
+    Hyper(Request<RequestBody>),
+    /// Read by the front: an HTTP/1.1 request without a body.
+    Front {
+        method: Method,
+        uri: Uri,
+        fields: FieldList,
+    },
 }
 
 impl ClientRequest {
     /// A request read by hyper, fields in its map.
     pub(crate) fn from_map(req: Request<RequestBody>) -> Self {
-        ClientRequest { req, list: None }
+        ClientRequest(Inner::Hyper(req))
     }
 
-    /// A request read by the front: `req`'s map is empty, the fields are
-    /// `list`.
-    pub(crate) fn from_list(req: Request<RequestBody>, list: FieldList) -> Self {
-        debug_assert!(req.headers().is_empty());
-        ClientRequest {
-            req,
-            list: Some(list),
-        }
+    /// A bodiless HTTP/1.1 request read by the front.
+    pub(crate) fn from_list(method: Method, uri: Uri, fields: FieldList) -> Self {
+        ClientRequest(Inner::Front {
+            method,
+            uri,
+            fields,
+        })
     }
 
     /// The request method.
     pub(crate) fn method(&self) -> &Method {
-        self.req.method()
+        match &self.0 {
+            Inner::Hyper(r) => r.method(),
+            Inner::Front { method, .. } => method,
+        }
     }
 
     /// The request target.
     pub(crate) fn uri(&self) -> &Uri {
-        self.req.uri()
+        match &self.0 {
+            Inner::Hyper(r) => r.uri(),
+            Inner::Front { uri, .. } => uri,
+        }
     }
 
     /// The fields, read-only.
     pub(crate) fn fields(&self) -> Fields<'_> {
-        match &self.list {
-            Some(l) => Fields::List(l),
-            None => Fields::Map(self.req.headers()),
+        match &self.0 {
+            Inner::Hyper(r) => Fields::Map(r.headers()),
+            Inner::Front { fields, .. } => Fields::List(fields),
         }
     }
 
     /// Whether the request has no body to send.
     pub(crate) fn body_is_empty(&self) -> bool {
-        http_body::Body::is_end_stream(self.req.body())
+        match &self.0 {
+            Inner::Hyper(r) => http_body::Body::is_end_stream(r.body()),
+            Inner::Front { .. } => true,
+        }
     }
 
-    /// The fields as a map, to change them; a list is moved into the map
-    /// first.
-    pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
-        if let Some(list) = self.list.take() {
-            let map = self.req.headers_mut();
-            map.reserve(list.len());
-            for (name, value) in list {
-                map.append(name, value);
+    /// The whole request as an `http::Request`, fields in its map: for a
+    /// request that must be changed or handed to hyper's client.
+    pub(crate) fn into_http(self) -> Request<RequestBody> {
+        match self.0 {
+            Inner::Hyper(r) => r,
+            Inner::Front {
+                method,
+                uri,
+                fields,
+            } => {
+                let mut req = Request::new(RequestBody::Empty);
+                *req.method_mut() = method;
+                *req.uri_mut() = uri;
+                *req.version_mut() = http::Version::HTTP_11;
+                let map = req.headers_mut();
+                map.reserve(fields.len());
+                for (name, value) in fields {
+                    map.append(name, value);
+                }
+                req
             }
         }
-        self.req.headers_mut()
-    }
-
-    /// The whole request as an `http::Request`, fields in its map.
-    pub(crate) fn into_http(mut self) -> Request<RequestBody> {
-        self.headers_mut();
-        self.req
     }
 }
 
@@ -161,7 +180,7 @@ mod tests {
     /// turning it into a map keeps every line in order.
     #[test]
     fn a_list_reads_like_its_map() {
-        let mut req = ClientRequest::from_list(Request::new(RequestBody::Empty), lines());
+        let req = ClientRequest::from_list(Method::GET, Uri::from_static("/p?q"), lines());
         let from_list: Vec<_> = req
             .fields()
             .iter()
@@ -169,7 +188,7 @@ mod tests {
             .collect();
         let xff = HeaderName::from_static("x-forwarded-for");
         let listed: Vec<_> = req.fields().values(&xff).cloned().collect();
-        req.headers_mut();
+        let req = ClientRequest::from_map(req.into_http());
         assert!(matches!(req.fields(), Fields::Map(_)));
         let from_map: Vec<_> = req
             .fields()
@@ -183,6 +202,8 @@ mod tests {
             req.fields().values(&xff).cloned().collect::<Vec<_>>()
         );
         assert_eq!(listed, ["10.0.0.1", "10.0.0.2"]);
-        assert_eq!(req.into_http().headers().len(), 5);
+        let http = req.into_http();
+        assert_eq!(http.headers().len(), 5);
+        assert_eq!((http.method(), http.uri().path()), (&Method::GET, "/p"));
     }
 }

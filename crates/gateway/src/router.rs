@@ -477,10 +477,16 @@ fn acrh_names<H: RequestFields + ?Sized>(headers: &H) -> impl Iterator<Item = &[
 /// boundary of the request path; rules with a regex path or no path
 /// condition are always candidates. Candidates are visited in rule order,
 /// so first-match semantics are exactly those of a linear scan.
+/// The index's maps. Their keys come from the configuration and never
+/// change after compilation, so a request's path can only be looked up, not
+/// inserted: a fast hash (foldhash, randomly seeded) gives an attacker
+/// nothing to collide with, where SipHash cost ~190 instructions a lookup.
+type PathMap = HashMap<String, Vec<usize>, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct RuleIndex {
-    exact: HashMap<String, Vec<usize>>,
-    prefix: HashMap<String, Vec<usize>>,
+    exact: PathMap,
+    prefix: PathMap,
     always: Vec<usize>,
     total: usize,
 }

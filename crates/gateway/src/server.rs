@@ -729,10 +729,14 @@ async fn handle(
             ) {
                 (Some(upstream), Some(client)) => {
                     let max_body = vs.limits.max_body_bytes;
-                    let mut req = req;
-                    if !rule.request_headers.is_empty() {
+                    let req = if rule.request_headers.is_empty() {
+                        req
+                    } else {
+                        // Edited fields live in a map.
+                        let mut req = req.into_http();
                         rule.request_headers.apply(req.headers_mut());
-                    }
+                        ClientRequest::from_map(req)
+                    };
                     let target = rewrite_path.as_ref().and_then(|change| {
                         let mut t = change.apply(path);
                         if let Some(q) = req.uri().query() {
