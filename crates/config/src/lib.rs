@@ -574,6 +574,20 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                 format!("{:?} is not an address like 127.0.0.1:8080", vs.listen),
             );
         }
+        for (field, ms) in [
+            ("headerTimeoutMs", vs.limits.header_timeout_ms),
+            ("idleTimeoutMs", vs.limits.idle_timeout_ms),
+        ] {
+            // A day is far beyond any client's patience; a larger value is
+            // a typo, and would not fit the timer.
+            if ms == 0 || ms > 86_400_000 {
+                err(
+                    &mut errors,
+                    format!("{at}.limits.{field}"),
+                    format!("{ms} is not a timeout between 1 ms and one day (86400000)"),
+                );
+            }
+        }
         check_ref(&mut errors, format!("{at}.cors"), &vs.cors);
         for (host, p) in &vs.host_cors {
             check_ref(

@@ -157,6 +157,17 @@ pub struct Limits {
     /// Request body size, in bytes (default 10 MiB).
     #[serde(default = "default_body_bytes")]
     pub max_body_bytes: u64,
+    /// Time a client has to send a whole request head once it has started
+    /// it, in milliseconds (default 30000). Past it the connection is
+    /// closed: a client sending its head a byte at a time cannot hold a
+    /// connection open (slowloris).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Time a keep-alive HTTP/1.1 connection may wait for its next request,
+    /// in milliseconds (default 75000, nginx's `keepalive_timeout`). Past
+    /// it the connection is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -164,8 +175,17 @@ impl Default for Limits {
         Limits {
             max_header_bytes: default_header_bytes(),
             max_body_bytes: default_body_bytes(),
+            header_timeout_ms: default_header_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
         }
     }
+}
+
+fn default_header_timeout_ms() -> u64 {
+    30_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    75_000
 }
 
 fn default_header_bytes() -> usize {

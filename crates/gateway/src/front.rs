@@ -31,7 +31,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -44,6 +44,54 @@ pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Response bytes gathered before one write; larger body frames are
 /// written without being copied.
 const WRITE_BATCH: usize = 16 * 1024;
+
+/// How long a client may take (`limits.headerTimeoutMs`,
+/// `limits.idleTimeoutMs`): past either, the connection is closed without
+/// an answer, as nginx and hyper do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientTimeouts {
+    /// From a head's first byte to its last.
+    pub(crate) header: Duration,
+    /// From a response (or the accept) to the next request's first byte.
+    pub(crate) idle: Duration,
+}
+
+/// When the connection is due to be closed if nothing happens.
+///
+/// One timer serves the connection's whole life. It is set at the accept and
+/// moved only when it fires early: a busy connection records when each
+/// response went out (a clock read), and the timer, on firing, works out
+/// the real deadline from that and sleeps again. So a request costs no timer
+/// update; only a head that arrives in pieces may pull the timer earlier.
+struct Deadlines {
+    timeouts: ClientTimeouts,
+    /// When the last response was written, or the connection accepted.
+    idle_since: Instant,
+    /// When the head being read began to arrive, while it is incomplete.
+    head_since: Option<Instant>,
+    /// Where the timer is set.
+    armed: Instant,
+}
+
+impl Deadlines {
+    fn new(timeouts: ClientTimeouts) -> Self {
+        let now = Instant::now();
+        Deadlines {
+            timeouts,
+            idle_since: now,
+            head_since: None,
+            armed: now + timeouts.idle,
+        }
+    }
+
+    /// The deadline the connection's state calls for.
+    fn due(&self) -> Instant {
+        match self.head_since {
+            Some(t) => t + self.timeouts.header,
+            None => self.idle_since + self.timeouts.idle,
+        }
+    }
+}
 
 /// How [`serve`] finished with a connection.
 pub(crate) enum Ended {
@@ -85,6 +133,7 @@ pub(crate) async fn serve<IO, F, Fut>(
     io: &mut IO,
     mut service: F,
     stop: &watch::Receiver<Option<Duration>>,
+    timeouts: ClientTimeouts,
 ) -> io::Result<Ended>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -102,11 +151,16 @@ where
     let mut stopped = pin!(async move {
         let _ = stop_watch.changed().await;
     });
+    let mut clock = Deadlines::new(timeouts);
+    let mut timer = pin!(tokio::time::sleep_until(clock.armed.into()));
     loop {
         let head = loop {
             if !buf.is_empty() {
                 match parse(&mut buf, &mut names) {
-                    Parsed::Complete(head) => break head,
+                    Parsed::Complete(head) => {
+                        clock.head_since = None;
+                        break head;
+                    }
                     Parsed::Foreign => return Ok(Ended::HandOff(buf.freeze())),
                     Parsed::Bad => {
                         out.clear();
@@ -119,7 +173,18 @@ where
                     Parsed::Partial if buf.len() >= MAX_HEAD => {
                         return Ok(Ended::HandOff(buf.freeze()))
                     }
-                    Parsed::Partial => {}
+                    Parsed::Partial => {
+                        if clock.head_since.is_none() {
+                            // A head arriving in pieces: the header timeout
+                            // runs from now, and may be due before the
+                            // timer.
+                            clock.head_since = Some(Instant::now());
+                            if clock.due() < clock.armed {
+                                clock.armed = clock.due();
+                                timer.as_mut().reset(clock.armed.into());
+                            }
+                        }
+                    }
                 }
             }
             buf.reserve(4 * 1024);
@@ -130,6 +195,17 @@ where
                 // Only an idle connection closes on stop; a request half
                 // read is completed and answered first.
                 () = &mut stopped, if idle => return Ok(Ended::Closed),
+                () = &mut timer => {
+                    let due = clock.due();
+                    if Instant::now() >= due {
+                        let waited = if idle { "idle" } else { "header" };
+                        tracing::debug!(timeout = waited, "client timed out; closing");
+                        return Ok(Ended::Closed);
+                    }
+                    clock.armed = due;
+                    timer.as_mut().reset(due.into());
+                    continue;
+                }
             };
             if n == 0 {
                 // The client closed; a partial head is dropped, as hyper
@@ -177,6 +253,7 @@ where
         if !reusable || !keep {
             return Ok(Ended::Closed);
         }
+        clock.idle_since = Instant::now();
     }
 }
 

@@ -472,6 +472,9 @@ async fn accept_loop(
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut buffer = 0;
+    let mut header_timeout = Duration::ZERO;
+    // hyper applies its header read timeout only with a timer.
+    builder.http1().timer(hyper_util::rt::TokioTimer::new());
     let drain = loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -486,17 +489,26 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         // The connection's settings come from the generation current when
         // it is accepted; each request reads the generation anew.
-        let acceptor = {
+        let (acceptor, timeouts) = {
             let generation = state.load();
             let Some(Some(current)) = generation.slots.get(slot) else {
                 continue;
             };
-            let wanted = read_buffer_for(current.vservice.limits.max_header_bytes);
+            let limits = &current.vservice.limits;
+            let wanted = read_buffer_for(limits.max_header_bytes);
             if wanted != buffer {
                 buffer = wanted;
                 builder.http1().max_buf_size(buffer);
             }
-            current.acceptor.clone()
+            let timeouts = front::ClientTimeouts {
+                header: Duration::from_millis(limits.header_timeout_ms),
+                idle: Duration::from_millis(limits.idle_timeout_ms),
+            };
+            if timeouts.header != header_timeout {
+                header_timeout = timeouts.header;
+                builder.http1().header_read_timeout(header_timeout);
+            }
+            (current.acceptor.clone(), timeouts)
         };
         let handler = Handler {
             state: state.clone(),
@@ -511,7 +523,8 @@ async fn accept_loop(
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     let mut stream = stream;
-                    let ended = front::serve(&mut stream, |req| handler.call(req), &stop).await;
+                    let ended =
+                        front::serve(&mut stream, |req| handler.call(req), &stop, timeouts).await;
                     match ended {
                         Ok(Ended::HandOff(read)) => {
                             let io = TokioIo::new(Prefixed::new(read, stream));

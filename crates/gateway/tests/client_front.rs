@@ -1,8 +1,8 @@
 //! corsgate's own HTTP/1.1 front, seen from a raw client on a real loopback
 //! socket: pipelining, the hand-over to hyper in the middle of a connection
 //! (request bodies, HTTP/1.0, malformed and oversized heads), response
-//! framing (length, chunked, HEAD, 204), `Connection: close`, and closing
-//! idle connections on shutdown.
+//! framing (length, chunked, HEAD, 204), `Connection: close`, closing
+//! idle connections on shutdown, and the header and idle timeouts.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -83,6 +83,11 @@ mod crate_body {
 }
 
 async fn gateway(backend: SocketAddr) -> corsgate_gateway::Running {
+    gateway_with(backend, "{}").await
+}
+
+/// The test gateway with these `limits`.
+async fn gateway_with(backend: SocketAddr, limits: &str) -> corsgate_gateway::Running {
     let yaml = format!(
         r#"
 policies:
@@ -91,6 +96,7 @@ vservices:
   - name: v
     listen: "127.0.0.1:0"
     cors: web
+    limits: {limits}
     rules:
       - match: {{ path: {{ exact: /direct }} }}
         direct: {{ status: 200, body: "hello" }}
@@ -477,4 +483,145 @@ async fn a_client_that_leaves_abandons_its_upstream_request() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gw.shutdown_within(Duration::from_millis(200)).await;
+}
+
+/// When a connection must be closed: no sooner than, no later than.
+type Window = (Duration, Duration);
+
+/// What a client does in the timeout table.
+enum Pace {
+    /// Connects and sends nothing.
+    Silent,
+    /// One request, answered, then nothing.
+    OneRequestThenSilent,
+    /// Half a head, then nothing.
+    HalfAHead,
+    /// A head one byte every 50 ms, never finished in time.
+    Trickle,
+    /// A request every 300 ms for longer than the idle timeout.
+    Busy,
+    /// A request with a body (so hyper serves the connection from then
+    /// on), answered, then half a head.
+    HalfAHeadToHyper,
+}
+
+/// How long the gateway took to close the connection after the client's
+/// last byte (for `Trickle`, its first), or `None` if it was still open
+/// when the client stopped.
+async fn time_to_close(addr: SocketAddr, pace: Pace) -> Option<Duration> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    let head = "GET /direct HTTP/1.1\r\nHost: h\r\n";
+    let mut last = std::time::Instant::now();
+    match pace {
+        Pace::Silent => {}
+        Pace::OneRequestThenSilent => {
+            s.write_all(GET_DIRECT.as_bytes()).await.unwrap();
+            assert_eq!(read_response(&mut s, &mut buf, false).await.status, 200);
+            last = std::time::Instant::now();
+        }
+        Pace::HalfAHead => {
+            s.write_all(head.as_bytes()).await.unwrap();
+            last = std::time::Instant::now();
+        }
+        Pace::Trickle => {
+            // A valid head that never ends: timed from its first byte.
+            let first = std::time::Instant::now();
+            let slow = format!("{head}x-slow: {}", "a".repeat(200));
+            for b in slow.bytes() {
+                if s.write_all(&[b]).await.is_err() {
+                    return Some(first.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut probe = [0u8; 1];
+                if let Ok(Ok(0) | Err(_)) =
+                    tokio::time::timeout(Duration::from_millis(1), s.read(&mut probe)).await
+                {
+                    return Some(first.elapsed());
+                }
+            }
+            return None;
+        }
+        Pace::Busy => {
+            for _ in 0..14 {
+                s.write_all(GET_DIRECT.as_bytes()).await.unwrap();
+                assert_eq!(read_response(&mut s, &mut buf, false).await.status, 200);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            // Still open: one more request is answered.
+            s.write_all(GET_DIRECT.as_bytes()).await.unwrap();
+            assert_eq!(read_response(&mut s, &mut buf, false).await.status, 200);
+            return None;
+        }
+        Pace::HalfAHeadToHyper => {
+            s.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+                .await
+                .unwrap();
+            assert_eq!(read_response(&mut s, &mut buf, false).await.status, 200);
+            s.write_all(head.as_bytes()).await.unwrap();
+            last = std::time::Instant::now();
+        }
+    }
+    let mut b = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await {
+            Ok(Ok(0) | Err(_)) => return Some(last.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Slow and idle clients lose their connection: a head has
+/// `headerTimeoutMs` from its first byte (trickling bytes does not extend
+/// it), a kept-alive connection `idleTimeoutMs` between requests; a busy
+/// connection is never closed; hyper's connections get the header timeout
+/// too. The cases run at once; lower bounds are exact (a timeout never
+/// fires early), upper bounds leave room for a loaded machine.
+#[tokio::test]
+async fn slow_and_idle_clients_are_closed() {
+    let gw = gateway_with(
+        backend().await,
+        "{ headerTimeoutMs: 300, idleTimeoutMs: 3000 }",
+    )
+    .await;
+    let addr = gw.addr("v").unwrap();
+    let ms = Duration::from_millis;
+    // (case, pace, closed no sooner than, and no later than; None: stays open)
+    let table: Vec<(&str, Pace, Option<Window>)> = vec![
+        (
+            "silent after connecting",
+            Pace::Silent,
+            Some((ms(2900), ms(8000))),
+        ),
+        (
+            "silent after a response",
+            Pace::OneRequestThenSilent,
+            Some((ms(2900), ms(8000))),
+        ),
+        ("half a head", Pace::HalfAHead, Some((ms(250), ms(2500)))),
+        // Timed from the first byte: trickling does not extend it.
+        ("a head trickled", Pace::Trickle, Some((ms(250), ms(2500)))),
+        ("a busy connection", Pace::Busy, None),
+        (
+            "half a head to hyper",
+            Pace::HalfAHeadToHyper,
+            Some((ms(250), ms(2500))),
+        ),
+    ];
+    let runs = table
+        .into_iter()
+        .map(|(name, pace, want)| async move { (name, want, time_to_close(addr, pace).await) });
+    for (name, want, got) in futures_util::future::join_all(runs).await {
+        match (want, got) {
+            (None, None) => {}
+            (Some((min, max)), Some(t)) => {
+                assert!(
+                    t >= min && t <= max,
+                    "{name}: closed after {t:?}, want {min:?}..{max:?}"
+                )
+            }
+            _ => panic!("{name}: want {want:?}, got {got:?}"),
+        }
+    }
 }
