@@ -18,7 +18,7 @@
 //! anything ambiguous (conflicting `Content-Length`, a malformed chunk) is an
 //! error — a 502 before the head, an aborted body after — never a guess.
 
-use crate::hop::{is_hop_by_hop, named_by_connection, strip_hop_by_hop};
+use crate::hop::{is_hop_by_hop, named_by_connection};
 use crate::BoxError;
 use bytes::{Buf, Bytes, BytesMut};
 use corsgate_policy::RequestFields;
@@ -79,7 +79,9 @@ pub(crate) struct Conn {
 /// The idle connections to one upstream authority.
 #[derive(Default)]
 pub(crate) struct Idle {
-    conns: Mutex<Vec<Conn>>,
+    // Boxed: connections move between the pool and requests as pointers.
+    #[allow(clippy::vec_box)]
+    conns: Mutex<Vec<Box<Conn>>>,
 }
 
 impl Idle {
@@ -90,7 +92,7 @@ impl Idle {
     /// That readiness can be stale (tokio clears it after a short read, not
     /// after one that filled the buffer); then one non-blocking read tells:
     /// "would block" proves the connection idle.
-    fn take(&self) -> Option<Conn> {
+    fn take(&self) -> Option<Box<Conn>> {
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         while let Some(conn) = conns.pop() {
@@ -110,7 +112,7 @@ impl Idle {
         None
     }
 
-    fn put(&self, conn: Conn) {
+    fn put(&self, conn: Box<Conn>) {
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         if conns.len() < MAX_IDLE {
             conns.push(conn);
@@ -210,19 +212,24 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-async fn connect(authority: &str, timeout: std::time::Duration) -> Result<Conn, ExchangeError> {
+/// Boxed once here and never again: a connection moves between the pool,
+/// the exchange and the response body, which stay small.
+async fn connect(
+    authority: &str,
+    timeout: std::time::Duration,
+) -> Result<Box<Conn>, ExchangeError> {
     let err = |e: String| ExchangeError::Connect(authority.to_owned(), e);
     let stream = tokio::time::timeout(timeout, TcpStream::connect(authority))
         .await
         .map_err(|_| err("timed out".into()))?
         .map_err(|e| err(e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    Ok(Conn {
+    Ok(Box::new(Conn {
         stream,
         read: BytesMut::with_capacity(READ_CHUNK),
         write: Vec::with_capacity(1024),
         fields: Vec::with_capacity(32),
-    })
+    }))
 }
 
 /// Send one bodiless request to `authority` over an idle connection from
@@ -233,7 +240,7 @@ pub(crate) async fn exchange(
     authority: &str,
     connect_timeout: std::time::Duration,
     head: &RequestHead<'_>,
-) -> Result<http::Response<UpstreamBody>, ExchangeError> {
+) -> Result<UpstreamResponse, ExchangeError> {
     let (mut conn, mut reused) = match idle.take() {
         Some(c) => (c, true),
         // Boxed: connecting is rare and its future would otherwise enlarge
@@ -361,10 +368,17 @@ pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut found: Option<u64> = None;
     for part in value.split(|&b| b == b',') {
         let part = part.trim_ascii();
-        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+        // At most 19 digits always fit in a u64.
+        if part.is_empty() || part.len() > 19 {
             return None;
         }
-        let n = std::str::from_utf8(part).ok()?.parse().ok()?;
+        let mut n: u64 = 0;
+        for &d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u64::from(d - b'0');
+        }
         match found {
             Some(prev) if prev != n => return None,
             _ => found = Some(n),
@@ -385,40 +399,136 @@ struct FramingFields {
     names_fields: bool,
 }
 
-fn response(
-    mut conn: Conn,
-    parsed: ParsedHead,
-    head_request: bool,
-    idle: Arc<Idle>,
-) -> Result<http::Response<UpstreamBody>, ExchangeError> {
-    let head = conn.read.split_to(parsed.len).freeze();
-    let status = StatusCode::from_u16(parsed.status)
-        .map_err(|_| ExchangeError::Invalid("bad status code"))?;
-    // Room for the CORS fields the policy adds, so completing the response
-    // does not grow the map.
-    let mut headers = HeaderMap::with_capacity(conn.fields.len() + 6);
+/// An upstream response as it was read: the head's bytes with the spans of
+/// the fields to pass on (framing and hop-by-hop fields already taken out),
+/// and the body. A server that writes its own response heads copies the
+/// fields through without parsing names into a map (see
+/// [`UpstreamResponse::fields`]); [`UpstreamResponse::into_http`] builds
+/// the map when something needs it.
+pub(crate) struct UpstreamResponse {
+    pub(crate) status: StatusCode,
+    head: Bytes,
+    /// (name start, name end, value start, value end) into `head`.
+    fields: Vec<[u32; 4]>,
+    /// The `Content-Length` the upstream declared (never with a
+    /// `Transfer-Encoding`): what a response to HEAD, or a 304, says.
+    pub(crate) declared_length: Option<u64>,
+    pub(crate) body: UpstreamBody,
+}
+
+impl UpstreamResponse {
+    /// The fields to pass on, as received (`httparse` validated them:
+    /// names are tokens, values hold no control characters).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        self.fields.iter().map(|&[ns, ne, vs, ve]| {
+            (
+                &self.head[ns as usize..ne as usize],
+                &self.head[vs as usize..ve as usize],
+            )
+        })
+    }
+
+    /// The same fields with each one's whole line as received (`name:
+    /// value`, without the line end): passed on in one copy.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().map(|&[ns, ne, _, ve]| {
+            (
+                &self.head[ns as usize..ne as usize],
+                &self.head[ns as usize..ve as usize],
+            )
+        })
+    }
+
+    /// A response read from `head` (a whole head) whose body is empty.
+    #[cfg(test)]
+    pub(crate) fn from_head(head: &'static [u8]) -> Self {
+        let mut spans = Vec::new();
+        let parsed = parse_head(head, &mut spans)
+            .expect("valid head")
+            .expect("whole head");
+        let (fields, ff) = sort_fields(head, &spans).expect("valid fields");
+        UpstreamResponse {
+            status: StatusCode::from_u16(parsed.status).expect("status"),
+            head: Bytes::from_static(head),
+            fields,
+            declared_length: ff.content_length.filter(|_| !ff.transfer_encoding),
+            body: UpstreamBody {
+                conn: None,
+                framing: Framing::Done,
+                home: None,
+            },
+        }
+    }
+
+    /// The body, to stream once the head is written.
+    pub(crate) fn into_body(self) -> UpstreamBody {
+        self.body
+    }
+
+    /// The response as an `http::Response`, fields in a map, the declared
+    /// length among them.
+    pub(crate) fn into_http(self) -> Result<http::Response<UpstreamBody>, ExchangeError> {
+        // Room for the CORS fields the policy adds, so completing the
+        // response does not grow the map.
+        let mut headers = HeaderMap::with_capacity(self.fields.len() + 7);
+        for &[ns, ne, vs, ve] in &self.fields {
+            let name = HeaderName::from_bytes(&self.head[ns as usize..ne as usize])
+                .map_err(|_| ExchangeError::Invalid("bad field name"))?;
+            let value = HeaderValue::from_maybe_shared(self.head.slice(vs as usize..ve as usize))
+                .map_err(|_| ExchangeError::Invalid("bad field value"))?;
+            headers.append(name, value);
+        }
+        if let Some(n) = self.declared_length {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        let mut resp = http::Response::new(self.body);
+        *resp.status_mut() = self.status;
+        *resp.version_mut() = Version::HTTP_11;
+        *resp.headers_mut() = headers;
+        Ok(resp)
+    }
+}
+
+/// Names of the hop-by-hop fields, lower case, besides `Connection`,
+/// `Transfer-Encoding` and `Content-Length`, which [`response`] reads.
+fn hop_by_hop_name(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 6] = [
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Sort a response head's fields: those to pass on (not framing, not
+/// hop-by-hop, not named by `Connection`), and what the framing fields say.
+fn sort_fields(
+    head: &[u8],
+    spans: &[[u32; 4]],
+) -> Result<(Vec<[u32; 4]>, FramingFields), ExchangeError> {
     let mut ff = FramingFields::default();
-    for &[ns, ne, vs, ve] in &conn.fields {
-        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
-        let name = HeaderName::from_bytes(&head[ns..ne])
-            .map_err(|_| ExchangeError::Invalid("bad field name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
-            .map_err(|_| ExchangeError::Invalid("bad field value"))?;
-        if name == http::header::TRANSFER_ENCODING {
+    let mut kept = Vec::with_capacity(spans.len());
+    for &span in spans {
+        let [ns, ne, vs, ve] = span.map(|x| x as usize);
+        let (name, value) = (&head[ns..ne], &head[vs..ve]);
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
             ff.transfer_encoding = true;
             // Only the last coding decides; a later field line is later.
-            if let Some(last) = value.as_bytes().rsplit(|&b| b == b',').next() {
+            if let Some(last) = value.rsplit(|&b| b == b',').next() {
                 ff.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             }
-        } else if name == http::header::CONTENT_LENGTH {
-            let n = content_length(value.as_bytes())
-                .ok_or(ExchangeError::Invalid("invalid Content-Length"))?;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n =
+                content_length(value).ok_or(ExchangeError::Invalid("invalid Content-Length"))?;
             if ff.content_length.is_some_and(|prev| prev != n) {
                 return Err(ExchangeError::Invalid("conflicting Content-Length"));
             }
             ff.content_length = Some(n);
-        } else if name == CONNECTION {
-            for t in corsgate_policy::list_items(value.as_bytes()) {
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for t in corsgate_policy::list_items(value) {
                 if t.eq_ignore_ascii_case(b"close") {
                     ff.close = true;
                 } else if t.eq_ignore_ascii_case(b"keep-alive") {
@@ -427,29 +537,44 @@ fn response(
                     ff.names_fields = true;
                 }
             }
+        } else if !hop_by_hop_name(name) {
+            kept.push(span);
         }
-        if is_hop_by_hop(&name) {
-            // Connection is looked at again below when it names fields.
-            if name == CONNECTION && ff.names_fields {
-                headers.append(name, value);
-            }
-            continue;
-        }
-        headers.append(name, value);
     }
     if ff.names_fields {
-        strip_hop_by_hop(&mut headers);
+        // Fields the upstream's Connection names are hop-by-hop too.
+        let named = |name: &[u8]| {
+            spans.iter().any(|&[ns, ne, vs, ve]| {
+                head[ns as usize..ne as usize].eq_ignore_ascii_case(b"connection")
+                    && corsgate_policy::list_items(&head[vs as usize..ve as usize])
+                        .any(|t| t.eq_ignore_ascii_case(name))
+            })
+        };
+        kept.retain(|&[ns, ne, _, _]| !named(&head[ns as usize..ne as usize]));
     }
+    Ok((kept, ff))
+}
+
+fn response(
+    mut conn: Box<Conn>,
+    parsed: ParsedHead,
+    head_request: bool,
+    idle: Arc<Idle>,
+) -> Result<UpstreamResponse, ExchangeError> {
+    let head = conn.read.split_to(parsed.len).freeze();
+    let status = StatusCode::from_u16(parsed.status)
+        .map_err(|_| ExchangeError::Invalid("bad status code"))?;
+    let (kept, ff) = sort_fields(&head, &conn.fields)?;
     let no_body = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    // Transfer-Encoding overrides Content-Length, which a proxy must then
+    // drop (RFC 9112 §6.3 item 3).
+    let declared_length = ff.content_length.filter(|_| !ff.transfer_encoding);
     let framing = if no_body {
         Framing::Length(0)
     } else if ff.transfer_encoding {
-        // Transfer-Encoding overrides Content-Length, which a proxy must
-        // then drop (RFC 9112 §6.3 item 3).
-        headers.remove(http::header::CONTENT_LENGTH);
         if ff.chunked_last {
             Framing::Chunked(Chunk::Size)
         } else {
@@ -474,16 +599,18 @@ fn response(
     if body.framing == Framing::Length(0) {
         body.finish();
     }
-    let mut resp = http::Response::new(body);
-    *resp.status_mut() = status;
-    *resp.version_mut() = Version::HTTP_11;
-    *resp.headers_mut() = headers;
-    Ok(resp)
+    Ok(UpstreamResponse {
+        status,
+        head,
+        fields: kept,
+        declared_length,
+        body,
+    })
 }
 
 /// The response body, read from the upstream connection as it is polled.
 pub(crate) struct UpstreamBody {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     framing: Framing,
     /// Where the connection goes when the body is complete; `None` when it
     /// cannot be reused (close-delimited, `Connection: close`, HTTP/1.0).

@@ -19,11 +19,12 @@
 //! hyper serves the connection until it closes, with its own limits and
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
+use crate::exchange::UpstreamResponse;
 use crate::request::{ClientRequest, FieldList};
 use crate::{Body, Reply};
 use bytes::{Bytes, BytesMut};
 use corsgate_policy::list_items;
-use corsgate_policy::PreflightResponse;
+use corsgate_policy::{CompletionLines, PreflightResponse};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body::Body as _;
@@ -249,6 +250,9 @@ where
                 io.write_all(&out).await?;
                 true
             }
+            Reply::Upstream(response, cors) => {
+                write_upstream(io, &mut out, response, cors, head_only, trailers, keep).await?
+            }
         };
         if !reusable || !keep {
             return Ok(Ended::Closed);
@@ -464,7 +468,69 @@ async fn write_response<IO: AsyncWrite + Unpin>(
         dated |= name == DATE;
         push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    let declared = declared.flatten();
+    let exact = body.size_hint().exact();
+    let framing = finish_head(
+        out,
+        status,
+        declared.flatten(),
+        exact,
+        head_only,
+        dated,
+        keep,
+    );
+    write_body(io, out, body, framing, trailers).await
+}
+
+/// Write an upstream response read by corsgate's exchange: its fields as
+/// received (framing and hop-by-hop fields were left out when it was read),
+/// less those the CORS completion replaces, then the completion's.
+async fn write_upstream<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    out: &mut Vec<u8>,
+    response: UpstreamResponse,
+    cors: Option<CompletionLines>,
+    head_only: bool,
+    trailers: bool,
+    keep: bool,
+) -> io::Result<bool> {
+    let status = response.status;
+    out.clear();
+    status_line(out, status);
+    let mut dated = false;
+    for (name, line) in response.lines() {
+        if cors.is_some() && CompletionLines::replaces(name) {
+            continue;
+        }
+        dated |= name.eq_ignore_ascii_case(b"date");
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(lines) = &cors {
+        let vary = response
+            .fields()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(b"vary"))
+            .map(|(_, v)| v);
+        lines.write(vary, out);
+    }
+    let declared = response.declared_length;
+    let body = response.into_body();
+    let exact = body.size_hint().exact();
+    let framing = finish_head(out, status, declared, exact, head_only, dated, keep);
+    write_body(io, out, body, framing, trailers).await
+}
+
+/// End a response head: framing fields (from the declared length or the
+/// body's exact size; none for HEAD, 1xx, 204 and 304), `Date` unless the
+/// handler wrote one, `Connection: close` when the connection ends.
+fn finish_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    declared: Option<u64>,
+    exact: Option<u64>,
+    head_only: bool,
+    dated: bool,
+    keep: bool,
+) -> Framing {
     let no_body = status.is_informational() || status == StatusCode::NO_CONTENT;
     let framing = if no_body {
         Framing::None
@@ -473,14 +539,14 @@ async fn write_response<IO: AsyncWrite + Unpin>(
         // would have, if the handler says so.
         let length = declared.or_else(|| {
             (status != StatusCode::NOT_MODIFIED)
-                .then(|| body.size_hint().exact())
+                .then_some(exact)
                 .flatten()
         });
         if let Some(n) = length {
             push_length(out, n);
         }
         Framing::None
-    } else if let Some(n) = declared.or_else(|| body.size_hint().exact()) {
+    } else if let Some(n) = declared.or(exact) {
         push_length(out, n);
         Framing::Length(n)
     } else {
@@ -494,7 +560,24 @@ async fn write_response<IO: AsyncWrite + Unpin>(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    framing
+}
 
+/// Write the head gathered in `out` and `body` framed as `framing`.
+/// Returns whether the connection can carry another request: `false` when
+/// the body failed or did not match its declared length, which leaves the
+/// client a response it can tell is incomplete (as hyper does).
+async fn write_body<IO, B>(
+    io: &mut IO,
+    out: &mut Vec<u8>,
+    body: B,
+    framing: Framing,
+    trailers: bool,
+) -> io::Result<bool>
+where
+    IO: AsyncWrite + Unpin,
+    B: http_body::Body<Data = Bytes, Error = crate::BoxError>,
+{
     if framing == Framing::None {
         drop(body);
         io.write_all(out).await?;
@@ -591,8 +674,8 @@ async fn write_response<IO: AsyncWrite + Unpin>(
 /// Poll the body once without waiting: `Some` if a frame (or its end) is
 /// ready now.
 #[allow(clippy::type_complexity)]
-fn ready_frame(
-    body: std::pin::Pin<&mut Body>,
+fn ready_frame<B: http_body::Body<Data = Bytes, Error = crate::BoxError>>(
+    body: std::pin::Pin<&mut B>,
 ) -> Option<Option<Result<http_body::Frame<Bytes>, crate::BoxError>>> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
@@ -879,6 +962,99 @@ mod tests {
             let mut out = Vec::new();
             push_chunk_size(&mut out, n);
             assert_eq!(out, format!("{want}\r\n").as_bytes());
+        }
+    }
+
+    /// An upstream response written by the front as read (the completion
+    /// as lines) carries the same fields as the map hyper-served
+    /// connections get, across heads, origins and with no policy; and
+    /// never a hop-by-hop field, a second ACAO, or CORS for a refused
+    /// origin.
+    #[tokio::test]
+    async fn upstream_responses_as_lines_equal_the_map() {
+        let heads: [&'static [u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nVary: Accept-Encoding\r\nAccess-Control-Allow-Origin: *\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Keep: 2\r\n\r\n",
+            b"HTTP/1.1 404 Not Found\r\nvary:Origin\r\nContent-Length: 0\r\nDate:  Mon, 30 Nov 2026 00:00:00 GMT\r\nX-Spaced:\tvalue\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nAccess-Control-Expose-Headers: x-secret\r\nVary: accept, x-a\r\nvary: x-b\r\n\r\n",
+        ];
+        let spec = corsgate_policy::PolicySpec {
+            allow_origins: vec!["https://app.test".into()],
+            allow_credentials: true,
+            expose_headers: vec!["X-Request-Id".into()],
+            ..Default::default()
+        };
+        let policy = corsgate_policy::Policy::compile(&spec)
+            .expect("policy")
+            .policy;
+        let framing = ["content-length", "date", "connection", "transfer-encoding"];
+        for head in heads {
+            for origin in [Some("https://app.test"), Some("https://evil.test"), None] {
+                for with_policy in [true, false] {
+                    let case = format!(
+                        "{} {origin:?} policy {with_policy}",
+                        String::from_utf8_lossy(&head[..12])
+                    );
+                    let mut req = http::HeaderMap::new();
+                    if let Some(o) = origin {
+                        req.insert("origin", HeaderValue::from_static(o));
+                    }
+                    let lines = || {
+                        with_policy
+                            .then(|| policy.completion_lines(policy.actual(&req)))
+                            .flatten()
+                    };
+                    let mut wire = Vec::new();
+                    let up = UpstreamResponse::from_head(head);
+                    write_upstream(&mut wire, &mut Vec::new(), up, lines(), false, false, true)
+                        .await
+                        .expect("written");
+                    let text = String::from_utf8(wire).expect("ascii");
+                    let mut written: Vec<(String, String)> = text
+                        .split("\r\n\r\n")
+                        .next()
+                        .expect("head")
+                        .split("\r\n")
+                        .skip(1)
+                        .map(|l| {
+                            let (n, v) = l.split_once(':').expect("field line");
+                            (n.to_ascii_lowercase(), v.trim().to_owned())
+                        })
+                        .filter(|(n, _)| !framing.contains(&n.as_str()))
+                        .collect();
+                    let mapped =
+                        Reply::Upstream(UpstreamResponse::from_head(head), lines()).into_response();
+                    let mut from_map: Vec<(String, String)> = mapped
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().expect("text").to_owned()))
+                        .filter(|(n, _)| !framing.contains(&n.as_str()))
+                        .collect();
+                    written.sort();
+                    from_map.sort();
+                    assert_eq!(written, from_map, "{case}");
+                    let count = |name: &str| written.iter().filter(|(n, _)| n == name).count();
+                    assert_eq!(count("x-hop") + count("keep-alive"), 0, "{case}");
+                    assert_eq!(count("x-keep"), usize::from(head == heads[0]), "{case}");
+                    assert!(count("access-control-allow-origin") <= 1, "{case}");
+                    if with_policy {
+                        let allowed = origin == Some("https://app.test");
+                        assert_eq!(
+                            count("access-control-allow-origin"),
+                            usize::from(allowed),
+                            "{case}"
+                        );
+                        let vary: Vec<&str> = written
+                            .iter()
+                            .filter(|(n, _)| n == "vary")
+                            .map(|(_, v)| v.as_str())
+                            .collect();
+                        assert!(
+                            vary.join(", ").to_ascii_lowercase().contains("origin"),
+                            "{case}: {vary:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -34,6 +34,13 @@ pub(crate) enum Reply {
     Response(http::Response<Body>),
     /// A preflight's answer: its status and fields, an empty body.
     Preflight(corsgate_policy::PreflightResponse),
+    /// An upstream's response as corsgate's exchange read it, and the CORS
+    /// completion to write with it (`None`: passed on unchanged). Only for a
+    /// server that writes its own heads (the handler is told).
+    Upstream(
+        exchange::UpstreamResponse,
+        Option<corsgate_policy::CompletionLines>,
+    ),
 }
 
 impl Reply {
@@ -45,6 +52,44 @@ impl Reply {
                 let mut r = http::Response::new(proxy::empty());
                 *r.status_mut() = answer.status;
                 *r.headers_mut() = answer.headers();
+                r
+            }
+            Reply::Upstream(response, cors) => {
+                let vary: Vec<bytes::Bytes> = response
+                    .fields()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(b"vary"))
+                    .map(|(_, v)| bytes::Bytes::copy_from_slice(v))
+                    .collect();
+                let mut r = proxy::Answer::Upstream(response).into_response();
+                if let Some(lines) = cors {
+                    // The same fields the front writes: the replaced ones
+                    // out, the completion's lines in.
+                    let headers = r.headers_mut();
+                    let replaced: Vec<http::HeaderName> = headers
+                        .keys()
+                        .filter(|n| {
+                            corsgate_policy::CompletionLines::replaces(n.as_str().as_bytes())
+                        })
+                        .cloned()
+                        .collect();
+                    for name in replaced {
+                        headers.remove(name);
+                    }
+                    let mut written = Vec::new();
+                    lines.write(vary.iter().map(|v| &v[..]), &mut written);
+                    for line in written.split(|&b| b == b'\n') {
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        let Some(colon) = line.iter().position(|&b| b == b':') else {
+                            continue;
+                        };
+                        if let (Ok(name), Ok(value)) = (
+                            http::HeaderName::from_bytes(&line[..colon]),
+                            http::HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+                        ) {
+                            headers.append(name, value);
+                        }
+                    }
+                }
                 r
             }
         }

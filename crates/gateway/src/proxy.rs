@@ -92,6 +92,32 @@ impl Forwarded<'_> {
     }
 }
 
+/// What forwarding produced.
+pub(crate) enum Answer {
+    /// A response with its fields in a map: hyper's client's, or the
+    /// gateway's own 502/504.
+    Response(Response<Body>),
+    /// An upstream response as corsgate's exchange read it (fields not yet
+    /// in a map).
+    Upstream(crate::exchange::UpstreamResponse),
+}
+
+impl Answer {
+    /// The answer as an `http::Response`.
+    pub(crate) fn into_response(self) -> Response<Body> {
+        match self {
+            Answer::Response(r) => r,
+            Answer::Upstream(u) => match u.into_http() {
+                Ok(r) => r.map(BodyExt::boxed),
+                Err(e) => {
+                    tracing::warn!(error = %e, "upstream response cannot be represented");
+                    gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n")
+                }
+            },
+        }
+    }
+}
+
 /// Forward `req` to `upstream` (`http://host:port`). Returns the upstream's
 /// response, or the gateway's own 502/504.
 pub(crate) async fn forward(
@@ -101,7 +127,7 @@ pub(crate) async fn forward(
     req: ClientRequest,
     max_body: u64,
     fwd: Forwarded<'_>,
-) -> (Response<Body>, Option<Duration>) {
+) -> (Answer, Option<Duration>) {
     let upgrade = is_upgrade(&req.fields());
     let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     if let UpstreamClient::Http1(pool) = client {
@@ -111,7 +137,7 @@ pub(crate) async fn forward(
     }
     // Bodies, upgrades and HTTP/2 go through hyper's client. Boxed: its
     // future is large, and would otherwise be moved with every request's.
-    Box::pin(forward_hyper(
+    let (resp, elapsed) = Box::pin(forward_hyper(
         client,
         upstream,
         authority,
@@ -121,7 +147,8 @@ pub(crate) async fn forward(
         fwd,
         upgrade,
     ))
-    .await
+    .await;
+    (Answer::Response(resp), elapsed)
 }
 
 /// [`forward`] with corsgate's own exchange (see `exchange`).
@@ -132,7 +159,7 @@ async fn forward_direct(
     timeout: Duration,
     req: &ClientRequest,
     fwd: &Forwarded<'_>,
-) -> (Response<Body>, Option<Duration>) {
+) -> (Answer, Option<Duration>) {
     let target = fwd.target.as_ref().map_or_else(
         || req.uri().path_and_query().map_or("/", |p| p.as_str()),
         |t| t.as_str(),
@@ -150,9 +177,15 @@ async fn forward_direct(
     let started = std::time::Instant::now();
     let sent = crate::exchange::exchange(&idle, authority, pool.connect_timeout(), &head);
     match tokio::time::timeout(timeout, sent).await {
-        Ok(Ok(resp)) => (resp.map(BodyExt::boxed), Some(started.elapsed())),
-        Ok(Err(e)) => upstream_failed(upstream, Some(&e), started),
-        Err(_) => upstream_failed(upstream, None, started),
+        Ok(Ok(resp)) => (Answer::Upstream(resp), Some(started.elapsed())),
+        Ok(Err(e)) => {
+            let (resp, elapsed) = upstream_failed(upstream, Some(&e), started);
+            (Answer::Response(resp), elapsed)
+        }
+        Err(_) => {
+            let (resp, elapsed) = upstream_failed(upstream, None, started);
+            (Answer::Response(resp), elapsed)
+        }
     }
 }
 

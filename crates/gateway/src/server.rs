@@ -6,7 +6,7 @@
 //! complete whatever response results (R21-R25).
 
 use crate::front::{self, Ended, Prefixed};
-use crate::proxy::{self, UpstreamClient};
+use crate::proxy::{self, Answer, UpstreamClient};
 use crate::request::{ClientRequest, Fields};
 use crate::router::{self, Action, CompiledVService, RequestFacts};
 use crate::{Body, Reply, RequestBody};
@@ -424,10 +424,23 @@ struct Handler {
 }
 
 impl Handler {
-    async fn call(&self, req: ClientRequest) -> Reply {
+    /// Answer `req`. `writes_heads`: the caller writes response heads itself
+    /// (the front), so an upstream response may come back as read
+    /// ([`Reply::Upstream`]) rather than as an `http::Response`.
+    async fn call(&self, req: ClientRequest, writes_heads: bool) -> Reply {
         let generation = self.state.load_full();
         match generation.slots.get(self.slot) {
-            Some(Some(current)) => handle(&generation, current, req, &self.peer_ip, self.tls).await,
+            Some(Some(current)) => {
+                handle(
+                    &generation,
+                    current,
+                    req,
+                    &self.peer_ip,
+                    self.tls,
+                    writes_heads,
+                )
+                .await
+            }
             // The listener is being retired by a reload.
             _ => Reply::Response(proxy::gateway_response(
                 http::StatusCode::SERVICE_UNAVAILABLE,
@@ -450,7 +463,10 @@ impl Handler {
             async move {
                 Ok::<_, std::convert::Infallible>(
                     handler
-                        .call(ClientRequest::from_map(req.map(RequestBody::Incoming)))
+                        .call(
+                            ClientRequest::from_map(req.map(RequestBody::Incoming)),
+                            false,
+                        )
                         .await
                         .into_response(),
                 )
@@ -524,7 +540,8 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     let mut stream = stream;
                     let ended =
-                        front::serve(&mut stream, |req| handler.call(req), &stop, timeouts).await;
+                        front::serve(&mut stream, |req| handler.call(req, true), &stop, timeouts)
+                            .await;
                     match ended {
                         Ok(Ended::HandOff(read)) => {
                             let io = TokioIo::new(Prefixed::new(read, stream));
@@ -605,6 +622,7 @@ async fn handle(
     req: ClientRequest,
     peer_ip: &str,
     tls: bool,
+    writes_heads: bool,
 ) -> Reply {
     // The clock is read only when the access log will be written.
     let started =
@@ -722,10 +740,16 @@ async fn handle(
     } else {
         None
     };
-    let (mut resp, upstream_time) = match (too_big, selection.rule) {
-        (Some((status, text)), _) => (proxy::gateway_response(status, text), None),
+    let (answer, upstream_time) = match (too_big, selection.rule) {
+        (Some((status, text)), _) => (
+            Answer::Response(proxy::gateway_response(status, text)),
+            None,
+        ),
         (None, None) => (
-            proxy::gateway_response(http::StatusCode::NOT_FOUND, "no route\n"),
+            Answer::Response(proxy::gateway_response(
+                http::StatusCode::NOT_FOUND,
+                "no route\n",
+            )),
             None,
         ),
         (None, Some(rule)) => match &rule.action {
@@ -769,7 +793,10 @@ async fn handle(
                     proxy::forward(client, upstream, *timeout, req, max_body, fwd).await
                 }
                 _ => (
-                    proxy::gateway_response(http::StatusCode::BAD_GATEWAY, "no upstream\n"),
+                    Answer::Response(proxy::gateway_response(
+                        http::StatusCode::BAD_GATEWAY,
+                        "no upstream\n",
+                    )),
                     None,
                 ),
             },
@@ -781,7 +808,7 @@ async fn handle(
                 let mut r = Response::new(proxy::full(body.clone()));
                 *r.status_mut() = *status;
                 *r.headers_mut() = headers.clone();
-                (r, None)
+                (Answer::Response(r), None)
             }
             Action::Redirect { status, target } => {
                 let host_header = host_value
@@ -793,19 +820,57 @@ async fn handle(
                         let mut r = Response::new(proxy::empty());
                         *r.status_mut() = *status;
                         r.headers_mut().insert(http::header::LOCATION, location);
-                        (r, None)
+                        (Answer::Response(r), None)
                     }
                     None => (
-                        proxy::gateway_response(
+                        Answer::Response(proxy::gateway_response(
                             http::StatusCode::BAD_REQUEST,
                             "cannot build the redirect target\n",
-                        ),
+                        )),
                         None,
                     ),
                 }
             }
         },
     };
+    // An upstream response the front writes itself is passed on as read,
+    // its CORS completion written as lines, when nothing needs its fields in
+    // a map (a rule's response-header edits, or a completion that depends on
+    // the whole response).
+    let answer = match answer {
+        Answer::Upstream(up)
+            if writes_heads && selection.rule.is_none_or(|r| r.response_headers.is_empty()) =>
+        {
+            let lines = match (selection.policy, completion.take()) {
+                (Some(policy), Some(c)) => match policy.completion_lines(c.clone()) {
+                    Some(lines) => Ok(Some(lines)),
+                    None => Err(c),
+                },
+                // No policy, or a shadow one: the response is not changed.
+                _ => Ok(None),
+            };
+            match lines {
+                Ok(cors) => {
+                    slot.stats.record(
+                        selection.rule.map(|r| r.index),
+                        up.status.as_u16(),
+                        selection.policy,
+                        decision.outcome(),
+                        refused_origin.as_ref().map(http::HeaderValue::as_bytes),
+                        upstream_time,
+                    );
+                    log.write(up.status, upstream_time, decision);
+                    return Reply::Upstream(up, cors);
+                }
+                Err(c) => {
+                    completion = Some(c);
+                    Answer::Upstream(up)
+                }
+            }
+        }
+        other => other,
+    };
+    let mut resp = answer.into_response();
     if let Some(rule) = selection.rule {
         if !rule.response_headers.is_empty() && !resp.status().is_informational() {
             rule.response_headers.apply(resp.headers_mut());

@@ -175,12 +175,20 @@ struct AllowedFields {
     template: Arc<PreflightTemplate>,
     /// `Access-Control-Allow-Origin`.
     origin: HeaderValue,
+    /// The echoes of `allowMethods: *` and `allowHeaders: *`. Boxed: rare,
+    /// and an answer is moved through several layers of a server.
+    echoes: Option<Box<Echoes>>,
+    /// `Access-Control-Allow-Private-Network: true`.
+    private_network: bool,
+}
+
+/// An allowed preflight's answer fields that echo the request.
+#[derive(Debug)]
+struct Echoes {
     /// `Access-Control-Allow-Methods` echoing the request (`allowMethods: *`).
     methods: Option<HeaderValue>,
     /// `Access-Control-Allow-Headers` echoing the request (`allowHeaders: *`).
     headers: Option<HeaderValue>,
-    /// `Access-Control-Allow-Private-Network: true`.
-    private_network: bool,
 }
 
 /// The request-independent fields of a policy's allowed preflight answers,
@@ -222,11 +230,13 @@ impl PreflightResponse {
         let mut out = a.template.map.clone();
         // Replaces the template's placeholder in place: no growth.
         out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, a.origin.clone());
-        if let Some(v) = &a.methods {
-            out.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
-        }
-        if let Some(v) = &a.headers {
-            out.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+        if let Some(e) = &a.echoes {
+            if let Some(v) = &e.methods {
+                out.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+            }
+            if let Some(v) = &e.headers {
+                out.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+            }
         }
         if a.private_network {
             out.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE.clone());
@@ -247,11 +257,13 @@ impl PreflightResponse {
             a.origin.as_bytes(),
         );
         out.extend_from_slice(&a.template.lines);
-        if let Some(v) = &a.methods {
-            line(out, ACCESS_CONTROL_ALLOW_METHODS.as_str(), v.as_bytes());
-        }
-        if let Some(v) = &a.headers {
-            line(out, ACCESS_CONTROL_ALLOW_HEADERS.as_str(), v.as_bytes());
+        if let Some(e) = &a.echoes {
+            if let Some(v) = &e.methods {
+                line(out, ACCESS_CONTROL_ALLOW_METHODS.as_str(), v.as_bytes());
+            }
+            if let Some(v) = &e.headers {
+                line(out, ACCESS_CONTROL_ALLOW_HEADERS.as_str(), v.as_bytes());
+            }
         }
         if a.private_network {
             line(out, ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK.as_str(), b"true");
@@ -279,6 +291,48 @@ impl Completion {
     /// The ACAO value that will be written, if any.
     pub fn allow_origin(&self) -> Option<&HeaderValue> {
         self.allow_origin.as_ref()
+    }
+}
+
+/// A [`Completion`] for a server that copies an upstream's fields through
+/// as lines instead of building a map: it leaves out the upstream fields
+/// [`CompletionLines::replaces`] names and then writes these. The result is
+/// the same fields [`Policy::complete`] leaves in a map.
+#[derive(Debug, Clone)]
+pub struct CompletionLines {
+    allow_origin: Option<HeaderValue>,
+    credentials: bool,
+    expose: Option<HeaderValue>,
+}
+
+impl CompletionLines {
+    /// Whether the upstream field `name` (any case) is left out: the CORS
+    /// fields corsgate owns (R23), and `Vary`, which
+    /// [`CompletionLines::write`] writes merged (R24).
+    pub fn replaces(name: &[u8]) -> bool {
+        name.eq_ignore_ascii_case(b"vary")
+            || (name.len() > 15
+                && name[..15].eq_ignore_ascii_case(b"access-control-")
+                && CORS_RESPONSE_HEADERS
+                    .iter()
+                    .any(|n| n.as_str().as_bytes().eq_ignore_ascii_case(name)))
+    }
+
+    /// Append the completion's field lines (`name: value\r\n`): ACAO, ACAC
+    /// and ACEH when the origin is allowed (R21, R27), then `Vary` made of
+    /// the upstream's `vary` values with `Origin` merged in as
+    /// [`merge_vary_origin`] merges it.
+    pub fn write<'v>(&self, vary: impl Iterator<Item = &'v [u8]> + Clone, out: &mut Vec<u8>) {
+        if let Some(acao) = &self.allow_origin {
+            line(out, ACCESS_CONTROL_ALLOW_ORIGIN.as_str(), acao.as_bytes());
+            if self.credentials {
+                line(out, ACCESS_CONTROL_ALLOW_CREDENTIALS.as_str(), b"true");
+            }
+            if let Some(v) = &self.expose {
+                line(out, ACCESS_CONTROL_EXPOSE_HEADERS.as_str(), v.as_bytes());
+            }
+        }
+        crate::vary::write_vary_origin(vary, out);
     }
 }
 
@@ -487,6 +541,30 @@ impl Policy {
         merge_vary_origin(response);
     }
 
+    /// The completion as lines (see [`CompletionLines`]); `None` when it
+    /// depends on the whole response and must be applied to a map with
+    /// [`Policy::complete`]: `upstreamCorsHeaders: preserve` keeps some
+    /// upstream fields, and `exposeHeaders: ["*"]` with credentials
+    /// enumerates the response's names.
+    pub fn completion_lines(&self, completion: Completion) -> Option<CompletionLines> {
+        if self.upstream == UpstreamCorsHeaders::Preserve {
+            return None;
+        }
+        let allowed = completion.allow_origin.is_some();
+        let expose = match &self.expose {
+            Expose::None => None,
+            Expose::List(v) => Some(v.clone()),
+            Expose::Star => Some(STAR.clone()),
+            Expose::Enumerate if allowed => return None,
+            Expose::Enumerate => None,
+        };
+        Some(CompletionLines {
+            allow_origin: completion.allow_origin,
+            credentials: self.credentials,
+            expose,
+        })
+    }
+
     /// Decide a preflight (R18-R20). The request must satisfy
     /// [`is_preflight`]; the answer is complete and is never forwarded.
     pub fn preflight<H: RequestFields + ?Sized>(&self, headers: &H) -> PreflightResponse {
@@ -559,13 +637,18 @@ impl Policy {
         AllowedFields {
             template: Arc::clone(&self.preflight_template),
             origin: acao,
-            // A token is always a valid header value.
-            methods: match &self.methods {
-                AllowList::Echo => HeaderValue::from_bytes(acrm).ok(),
-                _ => None,
-            },
-            headers: match &self.headers {
-                AllowList::Echo => echo_request_headers(req),
+            echoes: match (&self.methods, &self.headers) {
+                (AllowList::Echo, _) | (_, AllowList::Echo) => Some(Box::new(Echoes {
+                    // A token is always a valid header value.
+                    methods: match &self.methods {
+                        AllowList::Echo => HeaderValue::from_bytes(acrm).ok(),
+                        _ => None,
+                    },
+                    headers: match &self.headers {
+                        AllowList::Echo => echo_request_headers(req),
+                        _ => None,
+                    },
+                })),
                 _ => None,
             },
             private_network: self.private_network

@@ -80,8 +80,8 @@ mod vary;
 
 pub use compile::{Compiled, Rejected, CHROMIUM_MAX_AGE_CAP, DEFAULT_MAX_AGE, FIREFOX_MAX_AGE_CAP};
 pub use decision::{
-    is_preflight, ActualOutcome, Completion, Evaluation, PreflightOutcome, PreflightResponse,
-    Refusal, ShadowOutcome, ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK,
+    is_preflight, ActualOutcome, Completion, CompletionLines, Evaluation, PreflightOutcome,
+    PreflightResponse, Refusal, ShadowOutcome, ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK,
     ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK, CORS_RESPONSE_HEADERS, PREFLIGHT_VARY,
 };
 pub use error::{ErrorId, FieldPath, PolicyError};

@@ -55,6 +55,33 @@ pub fn merge_vary(headers: &mut HeaderMap, token: &'static str) {
     }
 }
 
+/// Write the `Vary` lines a response gets when its own `Vary` values are
+/// `lines` and `Origin` is merged in exactly as [`merge_vary_origin`] does
+/// it in a map: lines that already name `Origin` or `*` are kept as they
+/// are; otherwise one line lists every item, then `Origin`.
+pub(crate) fn write_vary_origin<'v>(
+    lines: impl Iterator<Item = &'v [u8]> + Clone,
+    out: &mut Vec<u8>,
+) {
+    let covered = lines.clone().any(|line| {
+        list_items(line).any(|item| item == b"*" || item.eq_ignore_ascii_case(b"Origin"))
+    });
+    if covered {
+        for line in lines {
+            out.extend_from_slice(b"vary: ");
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        return;
+    }
+    out.extend_from_slice(b"vary: ");
+    for item in lines.flat_map(list_items) {
+        out.extend_from_slice(item);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(b"Origin\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -288,6 +288,40 @@ proptest! {
                     resp.append(HeaderName::from_static(k), HeaderValue::from_static(v));
                 }
                 p.complete(&c, &mut resp);
+                // Written as lines, the completion leaves exactly the fields
+                // the map holds.
+                if let Some(lines) = p.completion_lines(c.clone()) {
+                    let mut out = Vec::new();
+                    for (k, v) in &upstream {
+                        if !corsgate_policy::CompletionLines::replaces(k.as_bytes()) {
+                            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+                        }
+                    }
+                    let vary = upstream.iter().filter(|(k, _)| *k == "vary").map(|(_, v)| v.as_bytes());
+                    lines.write(vary, &mut out);
+                    let mut written: Vec<(String, String)> = String::from_utf8(out)
+                        .unwrap()
+                        .split_terminator("\r\n")
+                        .map(|l| {
+                            let (n, v) = l.split_once(": ").unwrap();
+                            (n.to_owned(), v.to_owned())
+                        })
+                        .collect();
+                    let mut mapped: Vec<(String, String)> = resp
+                        .iter()
+                        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+                        .collect();
+                    written.sort();
+                    mapped.sort();
+                    prop_assert_eq!(written, mapped);
+                } else {
+                    let enumerate = spec.expose_headers.iter().any(|h| h == "*") && spec.allow_credentials;
+                    prop_assert!(
+                        spec.upstream_cors_headers == corsgate_policy::UpstreamCorsHeaders::Preserve
+                            || (enumerate && c.allow_origin().is_some()),
+                        "no lines for {spec:?}"
+                    );
+                }
                 let preserve = spec.upstream_cors_headers == corsgate_policy::UpstreamCorsHeaders::Preserve;
                 // Preserve mode passes upstream headers through untouched,
                 // duplicates included (Envoy semantics); for an allowed origin
