@@ -28,6 +28,7 @@ use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -63,6 +64,9 @@ pub(crate) enum ExchangeError {
     /// The upstream's response could not be framed or parsed.
     #[error("invalid upstream response: {0}")]
     Invalid(&'static str),
+    /// No response head before the deadline.
+    #[error("upstream timed out")]
+    Timeout,
 }
 
 /// One open upstream connection and its read buffer (empty while idle).
@@ -74,6 +78,12 @@ pub(crate) struct Conn {
     /// (name start, name end, value start, value end). Kept with the
     /// connection so that parsing allocates nothing after the first use.
     fields: Vec<[u32; 4]>,
+    /// The response timer. It lives as long as the connection and is
+    /// moved only when it fires before the current request's deadline (see
+    /// [`expired`]): each request's deadline is later than the one before,
+    /// so a busy connection re-arms it about once per timeout instead of
+    /// registering and cancelling a timer per request.
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 /// The idle connections to one upstream authority.
@@ -213,13 +223,16 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Boxed once here and never again: a connection moves between the pool,
-/// the exchange and the response body, which stay small.
+/// the exchange and the response body, which stay small. `deadline` is the
+/// request's, which also bounds the connect.
 async fn connect(
     authority: &str,
     timeout: std::time::Duration,
+    deadline: Instant,
 ) -> Result<Box<Conn>, ExchangeError> {
     let err = |e: String| ExchangeError::Connect(authority.to_owned(), e);
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(authority))
+    let until = deadline.min(Instant::now() + timeout);
+    let stream = tokio::time::timeout_at(until.into(), TcpStream::connect(authority))
         .await
         .map_err(|_| err("timed out".into()))?
         .map_err(|e| err(e.to_string()))?;
@@ -229,7 +242,21 @@ async fn connect(
         read: BytesMut::with_capacity(READ_CHUNK),
         write: Vec::with_capacity(1024),
         fields: Vec::with_capacity(32),
+        timer: Box::pin(tokio::time::sleep_until(deadline.into())),
     }))
+}
+
+/// Completes with [`ExchangeError::Timeout`] once `deadline` has passed.
+/// A timer that fires early (set for an earlier request, or while the
+/// connection was idle) is moved to `deadline` and waited on again.
+async fn expired(timer: &mut Pin<Box<tokio::time::Sleep>>, deadline: Instant) -> ExchangeError {
+    loop {
+        timer.as_mut().await;
+        if Instant::now() >= deadline {
+            return ExchangeError::Timeout;
+        }
+        timer.as_mut().reset(deadline.into());
+    }
 }
 
 /// Send one bodiless request to `authority` over an idle connection from
@@ -240,18 +267,32 @@ pub(crate) async fn exchange(
     authority: &str,
     connect_timeout: std::time::Duration,
     head: &RequestHead<'_>,
+    deadline: Instant,
 ) -> Result<UpstreamResponse, ExchangeError> {
     let (mut conn, mut reused) = match idle.take() {
         Some(c) => (c, true),
         // Boxed: connecting is rare and its future would otherwise enlarge
         // every request's.
-        None => (Box::pin(connect(authority, connect_timeout)).await?, false),
+        None => (
+            Box::pin(connect(authority, connect_timeout, deadline)).await?,
+            false,
+        ),
     };
     loop {
+        // A timer left later than this deadline (a request with a longer
+        // timeout) is brought forward; an earlier one is moved when it fires.
+        if conn.timer.deadline() > deadline.into() {
+            conn.timer.as_mut().reset(deadline.into());
+        }
         conn.write.clear();
         encode_request(head, authority, &mut conn.write);
-        let sent = match conn.stream.write_all(&conn.write).await {
-            Ok(()) => read_head(&mut conn).await,
+        let written = tokio::select! {
+            biased;
+            w = conn.stream.write_all(&conn.write) => w,
+            e = expired(&mut conn.timer, deadline) => return Err(e),
+        };
+        let sent = match written {
+            Ok(()) => read_head(&mut conn, deadline).await,
             Err(e) => Err(e.into()),
         };
         match sent {
@@ -260,7 +301,7 @@ pub(crate) async fn exchange(
                 return response(conn, parsed, is_head, Arc::clone(idle));
             }
             Err(ExchangeError::Io(_) | ExchangeError::Closed) if reused && conn.read.is_empty() => {
-                conn = Box::pin(connect(authority, connect_timeout)).await?;
+                conn = Box::pin(connect(authority, connect_timeout, deadline)).await?;
                 reused = false;
             }
             Err(e) => return Err(e),
@@ -309,7 +350,7 @@ fn parse_head(buf: &[u8], fields: &mut Vec<[u32; 4]>) -> Result<Option<ParsedHea
 
 /// Read until a final (non-1xx) response head is complete. Interim 1xx
 /// responses are consumed and dropped, as hyper's client does.
-async fn read_head(conn: &mut Conn) -> Result<ParsedHead, ExchangeError> {
+async fn read_head(conn: &mut Conn, deadline: Instant) -> Result<ParsedHead, ExchangeError> {
     loop {
         if !conn.read.is_empty() {
             if let Some(parsed) = parse_head(&conn.read, &mut conn.fields)? {
@@ -327,7 +368,12 @@ async fn read_head(conn: &mut Conn) -> Result<ParsedHead, ExchangeError> {
             }
         }
         conn.read.reserve(READ_CHUNK);
-        if conn.stream.read_buf(&mut conn.read).await? == 0 {
+        let n = tokio::select! {
+            biased;
+            n = conn.stream.read_buf(&mut conn.read) => n?,
+            e = expired(&mut conn.timer, deadline) => return Err(e),
+        };
+        if n == 0 {
             return Err(if conn.read.is_empty() {
                 ExchangeError::Closed
             } else {
@@ -868,6 +914,9 @@ mod tests {
             (b"0x10", None),
             (b"1 2", None),
             (b"99999999999999999999", None),
+            (b"9999999999999999999", Some(9_999_999_999_999_999_999)),
+            (b"0007", Some(7)),
+            (b"7,", None),
         ];
         for (value, want) in table {
             assert_eq!(

@@ -175,15 +175,23 @@ async fn forward_direct(
     };
     let idle = pool.direct_idle(authority);
     let started = std::time::Instant::now();
-    let sent = crate::exchange::exchange(&idle, authority, pool.connect_timeout(), &head);
-    match tokio::time::timeout(timeout, sent).await {
-        Ok(Ok(resp)) => (Answer::Upstream(resp), Some(started.elapsed())),
-        Ok(Err(e)) => {
-            let (resp, elapsed) = upstream_failed(upstream, Some(&e), started);
+    // The exchange keeps its own timer per upstream connection (cheaper
+    // than a timer per request); it ends with `Timeout` at the deadline.
+    let sent = crate::exchange::exchange(
+        &idle,
+        authority,
+        pool.connect_timeout(),
+        &head,
+        started + timeout,
+    );
+    match sent.await {
+        Ok(resp) => (Answer::Upstream(resp), Some(started.elapsed())),
+        Err(crate::exchange::ExchangeError::Timeout) => {
+            let (resp, elapsed) = upstream_failed(upstream, None, started);
             (Answer::Response(resp), elapsed)
         }
-        Err(_) => {
-            let (resp, elapsed) = upstream_failed(upstream, None, started);
+        Err(e) => {
+            let (resp, elapsed) = upstream_failed(upstream, Some(&e), started);
             (Answer::Response(resp), elapsed)
         }
     }

@@ -389,3 +389,90 @@ async fn chunked_trailers_reach_a_client_that_asks_for_them() {
     let after_last_chunk = &text[text.rfind("0\r\n").unwrap()..];
     assert!(!after_last_chunk.contains("content-length"), "{text}");
 }
+
+/// An upstream that answers `GET /slow...` never and anything else at once
+/// (keep-alive); counts the connections it accepted.
+async fn sometimes_silent() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    got.extend_from_slice(&buf[..n]);
+                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let silent = got.starts_with(b"GET /slow");
+                        got.drain(..end + 4);
+                        if !silent
+                            && s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                                .await
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// The response timeout is kept per upstream connection and moved lazily;
+/// it must still time every request out at its own deadline: after the
+/// connection sat idle past an earlier deadline (no spurious 504), after a
+/// request with a longer timeout (brought forward), and again afterwards.
+#[tokio::test]
+async fn response_timeouts_hold_on_reused_connections() {
+    let (upstream, accepted) = sometimes_silent().await;
+    let yaml = format!(
+        "vservices:\n  - name: api\n    listen: \"127.0.0.1:0\"\n    rules:\n      - match: {{ path: {{ prefix: /long }} }}\n        forward: {{ upstreams: [\"http://{upstream}\"], timeoutMs: 5000 }}\n      - forward: {{ upstreams: [\"http://{upstream}\"], timeoutMs: 300 }}\n"
+    );
+    let loaded = corsgate_config::load_str(&yaml, Some("test.yaml")).unwrap();
+    let gw = corsgate_gateway::start(&loaded).await.unwrap();
+    let addr = gw.addr("api").unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let at = |path: &str| {
+        http::Request::get(format!("http://{addr}{path}"))
+            .body(Empty::new())
+            .unwrap()
+    };
+    let mut run = Vec::new();
+    for (path, pause_ms) in [
+        ("/fast", 0),
+        // Idle past the first request's deadline: the next one is fine.
+        ("/fast", 600),
+        ("/slow", 0),
+        ("/fast", 0),
+        // After a pause the timer has fired, so the 5 s request moves it
+        // 5 s out; the 300 ms one after it must still fire at 300 ms.
+        ("/long/fast", 400),
+        ("/slow", 0),
+    ] {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        let started = std::time::Instant::now();
+        let resp = client.request(at(path)).await.unwrap();
+        let code = resp.status();
+        let _ = resp.into_body().collect().await;
+        run.push((path, code, started.elapsed()));
+    }
+    for (path, code, took) in &run {
+        if path.ends_with("slow") {
+            assert_eq!(*code, StatusCode::GATEWAY_TIMEOUT, "{path}: {run:?}");
+            assert!(
+                *took >= Duration::from_millis(250) && *took < Duration::from_secs(2),
+                "{path} timed out after {took:?}: {run:?}"
+            );
+        } else {
+            assert_eq!(*code, StatusCode::OK, "{path}: {run:?}");
+        }
+    }
+    // The fast requests reused one connection (a timed-out one is closed).
+    assert!(accepted.load(Ordering::SeqCst) <= 3, "{run:?}");
+    gw.shutdown().await;
+}
