@@ -32,6 +32,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -94,6 +95,14 @@ impl Deadlines {
     }
 }
 
+/// What ended a wait for the client other than its bytes.
+enum Wake {
+    /// The gateway is stopping.
+    Stop,
+    /// The connection's timer fired.
+    Timer,
+}
+
 /// How [`serve`] finished with a connection.
 pub(crate) enum Ended {
     /// The connection is done: the client closed it or asked to, an I/O
@@ -154,6 +163,12 @@ where
     });
     let mut clock = Deadlines::new(timeouts);
     let mut timer = pin!(tokio::time::sleep_until(clock.armed.into()));
+    // The stop wait and the timer keep the waker of their last poll, and a
+    // connection task's waker does not change: each is polled once to
+    // register it (the timer again after it is moved), then checked by
+    // reading its state, a fraction of a poll's cost, on every later wait.
+    let mut stop_registered = false;
+    let mut timer_registered = false;
     loop {
         let head = loop {
             if !buf.is_empty() {
@@ -183,6 +198,7 @@ where
                             if clock.due() < clock.armed {
                                 clock.armed = clock.due();
                                 timer.as_mut().reset(clock.armed.into());
+                                timer_registered = false;
                             }
                         }
                     }
@@ -190,23 +206,47 @@ where
             }
             buf.reserve(4 * 1024);
             let idle = buf.is_empty();
+            let woken = std::future::poll_fn(|cx| {
+                // Only an idle connection closes on stop; a request half
+                // read is completed and answered first.
+                if idle {
+                    if !stop_registered {
+                        stop_registered = true;
+                        if stopped.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(Wake::Stop);
+                        }
+                    } else if !matches!(stop.has_changed(), Ok(false)) {
+                        return Poll::Ready(Wake::Stop);
+                    }
+                }
+                if !timer_registered {
+                    timer_registered = true;
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Timer);
+                    }
+                } else if timer.is_elapsed() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            });
             let n = tokio::select! {
                 biased;
                 n = io.read_buf(&mut buf) => n?,
-                // Only an idle connection closes on stop; a request half
-                // read is completed and answered first.
-                () = &mut stopped, if idle => return Ok(Ended::Closed),
-                () = &mut timer => {
-                    let due = clock.due();
-                    if Instant::now() >= due {
-                        let waited = if idle { "idle" } else { "header" };
-                        tracing::debug!(timeout = waited, "client timed out; closing");
-                        return Ok(Ended::Closed);
+                wake = woken => match wake {
+                    Wake::Stop => return Ok(Ended::Closed),
+                    Wake::Timer => {
+                        let due = clock.due();
+                        if Instant::now() >= due {
+                            let waited = if idle { "idle" } else { "header" };
+                            tracing::debug!(timeout = waited, "client timed out; closing");
+                            return Ok(Ended::Closed);
+                        }
+                        clock.armed = due;
+                        timer.as_mut().reset(due.into());
+                        timer_registered = false;
+                        continue;
                     }
-                    clock.armed = due;
-                    timer.as_mut().reset(due.into());
-                    continue;
-                }
+                },
             };
             if n == 0 {
                 // The client closed; a partial head is dropped, as hyper

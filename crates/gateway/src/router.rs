@@ -477,11 +477,49 @@ fn acrh_names<H: RequestFields + ?Sized>(headers: &H) -> impl Iterator<Item = &[
 /// boundary of the request path; rules with a regex path or no path
 /// condition are always candidates. Candidates are visited in rule order,
 /// so first-match semantics are exactly those of a linear scan.
-/// The index's maps. Their keys come from the configuration and never
-/// change after compilation, so a request's path can only be looked up, not
+/// Paths to rule lists, built once. Up to [`FEW_PATHS`] keys are compared
+/// in a list (a length check rejects most at once), which is cheaper than
+/// hashing the path; more go in a hash map, so thousands of rules cost one
+/// hash per lookup. The keys come from the configuration and never change
+/// after compilation, so a request's path is only looked up, never
 /// inserted: a fast hash (foldhash, randomly seeded) gives an attacker
 /// nothing to collide with, where SipHash cost ~190 instructions a lookup.
-type PathMap = HashMap<String, Vec<usize>, foldhash::fast::RandomState>;
+#[derive(Debug, Default)]
+struct PathMap {
+    few: Vec<(String, Vec<usize>)>,
+    many: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
+}
+
+/// Most keys a [`PathMap`] compares in a list.
+const FEW_PATHS: usize = 8;
+
+impl PathMap {
+    fn push(&mut self, path: String, rule: usize) {
+        if let Some((_, rules)) = self.few.iter_mut().find(|(p, _)| *p == path) {
+            rules.push(rule);
+        } else if let Some(rules) = self.many.get_mut(&path) {
+            rules.push(rule);
+        } else if self.many.is_empty() && self.few.len() < FEW_PATHS {
+            self.few.push((path, vec![rule]));
+        } else {
+            // Past the list's size everything moves to the map.
+            self.many.extend(self.few.drain(..));
+            self.many.insert(path, vec![rule]);
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<&Vec<usize>> {
+        if self.many.is_empty() {
+            self.few.iter().find(|(p, _)| p == path).map(|(_, r)| r)
+        } else {
+            self.many.get(path)
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.few.is_empty() && self.many.is_empty()
+    }
+}
 
 #[derive(Debug, Default)]
 struct RuleIndex {
@@ -502,12 +540,10 @@ impl RuleIndex {
         };
         for (i, r) in rules.iter().enumerate() {
             match &r.path {
-                Some(PathCond::Exact(p)) => idx.exact.entry(p.clone()).or_default().push(i),
-                Some(PathCond::Prefix(p)) if !p.trim_end_matches('/').is_empty() => idx
-                    .prefix
-                    .entry(p.trim_end_matches('/').to_owned())
-                    .or_default()
-                    .push(i),
+                Some(PathCond::Exact(p)) => idx.exact.push(p.clone(), i),
+                Some(PathCond::Prefix(p)) if !p.trim_end_matches('/').is_empty() => {
+                    idx.prefix.push(p.trim_end_matches('/').to_owned(), i)
+                }
                 _ => idx.always.push(i),
             }
         }
@@ -815,13 +851,23 @@ mod tests {
         }
     }
 
-    /// The index must pick exactly the rule a linear scan would.
+    /// The index must pick exactly the rule a linear scan would, with few
+    /// paths (compared in a list) and with many (hashed).
     #[test]
     fn rule_index_agrees_with_a_linear_scan() {
+        for padding in [0, FEW_PATHS + 2] {
+            index_agrees_with_a_linear_scan(padding);
+        }
+    }
+
+    fn index_agrees_with_a_linear_scan(padding: usize) {
         let mut yaml = String::from(
             "policies: {}\nvservices:\n  - name: v\n    listen: 127.0.0.1:0\n    rules:\n",
         );
-        let paths = ["/a", "/a/b", "/a/b/c", "/b", "/", "/a/bc", "/x/y"];
+        let mut paths: Vec<String> = ["/a", "/a/b", "/a/b/c", "/b", "/", "/a/bc", "/x/y"]
+            .map(String::from)
+            .to_vec();
+        paths.extend((0..padding).map(|i| format!("/pad/{i}")));
         for (i, p) in paths.iter().enumerate() {
             yaml.push_str(&format!("      - {{ match: {{ path: {{ prefix: \"{p}\" }}, methods: [GET] }}, direct: {{ status: {} }} }}\n", 200 + i));
             yaml.push_str(&format!(
@@ -835,12 +881,26 @@ mod tests {
         yaml.push_str("      - { match: { headers: [{ name: x-v }] }, direct: { status: 401 } }\n");
         let loaded = corsgate_config::load_str(&yaml, None).unwrap();
         let vs = &compile(&loaded.config, &loaded.policies)[0];
+        assert_eq!(vs.index.prefix.many.is_empty(), padding == 0);
         let empty = HeaderMap::new();
         let mut with_header = HeaderMap::new();
         with_header.insert("x-v", http::HeaderValue::from_static("1"));
         for path in [
-            "/", "/a", "/a/", "/a/b", "/a/b/c/d", "/a/bc", "/a/12", "/ab", "/b/x", "/x/y", "/x",
+            "/",
+            "/a",
+            "/a/",
+            "/a/b",
+            "/a/b/c/d",
+            "/a/bc",
+            "/a/12",
+            "/ab",
+            "/b/x",
+            "/x/y",
+            "/x",
             "/zzz",
+            "/pad/1",
+            "/pad/11/x",
+            "/pad",
         ] {
             for method in [Method::GET, Method::POST] {
                 for headers in [&empty, &with_header] {
