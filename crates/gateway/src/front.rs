@@ -310,12 +310,15 @@ const BAD_REQUEST: &[u8] =
 /// bytes are split off `buf` (the request's URI and field values share
 /// them), otherwise `buf` is untouched.
 fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
-    // Offsets into the head of each field's name and value.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_FIELDS];
-    let (len, method, target, count, close, trailers) = {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-        let mut req = httparse::Request::new(&mut fields);
-        let len = match req.parse(buf) {
+    // Offsets into the head of each field's name and value, in a buffer
+    // the connection keeps (no per-request initialisation or allocation).
+    let spans = &mut names.spans;
+    spans.clear();
+    let (len, method, target, close, trailers) = {
+        let mut fields =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(buf, &mut fields) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Parsed::Partial,
             Err(_) => return Parsed::Foreign,
@@ -337,7 +340,7 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
         let target = (offset(path.as_bytes()), path.len() as u32);
         let mut close = false;
         let mut trailers = false;
-        for (i, f) in req.headers.iter().enumerate() {
+        for f in req.headers.iter() {
             let name = f.name.as_bytes();
             if let Some(class) = classify(name) {
                 match class {
@@ -360,22 +363,23 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
                     }
                 }
             }
-            spans[i] = (
+            spans.push((
                 offset(name),
                 name.len() as u32,
                 offset(f.value),
                 f.value.len() as u32,
-            );
+            ));
         }
-        (len, method, target, req.headers.len(), close, trailers)
+        (len, method, target, close, trailers)
     };
     let head = buf.split_to(len).freeze();
     let slice = |at: u32, len: u32| head.slice(at as usize..(at + len) as usize);
     let Ok(uri) = http::Uri::from_maybe_shared(slice(target.0, target.1)) else {
         return Parsed::Bad;
     };
-    let mut fields = FieldList::with_capacity(count);
-    for (i, &(n, nl, v, vl)) in spans[..count].iter().enumerate() {
+    let mut fields = FieldList::with_capacity(names.spans.len());
+    for i in 0..names.spans.len() {
+        let (n, nl, v, vl) = names.spans[i];
         let Some(name) = names.name(i, &head[n as usize..(n + nl) as usize]) else {
             return Parsed::Bad;
         };
@@ -402,6 +406,9 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
 #[derive(Default)]
 pub(crate) struct NameCache {
     names: Vec<HeaderName>,
+    /// Scratch for [`parse`]: each field's name and value as (offset,
+    /// length) pairs into the head.
+    spans: Vec<(u32, u32, u32, u32)>,
 }
 
 impl NameCache {

@@ -427,26 +427,22 @@ impl Handler {
     /// Answer `req`. `writes_heads`: the caller writes response heads itself
     /// (the front), so an upstream response may come back as read
     /// ([`Reply::Upstream`]) rather than as an `http::Response`.
-    async fn call(&self, req: ClientRequest, writes_heads: bool) -> Reply {
-        let generation = self.state.load_full();
-        match generation.slots.get(self.slot) {
-            Some(Some(current)) => {
-                handle(
-                    &generation,
-                    current,
-                    req,
-                    &self.peer_ip,
-                    self.tls,
-                    writes_heads,
-                )
-                .await
-            }
-            // The listener is being retired by a reload.
-            _ => Reply::Response(proxy::gateway_response(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                "listener closing\n",
-            )),
-        }
+    ///
+    /// Not an `async fn` wrapping [`handle`]: its future is the handler's
+    /// own, one layer (and one copy of the request) fewer per request.
+    fn call(
+        &self,
+        req: ClientRequest,
+        writes_heads: bool,
+    ) -> impl Future<Output = Reply> + Send + '_ {
+        handle(
+            self.state.load_full(),
+            self.slot,
+            req,
+            &self.peer_ip,
+            self.tls,
+            writes_heads,
+        )
     }
 
     /// The handler as a hyper service.
@@ -617,13 +613,20 @@ fn host_without_port(value: &str) -> &str {
 }
 
 async fn handle(
-    generation: &Generation,
-    slot: &Slot,
+    generation: Arc<Generation>,
+    slot: usize,
     req: ClientRequest,
     peer_ip: &str,
     tls: bool,
     writes_heads: bool,
 ) -> Reply {
+    let Some(Some(slot)) = generation.slots.get(slot) else {
+        // The listener is being retired by a reload.
+        return Reply::Response(proxy::gateway_response(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "listener closing\n",
+        ));
+    };
     // The clock is read only when the access log will be written.
     let started =
         tracing::enabled!(target: "corsgate::access", tracing::Level::INFO).then(Instant::now);
