@@ -55,8 +55,17 @@
 //!   corsgate's extensions, serde-deserialisable with camelCase names.
 //! - [`Policy::compile`]: validation (R3, R5) and lints (R6), all reported at
 //!   once, then an immutable [`Policy`] with every header value precomputed.
-//! - [`Policy::evaluate`]: per request, returns an [`Evaluation`].
+//! - [`Policy::evaluate`]: per request, returns an [`Evaluation`]. It reads
+//!   the request's fields through [`RequestFields`], implemented for an
+//!   `http::HeaderMap` and for a plain list of `(name, value)` lines, so a
+//!   server that parses requests itself need not build a map.
+//! - [`PreflightResponse::headers`] gives a preflight's answer as a map;
+//!   [`PreflightResponse::write_fields`] writes the same fields as HTTP/1.1
+//!   lines from a template encoded at compile time.
 //! - [`Policy::complete`]: applies a [`Completion`] to any response.
+//!   [`Policy::completion_lines`] gives the same completion as field lines
+//!   ([`CompletionLines`]) for a server that passes an upstream's fields
+//!   through without a map.
 //! - [`Policy::explain_origin`] and [`Policy::preflight_problems`]: the
 //!   structured "why" behind a decision, computed only when asked for.
 
