@@ -557,10 +557,11 @@ async fn accept_loop(
                 });
             }
             Some(acceptor) => {
+                let mut stop = stop.clone();
                 // The handshake runs in the connection's task so a slow
                 // client cannot stall the accept loop.
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(
+                    let mut stream = match tokio::time::timeout(
                         Duration::from_secs(10),
                         acceptor.accept(stream),
                     )
@@ -573,8 +574,28 @@ async fn accept_loop(
                         }
                         Err(_) => return,
                     };
+                    // hyper-util reads the first bytes to choose HTTP/1 or
+                    // HTTP/2 without a timer, and hyper's header timeout
+                    // starts only after that: a client that completes the
+                    // handshake and then says nothing would keep the
+                    // connection. The first bytes are read here, within the
+                    // idle timeout (or until the gateway stops), then handed
+                    // over with the rest of the stream.
+                    let mut first = bytes::BytesMut::with_capacity(4096);
+                    let read = tokio::time::timeout(
+                        timeouts.idle,
+                        tokio::io::AsyncReadExt::read_buf(&mut stream, &mut first),
+                    );
+                    tokio::select! {
+                        r = read => match r {
+                            Ok(Ok(n)) if n > 0 => {}
+                            _ => return,
+                        },
+                        _ = stop.changed() => return,
+                    }
+                    let io = TokioIo::new(Prefixed::new(first.freeze(), stream));
                     let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), handler.service())
+                        .serve_connection_with_upgrades(io, handler.service())
                         .into_owned();
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");

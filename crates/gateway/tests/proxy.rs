@@ -685,7 +685,7 @@ async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
     let yaml = config(b).replace(
         "    cors: seed\n",
         &format!(
-            "    cors: seed\n    tls: {{ certFile: {:?}, keyFile: {:?} }}\n",
+            "    cors: seed\n    tls: {{ certFile: {:?}, keyFile: {:?} }}\n    limits: {{ idleTimeoutMs: 1500 }}\n",
             cert_file.display().to_string(),
             key_file.display().to_string()
         ),
@@ -743,6 +743,28 @@ async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
     let (_, _, h) = seen.lock().unwrap()[0].clone();
     assert_eq!(h["x-forwarded-proto"], "https");
     assert_eq!(h["host"], format!("www.example.com:{}", a.port()));
+
+    // A client that completes the handshake and then says nothing is closed
+    // after the idle timeout (hyper would wait for its first bytes forever).
+    let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("www.example.com").unwrap();
+    let mut silent = connector.connect(name, tcp).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut byte),
+    )
+    .await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "a silent TLS client was not closed: {read:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
+        "closed after {took:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     gw.shutdown().await;
 }
