@@ -19,6 +19,17 @@ use tokio::net::TcpListener;
 /// the connection when `close` is set. Returns its address and a count of
 /// the connections it accepted.
 async fn scripted(response: &'static [u8], close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    upstream(move |_| Some(response), close).await
+}
+
+/// An upstream that answers each request head with what `answer` returns
+/// for it (`None`: no answer, the connection stays open), then closes the
+/// connection when `close` is set. Returns its address and a count of the
+/// connections it accepted.
+async fn upstream<F>(answer: F, close: bool) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(&[u8]) -> Option<&'static [u8]> + Copy + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -29,20 +40,15 @@ async fn scripted(response: &'static [u8], close: bool) -> (SocketAddr, Arc<Atom
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 let mut buf = [0u8; 4096];
-                loop {
-                    let Ok(n) = s.read(&mut buf).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
                     got.extend_from_slice(&buf[..n]);
                     while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let response = answer(&got[..end + 4]);
                         got.drain(..end + 4);
-                        if s.write_all(response).await.is_err() {
-                            return;
-                        }
-                        if close {
+                        let Some(response) = response else {
+                            continue;
+                        };
+                        if s.write_all(response).await.is_err() || close {
                             return;
                         }
                     }
@@ -393,34 +399,12 @@ async fn chunked_trailers_reach_a_client_that_asks_for_them() {
 /// An upstream that answers `GET /slow...` never and anything else at once
 /// (keep-alive); counts the connections it accepted.
 async fn sometimes_silent() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = s.read(&mut buf).await {
-                    got.extend_from_slice(&buf[..n]);
-                    while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let silent = got.starts_with(b"GET /slow");
-                        got.drain(..end + 4);
-                        if !silent
-                            && s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                                .await
-                                .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (addr, accepted)
+    let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    upstream(
+        move |head| (!head.starts_with(b"GET /slow")).then_some(ok),
+        false,
+    )
+    .await
 }
 
 /// The response timeout is kept per upstream connection and moved lazily;
