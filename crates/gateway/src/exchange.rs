@@ -18,7 +18,7 @@
 //! anything ambiguous (conflicting `Content-Length`, a malformed chunk) is an
 //! error — a 502 before the head, an aborted body after — never a guess.
 
-use crate::hop::{is_hop_by_hop, named_by_connection};
+use crate::hop::{is_hop_by_hop, is_hop_by_hop_name, named_by_connection};
 use crate::BoxError;
 use bytes::{Buf, Bytes, BytesMut};
 use corsgate_policy::RequestFields;
@@ -189,15 +189,15 @@ pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut 
         {
             continue;
         }
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"x-forwarded-for: ");
     forwarded_for(&head.headers, head.peer_ip, out);
     out.extend_from_slice(b"\r\n");
     if let Some(h) = head.forwarded_host {
-        field(out, b"x-forwarded-host", h.as_bytes());
+        push_field(out, b"x-forwarded-host", h.as_bytes());
     }
-    field(out, b"x-forwarded-proto", head.proto.as_bytes());
+    push_field(out, b"x-forwarded-proto", head.proto.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -215,7 +215,8 @@ pub(crate) fn forwarded_for<H: RequestFields + ?Sized>(
     out.extend_from_slice(peer_ip.as_bytes());
 }
 
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Append one field line, `name: value\r\n` (the front writes with it too).
+pub(crate) fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -459,7 +460,7 @@ pub(crate) struct UpstreamResponse {
     /// The `Content-Length` the upstream declared (never with a
     /// `Transfer-Encoding`): what a response to HEAD, or a 304, says.
     pub(crate) declared_length: Option<u64>,
-    pub(crate) body: UpstreamBody,
+    body: UpstreamBody,
 }
 
 impl UpstreamResponse {
@@ -535,20 +536,6 @@ impl UpstreamResponse {
     }
 }
 
-/// Names of the hop-by-hop fields, lower case, besides `Connection`,
-/// `Transfer-Encoding` and `Content-Length`, which [`response`] reads.
-fn hop_by_hop_name(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 6] = [
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"upgrade",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
-
 /// Sort a response head's fields: those to pass on (not framing, not
 /// hop-by-hop, not named by `Connection`), and what the framing fields say.
 fn sort_fields(
@@ -583,7 +570,7 @@ fn sort_fields(
                     ff.names_fields = true;
                 }
             }
-        } else if !hop_by_hop_name(name) {
+        } else if !is_hop_by_hop_name(name) {
             kept.push(span);
         }
     }

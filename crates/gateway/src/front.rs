@@ -19,7 +19,7 @@
 //! hyper serves the connection until it closes, with its own limits and
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
-use crate::exchange::UpstreamResponse;
+use crate::exchange::{push_field, UpstreamResponse};
 use crate::request::{ClientRequest, FieldList};
 use crate::{Body, Reply};
 use bytes::{Bytes, BytesMut};
@@ -461,18 +461,14 @@ enum Framing {
     Chunked,
 }
 
-/// Encode a preflight's answer (an empty body, so `content-length: 0`),
-/// straight from the policy's precomputed lines.
+/// Encode a preflight's answer straight from the policy's precomputed
+/// lines. Its body is empty: framed like any response, so `content-length:
+/// 0`, and none at all on a 204 (`preflightRejectStatus: 204`).
 fn write_preflight(out: &mut Vec<u8>, answer: &PreflightResponse, keep: bool) {
     out.clear();
     status_line(out, answer.status);
     answer.write_fields(out);
-    out.extend_from_slice(b"content-length: 0\r\n");
-    with_date(|date| push_field(out, b"date", date));
-    if !keep {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    finish_head(out, answer.status, Some(0), Some(0), false, false, keep);
 }
 
 fn status_line(out: &mut Vec<u8>, status: StatusCode) {
@@ -569,6 +565,9 @@ async fn write_upstream<IO: AsyncWrite + Unpin>(
 /// End a response head: framing fields (from the declared length or the
 /// body's exact size; none for HEAD, 1xx, 204 and 304), `Date` unless the
 /// handler wrote one, `Connection: close` when the connection ends.
+/// Inlined so that each caller's constant arguments fold its branches away
+/// (a preflight answer's head is on the hottest path).
+#[inline(always)]
 fn finish_head(
     out: &mut Vec<u8>,
     status: StatusCode,
@@ -730,13 +729,6 @@ fn ready_frame<B: http_body::Body<Data = Bytes, Error = crate::BoxError>>(
         std::task::Poll::Ready(frame) => Some(frame),
         std::task::Poll::Pending => None,
     }
-}
-
-fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 fn push_length(out: &mut Vec<u8>, n: u64) {
@@ -1047,7 +1039,7 @@ mod tests {
                     }
                     let lines = || {
                         with_policy
-                            .then(|| policy.completion_lines(policy.actual(&req)))
+                            .then(|| policy.completion_lines(policy.actual(&req)).ok())
                             .flatten()
                     };
                     let mut wire = Vec::new();
@@ -1102,6 +1094,62 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A preflight's answer is framed like any response: `content-length:
+    /// 0` on a 200 or 403, no length field on a 204 (RFC 9110 §8.6).
+    #[test]
+    fn preflight_answers_are_framed_by_status() {
+        let origin = HeaderValue::from_static("https://app.test");
+        for (reject, origin, status, length) in [
+            (corsgate_policy::RejectStatus::Ok, &origin, 200, true),
+            (
+                corsgate_policy::RejectStatus::NoContent,
+                &HeaderValue::from_static("https://evil.test"),
+                204,
+                false,
+            ),
+            (
+                corsgate_policy::RejectStatus::Forbidden,
+                &HeaderValue::from_static("https://evil.test"),
+                403,
+                true,
+            ),
+            (corsgate_policy::RejectStatus::NoContent, &origin, 200, true),
+        ] {
+            let spec = corsgate_policy::PolicySpec {
+                allow_origins: vec!["https://app.test".into()],
+                preflight_reject_status: reject,
+                ..Default::default()
+            };
+            let policy = corsgate_policy::Policy::compile(&spec)
+                .expect("policy")
+                .policy;
+            let mut req = http::HeaderMap::new();
+            req.insert("origin", origin.clone());
+            req.insert(
+                "access-control-request-method",
+                HeaderValue::from_static("GET"),
+            );
+            let answer = policy.preflight(&req);
+            let mut out = Vec::new();
+            write_preflight(&mut out, &answer, true);
+            let text = String::from_utf8(out).expect("ascii");
+            let case = format!("{reject:?} {origin:?}");
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{case}: {text}"
+            );
+            assert_eq!(
+                text.contains("content-length: 0\r\n"),
+                length,
+                "{case}: {text}"
+            );
+            assert!(
+                text.ends_with("\r\n\r\n") && text.contains("\r\ndate: "),
+                "{case}: {text}"
+            );
         }
     }
 

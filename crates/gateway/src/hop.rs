@@ -7,18 +7,30 @@ use http::header::{HeaderMap, HeaderName, CONNECTION, UPGRADE};
 
 /// The hop-by-hop fields of RFC 9110 §7.6.1 (`Connection`,
 /// `Proxy-Connection`, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`)
-/// and the proxy authentication pair. `Trailer` is end-to-end: it declares
-/// the trailer fields, which hyper's server only sends when declared.
+/// and the proxy authentication pair, lower case. `Trailer` is end-to-end:
+/// it declares the trailer fields, which hyper's server only sends when
+/// declared.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// Is `name` one of the [`HOP_BY_HOP`] fields?
 pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    use http::header::{PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRANSFER_ENCODING};
-    name == CONNECTION
-        || name == TRANSFER_ENCODING
-        || name == TE
-        || name == UPGRADE
-        || name == PROXY_AUTHENTICATE
-        || name == PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// [`is_hop_by_hop`] for a name as received, in any case.
+pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// The comma-separated tokens of every `Connection` line, trimmed.

@@ -55,40 +55,9 @@ impl Reply {
                 r
             }
             Reply::Upstream(response, cors) => {
-                let vary: Vec<bytes::Bytes> = response
-                    .fields()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case(b"vary"))
-                    .map(|(_, v)| bytes::Bytes::copy_from_slice(v))
-                    .collect();
                 let mut r = proxy::Answer::Upstream(response).into_response();
                 if let Some(lines) = cors {
-                    // The same fields the front writes: the replaced ones
-                    // out, the completion's lines in.
-                    let headers = r.headers_mut();
-                    let replaced: Vec<http::HeaderName> = headers
-                        .keys()
-                        .filter(|n| {
-                            corsgate_policy::CompletionLines::replaces(n.as_str().as_bytes())
-                        })
-                        .cloned()
-                        .collect();
-                    for name in replaced {
-                        headers.remove(name);
-                    }
-                    let mut written = Vec::new();
-                    lines.write(vary.iter().map(|v| &v[..]), &mut written);
-                    for line in written.split(|&b| b == b'\n') {
-                        let line = line.strip_suffix(b"\r").unwrap_or(line);
-                        let Some(colon) = line.iter().position(|&b| b == b':') else {
-                            continue;
-                        };
-                        if let (Ok(name), Ok(value)) = (
-                            http::HeaderName::from_bytes(&line[..colon]),
-                            http::HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
-                        ) {
-                            headers.append(name, value);
-                        }
-                    }
+                    lines.apply(r.headers_mut());
                 }
                 r
             }

@@ -470,13 +470,6 @@ fn acrh_names<H: RequestFields + ?Sized>(headers: &H) -> impl Iterator<Item = &[
         .filter(|n| !n.is_empty())
 }
 
-/// An index of rules by path condition, so that routing looks at the rules
-/// that can match the request's path instead of scanning them all.
-///
-/// Exact paths are one hash lookup; prefixes are one lookup per segment
-/// boundary of the request path; rules with a regex path or no path
-/// condition are always candidates. Candidates are visited in rule order,
-/// so first-match semantics are exactly those of a linear scan.
 /// Paths to rule lists, built once. Up to [`FEW_PATHS`] keys are compared
 /// in a list (a length check rejects most at once), which is cheaper than
 /// hashing the path; more go in a hash map, so thousands of rules cost one
@@ -521,6 +514,13 @@ impl PathMap {
     }
 }
 
+/// An index of rules by path condition, so that routing looks at the rules
+/// that can match the request's path instead of scanning them all.
+///
+/// Exact paths are one lookup in a [`PathMap`]; prefixes are one lookup per segment
+/// boundary of the request path; rules with a regex path or no path
+/// condition are always candidates. Candidates are visited in rule order,
+/// so first-match semantics are exactly those of a linear scan.
 #[derive(Debug, Default)]
 struct RuleIndex {
     exact: PathMap,

@@ -857,6 +857,18 @@ async fn handle(
             }
         },
     };
+    // Metrics and the access log for the response sent, however it is sent.
+    let record = |status: http::StatusCode| {
+        slot.stats.record(
+            selection.rule.map(|r| r.index),
+            status.as_u16(),
+            selection.policy,
+            decision.outcome(),
+            refused_origin.as_ref().map(http::HeaderValue::as_bytes),
+            upstream_time,
+        );
+        log.write(status, upstream_time, decision);
+    };
     // An upstream response the front writes itself is passed on as read,
     // its CORS completion written as lines, when nothing needs its fields in
     // a map (a rule's response-header edits, or a completion that depends on
@@ -866,24 +878,13 @@ async fn handle(
             if writes_heads && selection.rule.is_none_or(|r| r.response_headers.is_empty()) =>
         {
             let lines = match (selection.policy, completion.take()) {
-                (Some(policy), Some(c)) => match policy.completion_lines(c.clone()) {
-                    Some(lines) => Ok(Some(lines)),
-                    None => Err(c),
-                },
+                (Some(policy), Some(c)) => policy.completion_lines(c).map(Some),
                 // No policy, or a shadow one: the response is not changed.
                 _ => Ok(None),
             };
             match lines {
                 Ok(cors) => {
-                    slot.stats.record(
-                        selection.rule.map(|r| r.index),
-                        up.status.as_u16(),
-                        selection.policy,
-                        decision.outcome(),
-                        refused_origin.as_ref().map(http::HeaderValue::as_bytes),
-                        upstream_time,
-                    );
-                    log.write(up.status, upstream_time, decision);
+                    record(up.status);
                     return Reply::Upstream(up, cors);
                 }
                 Err(c) => {
@@ -909,15 +910,7 @@ async fn handle(
     ) {
         policy.complete(c, resp.headers_mut());
     }
-    slot.stats.record(
-        selection.rule.map(|r| r.index),
-        resp.status().as_u16(),
-        selection.policy,
-        decision.outcome(),
-        refused_origin.as_ref().map(http::HeaderValue::as_bytes),
-        upstream_time,
-    );
-    log.write(resp.status(), upstream_time, decision);
+    record(resp.status());
     Reply::Response(resp)
 }
 

@@ -213,10 +213,6 @@ impl PreflightTemplate {
     }
 }
 
-/// The refused preflight's only field (R20).
-const REFUSED_LINES: &[u8] =
-    b"vary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\n";
-
 impl PreflightResponse {
     /// All response fields as a map (the body is empty; the server frames
     /// it).
@@ -248,7 +244,8 @@ impl PreflightResponse {
     /// HTTP/1.1 field lines (`name: value\r\n`, names in lower case).
     pub fn write_fields(&self, out: &mut Vec<u8>) {
         let Some(a) = &self.allowed else {
-            out.extend_from_slice(REFUSED_LINES);
+            // R20: only Vary.
+            line(out, VARY.as_str(), PREFLIGHT_VARY.as_bytes());
             return;
         };
         line(
@@ -334,6 +331,49 @@ impl CompletionLines {
         }
         crate::vary::write_vary_origin(vary, out);
     }
+
+    /// The same completion applied to a response's map: what
+    /// [`Policy::complete`] does for the policies that have lines.
+    pub fn apply(&self, response: &mut HeaderMap) {
+        strip_cors_fields(response);
+        write_cors_fields(
+            response,
+            self.allow_origin.as_ref(),
+            self.credentials,
+            self.expose.as_ref(),
+        );
+    }
+}
+
+/// Remove every CORS field corsgate owns (R23). One linear pass over the
+/// (few) response names is cheaper than seven hash lookups when, as usual,
+/// the upstream sent none.
+fn strip_cors_fields(response: &mut HeaderMap) {
+    if response.keys().any(|k| CORS_RESPONSE_HEADERS.contains(k)) {
+        for name in &CORS_RESPONSE_HEADERS {
+            response.remove(name);
+        }
+    }
+}
+
+/// Write ACAO, ACAC and ACEH when the origin is allowed (R21, R27), then
+/// merge `Vary: Origin` (R24).
+fn write_cors_fields(
+    response: &mut HeaderMap,
+    allow_origin: Option<&HeaderValue>,
+    credentials: bool,
+    expose: Option<&HeaderValue>,
+) {
+    if let Some(acao) = allow_origin {
+        response.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao.clone());
+        if credentials {
+            response.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
+        }
+        if let Some(v) = expose {
+            response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+        }
+    }
+    merge_vary_origin(response);
 }
 
 /// What to do with a request on a CORS-scoped route.
@@ -504,61 +544,55 @@ impl Policy {
     /// R27), and merge `Vary: Origin` (R24). Works the same for backend
     /// responses and the gateway's own errors (R25).
     pub fn complete(&self, completion: &Completion, response: &mut HeaderMap) {
-        let preserve = self.upstream == UpstreamCorsHeaders::Preserve;
-        // One linear pass over the (few) response names is cheaper than
-        // seven hash lookups when, as usual, the upstream sent none.
-        if !preserve && response.keys().any(|k| CORS_RESPONSE_HEADERS.contains(k)) {
-            for name in &CORS_RESPONSE_HEADERS {
-                response.remove(name);
-            }
-        }
-        if let Some(acao) = &completion.allow_origin {
-            if preserve {
+        if self.upstream == UpstreamCorsHeaders::Preserve {
+            if completion.allow_origin.is_some() {
                 // Envoy semantics: an allowed origin overrides what it owns.
                 response.remove(ACCESS_CONTROL_ALLOW_ORIGIN);
                 response.remove(ACCESS_CONTROL_ALLOW_CREDENTIALS);
                 response.remove(ACCESS_CONTROL_EXPOSE_HEADERS);
             }
-            response.insert(ACCESS_CONTROL_ALLOW_ORIGIN, acao.clone());
-            if self.credentials {
-                response.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE.clone());
-            }
-            match &self.expose {
-                Expose::None => {}
-                Expose::List(v) => {
-                    response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
-                }
-                Expose::Star => {
-                    response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, STAR.clone());
-                }
-                Expose::Enumerate => {
-                    if let Some(v) = enumerate_exposable(response) {
-                        response.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v);
-                    }
-                }
-            }
+        } else {
+            strip_cors_fields(response);
         }
-        merge_vary_origin(response);
+        let enumerated;
+        let expose = match &self.expose {
+            Expose::None => None,
+            Expose::List(v) => Some(v),
+            Expose::Star => Some(&STAR),
+            Expose::Enumerate => {
+                enumerated = completion
+                    .allow_origin
+                    .as_ref()
+                    .and_then(|_| enumerate_exposable(response));
+                enumerated.as_ref()
+            }
+        };
+        write_cors_fields(
+            response,
+            completion.allow_origin.as_ref(),
+            self.credentials,
+            expose,
+        );
     }
 
-    /// The completion as lines (see [`CompletionLines`]); `None` when it
-    /// depends on the whole response and must be applied to a map with
-    /// [`Policy::complete`]: `upstreamCorsHeaders: preserve` keeps some
-    /// upstream fields, and `exposeHeaders: ["*"]` with credentials
+    /// The completion as lines (see [`CompletionLines`]). It is given back
+    /// when it depends on the whole response and must be applied to a map
+    /// with [`Policy::complete`]: `upstreamCorsHeaders: preserve` keeps
+    /// some upstream fields, and `exposeHeaders: ["*"]` with credentials
     /// enumerates the response's names.
-    pub fn completion_lines(&self, completion: Completion) -> Option<CompletionLines> {
+    pub fn completion_lines(&self, completion: Completion) -> Result<CompletionLines, Completion> {
         if self.upstream == UpstreamCorsHeaders::Preserve {
-            return None;
+            return Err(completion);
         }
         let allowed = completion.allow_origin.is_some();
         let expose = match &self.expose {
             Expose::None => None,
             Expose::List(v) => Some(v.clone()),
             Expose::Star => Some(STAR.clone()),
-            Expose::Enumerate if allowed => return None,
+            Expose::Enumerate if allowed => return Err(completion),
             Expose::Enumerate => None,
         };
-        Some(CompletionLines {
+        Ok(CompletionLines {
             allow_origin: completion.allow_origin,
             credentials: self.credentials,
             expose,

@@ -274,7 +274,14 @@ proptest! {
                 p.complete(&c, &mut resp);
                 // Written as lines, the completion leaves exactly the fields
                 // the map holds.
-                if let Some(lines) = p.completion_lines(c.clone()) {
+                if let Ok(lines) = p.completion_lines(c.clone()) {
+                    // Applied to a map, the lines' completion is Policy::complete.
+                    let mut applied = HeaderMap::new();
+                    for (k, v) in &upstream {
+                        applied.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+                    }
+                    lines.apply(&mut applied);
+                    prop_assert_eq!(sorted_map(&applied), sorted_map(&resp));
                     let mut out = Vec::new();
                     for (k, v) in &upstream {
                         if !corsgate_policy::CompletionLines::replaces(k.as_bytes()) {
