@@ -13,16 +13,18 @@ pub mod metrics;
 pub mod router;
 pub mod shadow;
 
+mod accept;
 mod exchange;
 mod front;
 mod hop;
+mod pipeline;
 mod pool;
 mod proxy;
 mod request;
-mod server;
+mod runtime;
 pub mod tls;
 
-pub use server::{start, ReloadError, ReloadReport, Running};
+pub use runtime::{start, ReloadError, ReloadReport, Running};
 
 /// The response body type of every gateway response.
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;

@@ -1,0 +1,86 @@
+//! The record stage: what a request came to, for the access log and the
+//! metrics.
+
+use crate::router::CompiledVService;
+use corsgate_policy::Refusal;
+use std::time::{Duration, Instant};
+
+/// The CORS decision for the access log; formatting happens only when the
+/// log line is actually written.
+#[derive(Clone, Copy)]
+pub(super) enum CorsDecision {
+    NoPolicy,
+    Shadow,
+    NotCors,
+    Allowed,
+    Refused(Refusal),
+    PreflightAllowed,
+    PreflightRefused(Refusal),
+}
+
+impl CorsDecision {
+    pub(super) fn outcome(self) -> crate::metrics::Outcome {
+        use crate::metrics::Outcome;
+        match self {
+            CorsDecision::NoPolicy | CorsDecision::Shadow | CorsDecision::NotCors => {
+                Outcome::Uncounted
+            }
+            CorsDecision::Allowed => Outcome::Allowed,
+            CorsDecision::Refused(r) => Outcome::Refused(r),
+            CorsDecision::PreflightAllowed => Outcome::PreflightAllowed,
+            CorsDecision::PreflightRefused(r) => Outcome::PreflightRefused(r),
+        }
+    }
+
+    pub(super) fn refused(self) -> bool {
+        matches!(
+            self,
+            CorsDecision::Refused(_) | CorsDecision::PreflightRefused(_)
+        )
+    }
+}
+
+impl std::fmt::Display for CorsDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CorsDecision::NoPolicy => f.write_str("no_policy"),
+            CorsDecision::Shadow => f.write_str("shadow"),
+            CorsDecision::NotCors => f.write_str("not_cors"),
+            CorsDecision::Allowed => f.write_str("allowed"),
+            CorsDecision::Refused(r) => write!(f, "refused:{}", r.as_str()),
+            CorsDecision::PreflightAllowed => f.write_str("preflight_allowed"),
+            CorsDecision::PreflightRefused(r) => write!(f, "preflight_refused:{}", r.as_str()),
+        }
+    }
+}
+
+/// One access-log line's fields.
+pub(super) struct AccessLog<'a> {
+    pub(super) vs: &'a CompiledVService,
+    pub(super) rule: &'a str,
+    pub(super) method: &'a http::Method,
+    pub(super) path: &'a str,
+    /// When the request arrived; read only if access logging is on.
+    pub(super) started: Option<Instant>,
+}
+
+impl AccessLog<'_> {
+    pub(super) fn write(
+        &self,
+        status: http::StatusCode,
+        upstream: Option<Duration>,
+        cors: CorsDecision,
+    ) {
+        tracing::info!(
+            target: "corsgate::access",
+            vservice = %self.vs.name,
+            rule = self.rule,
+            method = %self.method,
+            path = self.path,
+            status = status.as_u16(),
+            upstream_ms = upstream.map(|d| d.as_secs_f64() * 1000.0),
+            total_ms = self.started.map(|s| s.elapsed().as_secs_f64() * 1000.0),
+            cors = %cors,
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! The running gateway: the applied configuration generation, swapped whole
+//! on reload, and the listeners that serve it.
+//!
+//! A reload compiles the new configuration, binds new listeners first (so
+//! a failure leaves everything as it was), then swaps one pointer: every
+//! listener serves the new generation from its next request on, and
+//! requests in flight finish on the one they started with. Accepting and
+//! serving connections is `accept`'s job; what happens to each request is
+//! the `pipeline`'s.
+
+use crate::proxy::{self, UpstreamClient};
+use crate::router::{self, Action, CompiledVService};
+use arc_swap::ArcSwap;
+use corsgate_config::Loaded;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Upstream clients by (connect timeout, HTTP/2). Looked up on every
+/// forwarded request, so hashed with foldhash rather than SipHash.
+pub(crate) type Clients =
+    HashMap<(Duration, bool), Arc<UpstreamClient>, foldhash::fast::RandomState>;
+
+/// What one listener serves in one configuration generation.
+pub(crate) struct Slot {
+    pub(crate) vservice: CompiledVService,
+    pub(crate) acceptor: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) stats: crate::metrics::VServiceMetrics,
+}
+
+/// One applied configuration, swapped whole on reload. A request loads the
+/// generation once when it arrives and uses it until its response head is
+/// ready, so it never mixes two configurations; requests in flight during a
+/// reload finish on the generation they started with.
+pub(crate) struct Generation {
+    /// Indexed by listener slot; `None` for listeners being retired.
+    pub(crate) slots: Vec<Option<Slot>>,
+    /// Upstream clients by (connect timeout, HTTP/2), shared by every
+    /// vService and carried over between generations so that reloads keep
+    /// the pooled connections.
+    pub(crate) clients: Clients,
+    /// A candidate configuration evaluated beside this one (shared by
+    /// every generation: installing one does not reload).
+    pub(crate) shadow: crate::shadow::ShadowHandle,
+}
+
+pub(crate) type State = Arc<ArcSwap<Generation>>;
+
+/// A bound listener.
+struct Listener {
+    slot: usize,
+    listen: String,
+    name: String,
+    addr: SocketAddr,
+    stop: watch::Sender<Option<Duration>>,
+    task: JoinHandle<()>,
+}
+
+/// Why a reload was refused. The running configuration stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A new listener could not be bound.
+    #[error("vService {vservice}: cannot listen on {listen}: {source}")]
+    Bind {
+        /// vService.
+        vservice: String,
+        /// Address.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS material could not be loaded.
+    #[error("vService {vservice}: {source}")]
+    Tls {
+        /// vService.
+        vservice: String,
+        /// Why.
+        source: crate::tls::TlsError,
+    },
+}
+
+impl From<ReloadError> for std::io::Error {
+    fn from(e: ReloadError) -> Self {
+        match e {
+            ReloadError::Bind { source, .. } => source,
+            e @ ReloadError::Tls { .. } => std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        }
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// vServices on listeners that were already bound (served by the new
+    /// configuration from the next request on).
+    pub kept: Vec<String>,
+    /// vServices on newly bound listeners.
+    pub added: Vec<String>,
+    /// vServices whose listeners were closed (in-flight requests drained).
+    pub removed: Vec<String>,
+}
+
+/// A running gateway: its bound addresses, and handles to reload or stop it.
+pub struct Running {
+    /// `(vService name, bound address)` in configuration order.
+    pub addrs: Vec<(String, SocketAddr)>,
+    state: State,
+    listeners: Vec<Listener>,
+    next_slot: usize,
+    metrics: Arc<crate::metrics::Metrics>,
+    shadow: crate::shadow::ShadowHandle,
+}
+
+impl Running {
+    /// The bound address of a vService by name.
+    pub fn addr(&self, vservice: &str) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == vservice)
+            .map(|(_, a)| *a)
+    }
+
+    /// Apply a new, already validated configuration atomically.
+    ///
+    /// Listeners whose `listen` address is unchanged stay bound (no
+    /// connection is dropped); new addresses are bound *before* anything is
+    /// swapped, so a failure (address in use, unreadable certificate)
+    /// leaves the running configuration untouched. Then every listener
+    /// switches to the new generation with one atomic pointer swap, and
+    /// listeners no longer configured stop accepting and drain.
+    pub async fn reload(&mut self, loaded: &Loaded) -> Result<ReloadReport, ReloadError> {
+        let result = self.apply(loaded).await;
+        self.metrics.reloaded(result.is_ok());
+        result
+    }
+
+    /// Install, read and remove a shadow candidate.
+    pub fn shadow(&self) -> crate::shadow::ShadowHandle {
+        self.shadow.clone()
+    }
+
+    /// The process's metrics (Prometheus text with `render`).
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    async fn apply(&mut self, loaded: &Loaded) -> Result<ReloadReport, ReloadError> {
+        let compiled = router::compile(&loaded.config, &loaded.policies);
+        let old = self.state.load_full();
+        let mut report = ReloadReport::default();
+        let mut slots: Vec<Option<Slot>> = Vec::new();
+        let mut fresh: Vec<(usize, TcpListener, String, String)> = Vec::new();
+        let mut keep = std::collections::HashSet::new();
+        let mut next_slot = self.next_slot;
+        for vs in compiled {
+            let acceptor = tls_acceptor(&vs).map_err(|source| ReloadError::Tls {
+                vservice: vs.name.clone(),
+                source,
+            })?;
+            let slot = match self.listeners.iter().find(|l| l.listen == vs.listen) {
+                Some(l) => {
+                    keep.insert(l.slot);
+                    report.kept.push(vs.name.clone());
+                    l.slot
+                }
+                None => {
+                    let listener = TcpListener::bind(&vs.listen).await.map_err(|source| {
+                        ReloadError::Bind {
+                            vservice: vs.name.clone(),
+                            listen: vs.listen.clone(),
+                            source,
+                        }
+                    })?;
+                    let slot = next_slot;
+                    next_slot += 1;
+                    report.added.push(vs.name.clone());
+                    fresh.push((slot, listener, vs.name.clone(), vs.listen.clone()));
+                    slot
+                }
+            };
+            if slots.len() <= slot {
+                slots.resize_with(slot + 1, || None);
+            }
+            let stats = self.metrics.for_vservice(&vs, &loaded.policies);
+            slots[slot] = Some(Slot {
+                vservice: vs,
+                acceptor,
+                stats,
+            });
+        }
+        let clients = clients_for(&slots, Some(&old.clients));
+        // Nothing can fail from here on.
+        self.next_slot = next_slot;
+        self.state.store(Arc::new(Generation {
+            slots,
+            clients,
+            shadow: self.shadow.clone(),
+        }));
+        let (stay, go): (Vec<_>, Vec<_>) = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .partition(|l| keep.contains(&l.slot));
+        self.listeners = stay;
+        for l in go {
+            report.removed.push(l.name.clone());
+            let _ = l.stop.send(Some(Duration::from_secs(30)));
+            // The listener drains on its own task; nothing waits for it here.
+            drop(l.task);
+        }
+        for (slot, listener, name, listen) in fresh {
+            self.spawn_listener(slot, listener, name, listen);
+        }
+        // Names of kept listeners follow the new configuration.
+        let current = self.state.load();
+        for l in &mut self.listeners {
+            if let Some(Some(slot)) = current.slots.get(l.slot) {
+                l.name = slot.vservice.name.clone();
+            }
+        }
+        self.refresh_addrs();
+        Ok(report)
+    }
+
+    fn spawn_listener(&mut self, slot: usize, listener: TcpListener, name: String, listen: String) {
+        let addr = listener.local_addr().unwrap_or_else(|_| {
+            // A bound TCP listener always has a local address.
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        });
+        let (stop, stop_rx) = watch::channel(None);
+        let task = tokio::spawn(crate::accept::accept_loop(
+            listener,
+            slot,
+            self.state.clone(),
+            stop_rx,
+        ));
+        self.listeners.push(Listener {
+            slot,
+            listen,
+            name,
+            addr,
+            stop,
+            task,
+        });
+    }
+
+    fn refresh_addrs(&mut self) {
+        self.listeners.sort_by_key(|l| l.slot);
+        self.addrs = self
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.addr))
+            .collect();
+    }
+
+    /// Stop accepting connections at once, let in-flight requests finish,
+    /// and close idle connections; connections still busy after `drain`
+    /// are dropped.
+    pub async fn shutdown_within(self, drain: Duration) {
+        for l in &self.listeners {
+            let _ = l.stop.send(Some(drain));
+        }
+        for l in self.listeners {
+            let _ = l.task.await;
+        }
+    }
+
+    /// [`Running::shutdown_within`] with a 30 s drain deadline.
+    pub async fn shutdown(self) {
+        self.shutdown_within(Duration::from_secs(30)).await;
+    }
+
+    /// Wait until every listener has stopped (they run until `shutdown`).
+    pub async fn wait(self) {
+        for l in self.listeners {
+            let _ = l.task.await;
+        }
+    }
+}
+
+fn tls_acceptor(
+    vs: &CompiledVService,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, crate::tls::TlsError> {
+    vs.tls.as_ref().map(crate::tls::acceptor).transpose()
+}
+
+/// The upstream clients a generation needs, reusing the previous
+/// generation's (and so their pooled connections) where the settings match.
+fn clients_for(slots: &[Option<Slot>], previous: Option<&Clients>) -> Clients {
+    let mut clients = Clients::default();
+    for slot in slots.iter().flatten() {
+        for rule in &slot.vservice.rules {
+            if let Action::Forward {
+                connect_timeout,
+                http2,
+                ..
+            } = &rule.action
+            {
+                let key = (*connect_timeout, *http2);
+                clients.entry(key).or_insert_with(|| {
+                    previous
+                        .and_then(|p| p.get(&key).cloned())
+                        .unwrap_or_else(|| Arc::new(proxy::client(*connect_timeout, *http2)))
+                });
+            }
+        }
+    }
+    clients
+}
+
+/// Bind every vService's listener and start serving.
+pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
+    let mut running = Running {
+        addrs: Vec::new(),
+        state: Arc::new(ArcSwap::from_pointee(Generation {
+            slots: Vec::new(),
+            clients: Clients::default(),
+            shadow: crate::shadow::ShadowHandle::default(),
+        })),
+        listeners: Vec::new(),
+        next_slot: 0,
+        metrics: crate::metrics::Metrics::new(),
+        shadow: crate::shadow::ShadowHandle::default(),
+    };
+    running.reload(loaded).await?;
+    Ok(running)
+}
