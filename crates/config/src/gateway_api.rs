@@ -1172,6 +1172,7 @@ pub fn import(docs: &[(usize, usize, Value)], cfg: &GatewayApi) -> Imported {
                                     timeout_ms: r.timeout_ms.unwrap_or(30_000),
                                     http2: false,
                                     rewrite: r.rewrite.clone(),
+                                    upgrades: crate::model::default_upgrades(),
                                 };
                                 if f.rewrite
                                     .as_ref()

@@ -588,6 +588,29 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                 );
             }
         }
+        for (field, n, max) in [
+            ("maxConnections", vs.limits.max_connections as u64, 1 << 24),
+            (
+                "http2MaxConcurrentStreams",
+                u64::from(vs.limits.http2_max_concurrent_streams),
+                1 << 16,
+            ),
+            (
+                "http2MaxPendingResets",
+                vs.limits.http2_max_pending_resets as u64,
+                1 << 16,
+            ),
+        ] {
+            // Zero would refuse every connection (or stream); the upper
+            // bounds are far past what one process serves.
+            if n == 0 || n > max {
+                err(
+                    &mut errors,
+                    format!("{at}.limits.{field}"),
+                    format!("{n} is not between 1 and {max}"),
+                );
+            }
+        }
         check_ref(&mut errors, format!("{at}.cors"), &vs.cors);
         for (host, p) in &vs.host_cors {
             check_ref(
@@ -640,6 +663,24 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
                             format!("{at}.forward.upstreams[{ui}]"),
                             format!("{u:?} is not an http://host:port URL"),
                         ),
+                    }
+                }
+                for (pi, p) in f.upgrades.iter().enumerate() {
+                    let at = format!("{at}.forward.upgrades[{pi}]");
+                    if p.eq_ignore_ascii_case("h2c") {
+                        err(
+                            &mut errors,
+                            at,
+                            "h2c is never tunnelled: an HTTP/2 connection through the gateway \
+                             would carry requests that no rule sees"
+                                .into(),
+                        );
+                    } else if !corsgate_policy::is_token(p.as_bytes()) {
+                        err(
+                            &mut errors,
+                            at,
+                            format!("{p:?} is not a protocol name (a token)"),
+                        );
                     }
                 }
             }

@@ -128,9 +128,12 @@ pub struct VService {
     /// Rules, evaluated in order; the first that matches handles the request.
     #[serde(default)]
     pub rules: Vec<Rule>,
-    /// Request size limits.
+    /// Request size, time and connection limits.
     #[serde(default)]
     pub limits: Limits,
+    /// How request paths are normalised before routing (docs/security.md).
+    #[serde(default)]
+    pub paths: Paths,
     /// Serve TLS (HTTP/2 and HTTP/1.1 by ALPN) instead of plain HTTP.
     #[serde(default)]
     pub tls: Option<Tls>,
@@ -168,6 +171,22 @@ pub struct Limits {
     /// it the connection is closed.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// Connections the listener serves at once (default 10000). Past it a
+    /// new connection is closed as soon as it is accepted, before any
+    /// byte is read, so that a flood of connections costs no memory and
+    /// cannot exhaust the process's file descriptors.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// HTTP/2: streams a client may have open at once on one connection
+    /// (default 128, nginx's `http2_max_concurrent_streams`).
+    #[serde(default = "default_http2_max_streams")]
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: streams a client may reset before the gateway has served
+    /// them, pending at once (default 20). Past it the connection is
+    /// closed with `ENHANCE_YOUR_CALM` (the rapid-reset attack,
+    /// CVE-2023-44487).
+    #[serde(default = "default_http2_max_pending_resets")]
+    pub http2_max_pending_resets: usize,
 }
 
 impl Default for Limits {
@@ -177,10 +196,22 @@ impl Default for Limits {
             max_body_bytes: default_body_bytes(),
             header_timeout_ms: default_header_timeout_ms(),
             idle_timeout_ms: default_idle_timeout_ms(),
+            max_connections: default_max_connections(),
+            http2_max_concurrent_streams: default_http2_max_streams(),
+            http2_max_pending_resets: default_http2_max_pending_resets(),
         }
     }
 }
 
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_http2_max_streams() -> u32 {
+    128
+}
+fn default_http2_max_pending_resets() -> usize {
+    20
+}
 fn default_header_timeout_ms() -> u64 {
     30_000
 }
@@ -193,6 +224,36 @@ fn default_header_bytes() -> usize {
 }
 fn default_body_bytes() -> u64 {
     10 * 1024 * 1024
+}
+
+/// How request paths are normalised. Every path is normalised before it
+/// is routed (RFC 3986 §6: unreserved characters percent-decoded, `.` and
+/// `..` segments removed, repeated slashes merged), and the normalised
+/// path is the one forwarded, so the gateway and the backend never disagree
+/// on what was asked for. Only what cannot be normalised without guessing
+/// is configurable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Paths {
+    /// A path holding `%2F` or `%5C` (an encoded slash or backslash) or a
+    /// literal `\`: `reject` (default) answers 400, since a backend that
+    /// decodes them would see other segments than the rules matched;
+    /// `keep` forwards them unchanged, inside their segment.
+    #[serde(default)]
+    pub encoded_slashes: EncodedSlashes,
+}
+
+/// What to do with an encoded slash or backslash in a path.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodedSlashes {
+    /// Answer 400 (default).
+    #[default]
+    Reject,
+    /// Keep them, encoded, inside their segment.
+    Keep,
 }
 
 /// A path-scoped CORS binding.
@@ -371,6 +432,17 @@ pub struct Forward {
     /// Rewrite host or path before forwarding.
     #[serde(default)]
     pub rewrite: Option<Rewrite>,
+    /// Protocols a client may switch to through this rule (`Upgrade`),
+    /// tunnelled once the upstream answers 101 (default `[websocket]`).
+    /// Any other `Upgrade` is forwarded as an ordinary request without
+    /// it. `h2c` is refused: an HTTP/2 connection tunnelled through the
+    /// gateway would carry requests no rule sees (docs/security.md).
+    #[serde(default = "default_upgrades")]
+    pub upgrades: Vec<String>,
+}
+
+pub(crate) fn default_upgrades() -> Vec<String> {
+    vec!["websocket".into()]
 }
 
 fn default_connect_ms() -> u64 {

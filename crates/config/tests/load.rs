@@ -160,6 +160,12 @@ fn every_error_carries_the_line_and_column_of_the_offending_text() {
         ("vservices:\n  - { name: a, listen: nowhere }\n", "vservices[0].listen", 2, 24, "not an address"),
         // An invalid header regex, deep in a rule.
         ("vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    rules:\n      - match:\n          headers:\n            - { name: x-t, regex: \"(\" }\n        direct: { status: 200 }\n", "vservices[0].rules[0].match.headers[0].regex", 7, 35, "regex"),
+        // h2c is never tunnelled, and a protocol is a token.
+        ("vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    rules:\n      - forward: { upstreams: [\"http://127.0.0.1:1\"], upgrades: [websocket, h2c] }\n", "vservices[0].rules[0].forward.upgrades[1]", 5, 77, "h2c is never tunnelled"),
+        ("vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    rules:\n      - forward: { upstreams: [\"http://127.0.0.1:1\"], upgrades: [\"web socket\"] }\n", "vservices[0].rules[0].forward.upgrades[0]", 5, 66, "not a protocol name"),
+        // Connection and stream caps of zero would refuse everything.
+        ("vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    limits: { maxConnections: 0 }\n", "vservices[0].limits.maxConnections", 4, 31, "not between 1 and"),
+        ("vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    limits: { http2MaxConcurrentStreams: 0 }\n", "vservices[0].limits.http2MaxConcurrentStreams", 4, 42, "not between 1 and"),
     ];
     for (yaml, path, line, col, words) in cases {
         let text = if yaml.contains("vservices") {

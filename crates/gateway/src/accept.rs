@@ -7,17 +7,16 @@
 use crate::front::{self, Ended, Prefixed};
 use crate::request::ClientRequest;
 use crate::runtime::State;
-use crate::{Body, Reply, RequestBody};
-use http::{Request, Response};
-use hyper::service::service_fn;
+use crate::{Body, Reply};
+use http::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// hyper's HTTP/1 read buffer for a header limit: hyper answers on its own
 /// (without CORS) past its buffer, so keep it well above our limit so that
@@ -42,7 +41,7 @@ impl Handler {
     /// (the front), so an upstream response may come back as read
     /// ([`Reply::Upstream`]) rather than as an `http::Response`.
     ///
-    /// Not an `async fn` wrapping [`handle`]: its future is the handler's
+    /// Not an `async fn` wrapping [`crate::pipeline::handle`]: its future is the handler's
     /// own, one layer (and one copy of the request) fewer per request.
     fn call(
         &self,
@@ -53,176 +52,249 @@ impl Handler {
             self.state.load_full(),
             self.slot,
             req,
-            &self.peer_ip,
-            self.tls,
+            crate::pipeline::Peer {
+                ip: &self.peer_ip,
+                tls: self.tls,
+            },
             writes_heads,
         )
     }
 
-    /// The handler as a hyper service.
-    fn service(
-        self,
-    ) -> impl hyper::service::Service<
-        Request<hyper::body::Incoming>,
-        Response = Response<Body>,
-        Error = std::convert::Infallible,
-        Future = impl Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send,
-    > + Clone {
-        service_fn(move |req: Request<hyper::body::Incoming>| {
-            let handler = self.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(
-                    handler
-                        .call(
-                            ClientRequest::from_map(req.map(RequestBody::Incoming)),
-                            false,
-                        )
-                        .await
-                        .into_response(),
-                )
-            }
-        })
+    /// Answer a request hyper read, as an `http::Response`.
+    async fn answer(self, req: ClientRequest) -> Response<Body> {
+        self.call(req, false).await.into_response()
     }
 }
 
+/// How long the listener waits after an `accept` that failed for want of
+/// resources (file descriptors, memory), doubling up to [`BACKOFF_MAX`]:
+/// retrying at once would spin a core on the same error.
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one log line per this much time for repeated accept failures.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// An accept error that concerns one connection only (the client went
+/// away before it was accepted): the next accept may succeed at once.
+fn per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted)
+}
+
+/// Repeated accept failures, logged at most once per [`ACCEPT_LOG_EVERY`].
+struct AcceptErrors {
+    backoff: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    /// Count, maybe log, and say how long to wait.
+    fn failed(&mut self, e: &std::io::Error, vservice: &str) -> Duration {
+        let now = Instant::now();
+        if self.last_log.is_none_or(|t| now - t >= ACCEPT_LOG_EVERY) {
+            tracing::warn!(
+                vservice,
+                error = %e,
+                suppressed = self.suppressed,
+                backoff_ms = self.backoff.as_millis() as u64,
+                "accept failed; backing off"
+            );
+            self.last_log = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        wait
+    }
+}
+
+/// The listener's hyper builder, kept in step with its limits.
+struct Hyper {
+    builder: auto::Builder<TokioExecutor>,
+    limits: Option<corsgate_config::Limits>,
+}
+
+impl Hyper {
+    fn new() -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper applies its timeouts only with a timer.
+        builder.http1().timer(hyper_util::rt::TokioTimer::new());
+        builder.http2().timer(hyper_util::rt::TokioTimer::new());
+        Hyper {
+            builder,
+            limits: None,
+        }
+    }
+
+    /// The builder for connections under `limits`.
+    fn for_limits(&mut self, limits: &corsgate_config::Limits) -> &auto::Builder<TokioExecutor> {
+        if self.limits.as_ref() != Some(limits) {
+            let buffer = read_buffer_for(limits.max_header_bytes);
+            self.builder
+                .http1()
+                .max_buf_size(buffer)
+                .header_read_timeout(Duration::from_millis(limits.header_timeout_ms));
+            self.builder
+                .http2()
+                .max_concurrent_streams(limits.http2_max_concurrent_streams)
+                .max_pending_accept_reset_streams(limits.http2_max_pending_resets)
+                // Streams the gateway itself resets for protocol errors.
+                .max_local_error_reset_streams(1024)
+                .max_header_list_size(u32::try_from(buffer).unwrap_or(u32::MAX));
+            self.limits = Some(limits.clone());
+        }
+        &self.builder
+    }
+}
+
+/// Accept and serve connections on `listener` until `stop` says so, then
+/// stop accepting, let connections finish within the drain deadline it
+/// carries, and drop those still busy after it.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     slot: usize,
     state: State,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
-    // Every connection's task holds a watcher of `graceful` for its whole
-    // life (hyper's connections are watched through it, and the front's
-    // hold it until they end or hand over), so the drain below waits for
-    // both kinds.
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    let mut buffer = 0;
-    let mut header_timeout = Duration::ZERO;
-    // hyper applies its header read timeout only with a timer.
-    builder.http1().timer(hyper_util::rt::TokioTimer::new());
+    let connections = TaskTracker::new();
+    // Dropped connections still busy after the drain.
+    let (kill, killed) = watch::channel(false);
+    let mut hyper = Hyper::new();
+    let mut errors = AcceptErrors {
+        backoff: BACKOFF_MIN,
+        last_log: None,
+        suppressed: 0,
+    };
     let drain = loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
             _ = stop.changed() => break stop.borrow().unwrap_or_default(),
         };
-        let _ = stream.set_nodelay(true);
         // The connection's settings come from the generation current when
         // it is accepted; each request reads the generation anew.
-        let (acceptor, timeouts) = {
-            let generation = state.load();
-            let Some(Some(current)) = generation.slots.get(slot) else {
-                continue;
-            };
-            let limits = &current.vservice.limits;
-            let wanted = read_buffer_for(limits.max_header_bytes);
-            if wanted != buffer {
-                buffer = wanted;
-                builder.http1().max_buf_size(buffer);
-            }
-            let timeouts = front::ClientTimeouts {
-                header: Duration::from_millis(limits.header_timeout_ms),
-                idle: Duration::from_millis(limits.idle_timeout_ms),
-            };
-            if timeouts.header != header_timeout {
-                header_timeout = timeouts.header;
-                builder.http1().header_read_timeout(header_timeout);
-            }
-            (current.acceptor.clone(), timeouts)
+        let generation = state.load();
+        let Some(Some(current)) = generation.slots.get(slot) else {
+            continue;
         };
+        let (stream, peer) = match accepted {
+            Ok(x) => {
+                errors.backoff = BACKOFF_MIN;
+                x
+            }
+            Err(e) if per_connection(&e) => continue,
+            Err(e) => {
+                current.stats.accept_error();
+                let wait = errors.failed(&e, &current.vservice.name);
+                drop(generation);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stop.changed() => break stop.borrow().unwrap_or_default(),
+                }
+            }
+        };
+        let limits = &current.vservice.limits;
+        if connections.len() >= limits.max_connections {
+            // Refused before a byte is read: closing costs one syscall.
+            current.stats.connection_refused();
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let timeouts = front::ClientLimits {
+            header: Duration::from_millis(limits.header_timeout_ms),
+            idle: Duration::from_millis(limits.idle_timeout_ms),
+            max_head: limits.max_header_bytes + front::REQUEST_LINE_ROOM,
+        };
+        let builder = hyper.for_limits(limits).clone();
+        let acceptor = current.acceptor.clone();
         let handler = Handler {
             state: state.clone(),
             slot,
             peer_ip: peer.ip().to_string().into(),
             tls: acceptor.is_some(),
         };
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        match acceptor {
-            None => {
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    let mut stream = stream;
-                    let ended =
-                        front::serve(&mut stream, |req| handler.call(req, true), &stop, timeouts)
-                            .await;
-                    match ended {
-                        Ok(Ended::HandOff(read)) => {
-                            let io = TokioIo::new(Prefixed::new(read, stream));
-                            let conn = builder
-                                .serve_connection_with_upgrades(io, handler.service())
-                                .into_owned();
-                            if let Err(e) = watcher.watch(conn).await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        }
-                        Ok(Ended::Closed) => {
-                            // A FIN after the last response, as hyper sends.
-                            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-                        }
-                        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
-                    }
-                });
+        drop(generation);
+        let stop = stop.clone();
+        let mut killed = killed.clone();
+        connections.spawn(async move {
+            let served = serve_connection(stream, acceptor, handler, builder, timeouts, stop);
+            tokio::select! {
+                biased;
+                _ = killed.changed() => {}
+                _ = served => {}
             }
-            Some(acceptor) => {
-                let mut stop = stop.clone();
-                // The handshake runs in the connection's task so a slow
-                // client cannot stall the accept loop.
-                tokio::spawn(async move {
-                    let mut stream = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    // hyper-util reads the first bytes to choose HTTP/1 or
-                    // HTTP/2 without a timer, and hyper's header timeout
-                    // starts only after that: a client that completes the
-                    // handshake and then says nothing would keep the
-                    // connection. The first bytes are read here, within the
-                    // idle timeout (or until the gateway stops), then handed
-                    // over with the rest of the stream.
-                    let mut first = bytes::BytesMut::with_capacity(4096);
-                    let read = tokio::time::timeout(
-                        timeouts.idle,
-                        tokio::io::AsyncReadExt::read_buf(&mut stream, &mut first),
-                    );
-                    tokio::select! {
-                        r = read => match r {
-                            Ok(Ok(n)) if n > 0 => {}
-                            _ => return,
-                        },
-                        _ = stop.changed() => return,
-                    }
-                    let io = TokioIo::new(Prefixed::new(first.freeze(), stream));
-                    let conn = builder
-                        .serve_connection_with_upgrades(io, handler.service())
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-        }
+        });
     };
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
         .await
         .is_err()
     {
         tracing::warn!(slot, "drain deadline passed; closing busy connections");
+        let _ = kill.send(true);
+        connections.wait().await;
+    }
+}
+
+/// Serve one accepted connection: TLS first if the listener has it; then
+/// the front for HTTP/1.1, handing over to hyper for what it does not
+/// serve, or hyper from the start for HTTP/2 (ALPN `h2`).
+async fn serve_connection(
+    stream: TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    handler: Handler,
+    builder: auto::Builder<TokioExecutor>,
+    timeouts: front::ClientLimits,
+    stop: watch::Receiver<Option<Duration>>,
+) {
+    let Some(acceptor) = acceptor else {
+        return serve_http(stream, handler, builder, timeouts, stop).await;
+    };
+    // The handshake is bounded by the header timeout: a client that stalls
+    // it holds nothing longer than one that stalls its first request.
+    let tls = match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let io = TokioIo::new(tls);
+        let h = handler.clone();
+        crate::conn::serve(io, &builder, move |r| h.clone().answer(r), timeouts, &stop).await;
+        return;
+    }
+    serve_http(tls, handler, builder, timeouts, stop).await;
+}
+
+/// Serve an HTTP/1.1 (or unknown: the front hands an HTTP/2 preface over)
+/// connection with the front, then hyper if it hands over.
+async fn serve_http<IO>(
+    mut stream: IO,
+    handler: Handler,
+    builder: auto::Builder<TokioExecutor>,
+    timeouts: front::ClientLimits,
+    stop: watch::Receiver<Option<Duration>>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ended = front::serve(&mut stream, |req| handler.call(req, true), &stop, timeouts).await;
+    match ended {
+        Ok(Ended::HandOff(read)) => {
+            let io = TokioIo::new(Prefixed::new(read, stream));
+            let h = handler.clone();
+            crate::conn::serve(io, &builder, move |r| h.clone().answer(r), timeouts, &stop).await;
+        }
+        Ok(Ended::Closed) => {
+            // A FIN after the last response, as hyper sends.
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        }
+        Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
     }
 }

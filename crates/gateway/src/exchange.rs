@@ -18,6 +18,7 @@
 //! anything ambiguous (conflicting `Content-Length`, a malformed chunk) is an
 //! error — a 502 before the head, an aborted body after — never a guess.
 
+use crate::forwarding::{written_by_gateway, Forwarded};
 use crate::hop::{is_hop_by_hop, is_hop_by_hop_name, named_by_connection};
 use crate::BoxError;
 use bytes::{Buf, Bytes, BytesMut};
@@ -32,8 +33,19 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Largest upstream response head accepted (status line and fields).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest upstream response head accepted, on every upstream path: its
+/// fields counted as a request's are against `limits.maxHeaderBytes` (name,
+/// value and 4 bytes a line; [`fields_too_large`]). A larger head is a 502.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Are these response fields over [`MAX_HEAD_BYTES`]? Both upstream paths
+/// ask this of every response head.
+pub(crate) fn fields_too_large<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> bool {
+    fields.map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() > MAX_HEAD_BYTES
+}
+/// Most bytes buffered for an incomplete response head: the field limit,
+/// plus room for the status line and the line ends the count leaves out.
+const HEAD_BUFFER: usize = MAX_HEAD_BYTES + 4 * 1024;
 /// Most fields accepted in one response head.
 const MAX_FIELDS: usize = 128;
 /// Longest chunk-size line accepted (with extensions).
@@ -44,10 +56,6 @@ const MAX_TRAILER_BYTES: usize = 16 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Idle connections kept per upstream authority.
 const MAX_IDLE: usize = 512;
-
-pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Why an exchange failed before a response head was available.
 #[derive(Debug, thiserror::Error)]
@@ -150,25 +158,15 @@ pub(crate) struct RequestHead<'a> {
     pub target: &'a str,
     /// The client's fields, after the rule's request-header edits.
     pub headers: crate::request::Fields<'a>,
-    /// The `Host` to send (the client's, or a rewrite); the authority when
-    /// there is none.
-    pub host: Option<&'a HeaderValue>,
-    /// The client's `Host`, sent as `X-Forwarded-Host`.
-    pub forwarded_host: Option<&'a HeaderValue>,
-    /// The client's address, appended to `X-Forwarded-For`.
-    pub peer_ip: &'a str,
-    /// `http` or `https`, sent as `X-Forwarded-Proto`.
-    pub proto: &'static str,
+    /// `Host` and the `X-Forwarded-*` fields.
+    pub forwarded: &'a Forwarded<'a>,
 }
 
-/// Fields never forwarded (RFC 9110 §7.6.1), besides those that
-/// `Connection` names. `Host` and `X-Forwarded-*` are written separately.
+/// Fields never forwarded as the client sent them: hop-by-hop ones (RFC
+/// 9110 §7.6.1) besides those that `Connection` names, and those the
+/// gateway writes itself (`Host`, `X-Forwarded-*`).
 fn skipped_on_request(name: &HeaderName) -> bool {
-    is_hop_by_hop(name)
-        || name == HOST
-        || name == X_FORWARDED_FOR
-        || name == X_FORWARDED_HOST
-        || name == X_FORWARDED_PROTO
+    is_hop_by_hop(name) || written_by_gateway(name)
 }
 
 /// Write the upstream request head into `out`.
@@ -177,7 +175,7 @@ pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut 
     out.push(b' ');
     out.extend_from_slice(head.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    match head.host {
+    match head.forwarded.upstream_host() {
         Some(h) => out.extend_from_slice(h.as_bytes()),
         None => out.extend_from_slice(authority.as_bytes()),
     }
@@ -191,28 +189,8 @@ pub(crate) fn encode_request(head: &RequestHead<'_>, authority: &str, out: &mut 
         }
         push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    forwarded_for(&head.headers, head.peer_ip, out);
+    head.forwarded.write_lines(&head.headers, out);
     out.extend_from_slice(b"\r\n");
-    if let Some(h) = head.forwarded_host {
-        push_field(out, b"x-forwarded-host", h.as_bytes());
-    }
-    push_field(out, b"x-forwarded-proto", head.proto.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// The `X-Forwarded-For` value to send: every earlier line of `headers`,
-/// folded in order, then `peer_ip`. Both upstream paths write it with this.
-pub(crate) fn forwarded_for<H: RequestFields + ?Sized>(
-    headers: &H,
-    peer_ip: &str,
-    out: &mut Vec<u8>,
-) {
-    for prior in headers.values(&X_FORWARDED_FOR) {
-        out.extend_from_slice(prior.as_bytes());
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(peer_ip.as_bytes());
 }
 
 /// Append one field line, `name: value\r\n` (the front writes with it too).
@@ -332,8 +310,11 @@ fn parse_head(buf: &[u8], fields: &mut Vec<[u32; 4]>) -> Result<Option<ParsedHea
         }
         Err(_) => return Err(ExchangeError::Invalid("malformed response head")),
     };
-    // The buffer holds at most MAX_HEAD_BYTES + READ_CHUNK bytes when a
-    // head is parsed, so offsets fit in u32.
+    if fields_too_large(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value))) {
+        return Err(ExchangeError::Invalid("response head too large"));
+    }
+    // The buffer holds at most HEAD_BUFFER + READ_CHUNK bytes when a head
+    // is parsed, so offsets fit in u32.
     let base = buf.as_ptr() as usize;
     let offset = |p: *const u8| (p as usize - base) as u32;
     fields.clear();
@@ -364,7 +345,7 @@ async fn read_head(conn: &mut Conn, deadline: Instant) -> Result<ParsedHead, Exc
                     _ => return Ok(parsed),
                 }
             }
-            if conn.read.len() >= MAX_HEAD_BYTES {
+            if conn.read.len() >= HEAD_BUFFER {
                 return Err(ExchangeError::Invalid("response head too large"));
             }
         }
@@ -971,15 +952,20 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
+        let forwarded = Forwarded {
+            peer_ip: "10.0.0.9",
+            host: host.cloned(),
+            upstream_host: None,
+            target: None,
+            tls: true,
+            http2: false,
+        };
         let encode = |fields| {
             let head = RequestHead {
                 method: &Method::GET,
                 target: "/a?b=1",
                 headers: fields,
-                host,
-                forwarded_host: host,
-                peer_ip: "10.0.0.9",
-                proto: "https",
+                forwarded: &forwarded,
             };
             let mut out = Vec::new();
             encode_request(&head, "127.0.0.1:9", &mut out);
@@ -1000,9 +986,22 @@ mod tests {
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("te", HeaderValue::from_static("trailers"));
         h.insert("origin", HeaderValue::from_static("https://a.example"));
-        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
-        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
-        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("gopher"));
+        h.append(
+            &crate::forwarding::X_FORWARDED_FOR,
+            HeaderValue::from_static("1.1.1.1"),
+        );
+        h.append(
+            &crate::forwarding::X_FORWARDED_FOR,
+            HeaderValue::from_static("2.2.2.2"),
+        );
+        h.insert(
+            &crate::forwarding::X_FORWARDED_PROTO,
+            HeaderValue::from_static("gopher"),
+        );
+        h.insert(
+            &crate::forwarding::X_FORWARDED_HOST,
+            HeaderValue::from_static("evil.test"),
+        );
         let host = HeaderValue::from_static("api.example.com");
         let text = head_for(&h, Some(&host));
         assert!(
@@ -1020,7 +1019,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\r\nx-forwarded-proto: https\r\n"), "{text}");
-        for gone in ["connection", "x-secret", "keep-alive", "te:", "gopher"] {
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "te:",
+            "gopher",
+            "evil.test",
+        ] {
             assert!(!text.contains(gone), "{gone} forwarded: {text}");
         }
         assert_eq!(text.matches("host: ").count(), 2, "{text}");

@@ -49,6 +49,14 @@ pub enum ExplainError {
     /// A header name or value is invalid.
     #[error("invalid header {0:?}")]
     BadHeader(String),
+    /// The gateway refuses the URL's path before routing (400).
+    #[error("the gateway answers 400 to the path of {url}: {reason}")]
+    BadPath {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// No vService serves the URL.
     #[error("no vService listens on port {port} or serves host {host}")]
     NoVService {
@@ -265,11 +273,14 @@ fn run_leg(
     headers: &HeaderMap,
 ) -> (Leg, Option<Arc<Policy>>, HeaderMap) {
     let preflight = is_preflight(method, headers);
-    let path = url.path();
+    // Routed as the gateway routes: on the normalised path (checked by
+    // `explain` before any leg is run).
+    let path = crate::pipeline::normalise::path(url.path(), vs.paths.encoded_slashes)
+        .unwrap_or(std::borrow::Cow::Borrowed("/"));
     let sel = vs.select(&RequestFacts {
         method,
         host,
-        path,
+        path: &path,
         query: url.query(),
         headers,
         preflight,
@@ -327,7 +338,7 @@ fn run_leg(
             if let Some(l) = target.location(
                 url.scheme_str() == Some("https"),
                 host_header,
-                path,
+                &path,
                 url.query(),
             ) {
                 out.insert(http::header::LOCATION, l);
@@ -376,6 +387,12 @@ pub fn explain(
         port: req.url.port_u16().unwrap_or(80),
         host: host.clone(),
     })?;
+    if let Err(bad) = crate::pipeline::normalise::path(req.url.path(), vs.paths.encoded_slashes) {
+        return Err(ExplainError::BadPath {
+            url: req.url.to_string(),
+            reason: bad.text().trim_end().to_owned(),
+        });
+    }
     let url_origin = format!(
         "{}://{}",
         req.url.scheme_str().unwrap_or("http"),

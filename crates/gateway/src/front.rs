@@ -20,6 +20,7 @@
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
 use crate::exchange::{push_field, UpstreamResponse};
+use crate::pipeline::normalise::BadRequest;
 use crate::request::{ClientRequest, FieldList};
 use crate::{Body, Reply};
 use bytes::{Bytes, BytesMut};
@@ -40,22 +41,33 @@ use tokio::sync::watch;
 /// Most request header fields the front parses; a request with more goes
 /// to hyper.
 pub(crate) const MAX_FIELDS: usize = 64;
-/// Most request-head bytes the front buffers; a longer head goes to hyper
-/// (whose buffer is sized so that the handler's 431 with CORS answers it).
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
+/// Room for the request line beyond `limits.maxHeaderBytes` in the head
+/// buffer: a longer head is answered 431 (or 414) by the gateway itself.
+pub(crate) const REQUEST_LINE_ROOM: usize = 16 * 1024;
+/// Most bytes of an oversized head read (and dropped) while looking for its
+/// `Origin`, so that its 431 carries CORS; past it the answer goes out
+/// without reading more.
+const OVERSIZED_DRAIN: usize = 1 << 20;
+/// The longest line of an oversized head kept while scanning it.
+const SCAN_LINE: usize = 8 * 1024;
 /// Response bytes gathered before one write; larger body frames are
 /// written without being copied.
 const WRITE_BATCH: usize = 16 * 1024;
 
 /// How long a client may take (`limits.headerTimeoutMs`,
 /// `limits.idleTimeoutMs`): past either, the connection is closed without
-/// an answer, as nginx and hyper do.
+/// an answer, as nginx and hyper do; and how large its head may be.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ClientTimeouts {
+pub(crate) struct ClientLimits {
     /// From a head's first byte to its last.
     pub(crate) header: Duration,
     /// From a response (or the accept) to the next request's first byte.
     pub(crate) idle: Duration,
+    /// Most bytes of a request head (request line and fields) buffered:
+    /// `limits.maxHeaderBytes` plus [`REQUEST_LINE_ROOM`]. A longer head
+    /// is never handed to hyper (whose own 431 would carry no CORS): the
+    /// front answers it.
+    pub(crate) max_head: usize,
 }
 
 /// When the connection is due to be closed if nothing happens.
@@ -66,7 +78,7 @@ pub(crate) struct ClientTimeouts {
 /// the real deadline from that and sleeps again. So a request costs no timer
 /// update; only a head that arrives in pieces may pull the timer earlier.
 struct Deadlines {
-    timeouts: ClientTimeouts,
+    timeouts: ClientLimits,
     /// When the last response was written, or the connection accepted.
     idle_since: Instant,
     /// When the head being read began to arrive, while it is incomplete.
@@ -76,7 +88,7 @@ struct Deadlines {
 }
 
 impl Deadlines {
-    fn new(timeouts: ClientTimeouts) -> Self {
+    fn new(timeouts: ClientLimits) -> Self {
         let now = Instant::now();
         Deadlines {
             timeouts,
@@ -131,9 +143,20 @@ enum Parsed {
     Partial,
     /// Not a request the front serves: hand the connection to hyper.
     Foreign,
-    /// The head cannot be represented (a URI or field `http` refuses
-    /// after `httparse` accepted it): answer 400 and close, as hyper does.
-    Bad,
+    /// A head that is not HTTP/1.1 (`httparse` refuses it, or a URI or
+    /// field `http` refuses after it): answered 400 through the pipeline,
+    /// with the `Origin` lines found in it, then the connection closes, as
+    /// hyper does.
+    Bad(FieldList),
+}
+
+/// What the front reads next: a request to serve, or one refused from its
+/// head alone (malformed or oversized), answered and then closed.
+// A short-lived value on the stack, like `Parsed`.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Request(Head),
+    Refused(ClientRequest),
 }
 
 /// Serve requests on `io` until the connection ends or a request needs
@@ -143,7 +166,7 @@ pub(crate) async fn serve<IO, F, Fut>(
     io: &mut IO,
     mut service: F,
     stop: &watch::Receiver<Option<Duration>>,
-    timeouts: ClientTimeouts,
+    limits: ClientLimits,
 ) -> io::Result<Ended>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -161,7 +184,7 @@ where
     let mut stopped = pin!(async move {
         let _ = stop_watch.changed().await;
     });
-    let mut clock = Deadlines::new(timeouts);
+    let mut clock = Deadlines::new(limits);
     let mut timer = pin!(tokio::time::sleep_until(clock.armed.into()));
     // The stop wait and the timer keep the waker of their last poll, and a
     // connection task's waker does not change: each is polled once to
@@ -170,24 +193,22 @@ where
     let mut stop_registered = false;
     let mut timer_registered = false;
     loop {
-        let head = loop {
+        let next = loop {
             if !buf.is_empty() {
                 match parse(&mut buf, &mut names) {
                     Parsed::Complete(head) => {
                         clock.head_since = None;
-                        break head;
+                        break Next::Request(head);
                     }
                     Parsed::Foreign => return Ok(Ended::HandOff(buf.freeze())),
-                    Parsed::Bad => {
-                        out.clear();
-                        out.extend_from_slice(BAD_REQUEST);
-                        with_date(|date| push_field(&mut out, b"date", date));
-                        out.extend_from_slice(b"\r\n");
-                        io.write_all(&out).await?;
-                        return Ok(Ended::Closed);
+                    Parsed::Bad(origins) => {
+                        break Next::Refused(ClientRequest::refused(BadRequest::Malformed, origins))
                     }
-                    Parsed::Partial if buf.len() >= MAX_HEAD => {
-                        return Ok(Ended::HandOff(buf.freeze()))
+                    Parsed::Partial if buf.len() >= limits.max_head => {
+                        let deadline =
+                            clock.head_since.unwrap_or_else(Instant::now) + limits.header;
+                        let (reason, origins) = drain_oversized(io, &mut buf, deadline).await?;
+                        break Next::Refused(ClientRequest::refused(reason, origins));
                     }
                     Parsed::Partial => {
                         if clock.head_since.is_none() {
@@ -254,11 +275,14 @@ where
                 return Ok(Ended::Closed);
             }
         };
-        let Head {
-            request,
-            close,
-            trailers,
-        } = head;
+        let (request, close, trailers) = match next {
+            Next::Request(Head {
+                request,
+                close,
+                trailers,
+            }) => (request, close, trailers),
+            Next::Refused(request) => (request, true, false),
+        };
         let head_only = request.method() == Method::HEAD;
         let mut call = pin!(service(request));
         // While the handler works (waiting for the upstream), a client that
@@ -268,7 +292,7 @@ where
         // request; they are kept, up to a head's worth.
         let response = loop {
             buf.reserve(1024);
-            let room = buf.len() < MAX_HEAD;
+            let room = buf.len() < limits.max_head;
             tokio::select! {
                 biased;
                 response = &mut call => break response,
@@ -301,11 +325,6 @@ where
     }
 }
 
-/// hyper's answer to an unparseable request, and ours (then `Date` and
-/// the empty line).
-const BAD_REQUEST: &[u8] =
-    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n";
-
 /// Parse one request head from the front of `buf`; on `Complete` the head's
 /// bytes are split off `buf` (the request's URI and field values share
 /// them), otherwise `buf` is untouched.
@@ -321,7 +340,10 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
         let len = match req.parse_with_uninit_headers(buf, &mut fields) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) => return Parsed::Partial,
-            Err(_) => return Parsed::Foreign,
+            // hyper parses more fields, and an HTTP/2 preface is hyper's.
+            Err(httparse::Error::TooManyHeaders) => return Parsed::Foreign,
+            Err(_) if buf.starts_with(b"PRI ") => return Parsed::Foreign,
+            Err(_) => return Parsed::Bad(scan_origins(buf)),
         };
         if req.version != Some(1) {
             return Parsed::Foreign;
@@ -375,16 +397,16 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
     let head = buf.split_to(len).freeze();
     let slice = |at: u32, len: u32| head.slice(at as usize..(at + len) as usize);
     let Ok(uri) = http::Uri::from_maybe_shared(slice(target.0, target.1)) else {
-        return Parsed::Bad;
+        return Parsed::Bad(scan_origins(&head));
     };
     let mut fields = FieldList::with_capacity(names.spans.len());
     for i in 0..names.spans.len() {
         let (n, nl, v, vl) = names.spans[i];
         let Some(name) = names.name(i, &head[n as usize..(n + nl) as usize]) else {
-            return Parsed::Bad;
+            return Parsed::Bad(scan_origins(&head));
         };
         let Ok(value) = HeaderValue::from_maybe_shared(slice(v, vl)) else {
-            return Parsed::Bad;
+            return Parsed::Bad(scan_origins(&head));
         };
         fields.push((name, value));
     }
@@ -394,6 +416,85 @@ fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
         close,
         trailers,
     })
+}
+
+/// The `Origin` lines of a head that cannot be served (malformed or too
+/// large), so that the gateway's 400 or 431 carries CORS: a page can then
+/// read the status instead of seeing a CORS failure. Lines are split at LF
+/// (a CR before it is dropped); the first line is the request line.
+fn scan_origins(head: &[u8]) -> FieldList {
+    let mut found = FieldList::new();
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = origin_value(line) {
+            found.push((http::header::ORIGIN, v));
+        }
+    }
+    found
+}
+
+/// The value of an `Origin:` field line, if `line` is one.
+fn origin_value(line: &[u8]) -> Option<HeaderValue> {
+    let (name, value) = line.split_at_checked(7)?;
+    if !name.eq_ignore_ascii_case(b"origin:") {
+        return None;
+    }
+    HeaderValue::from_bytes(value.trim_ascii()).ok()
+}
+
+/// Read the rest of a head over [`ClientLimits::max_head`], dropping it
+/// line by line and keeping only its `Origin` lines, until the empty line
+/// that ends it, [`OVERSIZED_DRAIN`] bytes, the header deadline or the
+/// client's close. A request line that did not fit makes it a 414, else a
+/// 431 (nginx answers the same two).
+async fn drain_oversized<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buf: &mut BytesMut,
+    deadline: Instant,
+) -> io::Result<(BadRequest, FieldList)> {
+    let reason = if buf.contains(&b'\n') {
+        BadRequest::HeaderTooLarge
+    } else {
+        BadRequest::UriTooLong
+    };
+    let mut origins = FieldList::new();
+    let mut first_line = true;
+    // Inside a line longer than SCAN_LINE: drop until its end.
+    let mut skipping = false;
+    let mut read = buf.len();
+    loop {
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line = buf.split_to(i + 1);
+            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if std::mem::take(&mut skipping) || std::mem::take(&mut first_line) {
+                continue;
+            }
+            if line.is_empty() {
+                return Ok((reason, origins));
+            }
+            if let Some(v) = origin_value(line) {
+                origins.push((http::header::ORIGIN, v));
+            }
+        }
+        if buf.len() > SCAN_LINE {
+            // Not an Origin line worth reading: drop what came so far.
+            skipping = true;
+            buf.clear();
+        }
+        if read >= OVERSIZED_DRAIN {
+            return Ok((reason, origins));
+        }
+        buf.reserve(16 * 1024);
+        match tokio::time::timeout_at(deadline.into(), io.read_buf(buf)).await {
+            Ok(Ok(0)) | Err(_) => return Ok((reason, origins)),
+            Ok(Ok(n)) => read += n,
+            Ok(Err(e)) => return Err(e),
+        }
+    }
 }
 
 /// The field names of the previous request on this connection, by
@@ -886,10 +987,21 @@ mod tests {
             ("PUT / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", false),
             ("CONNECT a:443 HTTP/1.1\r\n\r\n", false),
             ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false),
-            ("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", false),
-            ("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", false),
-            ("GET /\x01 HTTP/1.1\r\n\r\n", false),
         ];
+        // Heads `httparse` refuses are answered 400 by the front, through
+        // the pipeline (so with CORS), as hyper would answer them without.
+        for text in [
+            "GET / HTTP/1.1\r\nBad Name: x\r\nOrigin: https://a.test\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\rb\r\nOrigin: https://a.test\r\n\r\n",
+            "GET /\x01 HTTP/1.1\r\nOrigin: https://a.test\r\n\r\n",
+            "GET / HTTP/1.1\nX\r\nOrigin: https://a.test\n\n",
+        ] {
+            let Parsed::Bad(origins) = parse_str(text).0 else {
+                panic!("not refused: {text:?}");
+            };
+            assert_eq!(origins.len(), 1, "{text:?}");
+            assert_eq!(origins[0].1, "https://a.test", "{text:?}");
+        }
         for (text, served) in table {
             let (parsed, left) = parse_str(text);
             match parsed {
@@ -902,7 +1014,7 @@ mod tests {
                     // Nothing consumed: hyper sees every byte.
                     assert_eq!(left, text.len(), "{text:?}");
                 }
-                Parsed::Partial | Parsed::Bad => panic!("unexpected parse of {text:?}"),
+                Parsed::Partial | Parsed::Bad(_) => panic!("unexpected parse of {text:?}"),
             }
         }
     }
@@ -912,7 +1024,7 @@ mod tests {
     #[test]
     fn unrepresentable_targets_are_bad_requests() {
         let text = "GET http://[::1 HTTP/1.1\r\n\r\n";
-        assert!(matches!(parse_str(text).0, Parsed::Bad), "{text:?}");
+        assert!(matches!(parse_str(text).0, Parsed::Bad(_)), "{text:?}");
     }
 
     #[test]
@@ -1163,15 +1275,18 @@ mod tests {
 
     proptest::proptest! {
         /// Arbitrary bytes never panic the parser; it consumes exactly one
-        /// head when it serves a request and nothing otherwise, so hyper
-        /// always sees every byte the front did not serve.
+        /// head when it serves a request and nothing when it hands the
+        /// connection over, so hyper always sees every byte the front did
+        /// not serve. A refused head ends the connection, whatever it
+        /// consumed.
         #[test]
         fn arbitrary_bytes_are_parsed_or_left_whole(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
         ) {
             let mut buf = BytesMut::from(&bytes[..]);
             match parse(&mut buf, &mut NameCache::default()) {
-                Parsed::Complete(_) | Parsed::Bad => {
+                Parsed::Bad(_) => {}
+                Parsed::Complete(_) => {
                     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n");
                     proptest::prop_assert!(end.is_some());
                     proptest::prop_assert!(buf.len() < bytes.len());

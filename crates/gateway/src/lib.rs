@@ -14,7 +14,9 @@ pub mod router;
 pub mod shadow;
 
 mod accept;
+mod conn;
 mod exchange;
+mod forwarding;
 mod front;
 mod hop;
 mod pipeline;

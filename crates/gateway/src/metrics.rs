@@ -51,6 +51,12 @@ struct VServiceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    vservice: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -73,6 +79,9 @@ pub struct Metrics {
     upstream: Family<VServiceLabels, Histogram, fn() -> Histogram>,
     config_version: Gauge,
     reloads: Family<ResultLabels, Counter>,
+    client_errors: Family<ReasonLabels, Counter>,
+    accept_errors: Family<VServiceLabels, Counter>,
+    connections_refused: Family<VServiceLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,28 +91,6 @@ impl std::fmt::Debug for Metrics {
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-const REFUSALS: [&str; 7] = [
-    "origin_not_allowed",
-    "origin_invalid",
-    "origin_null",
-    "invalid_request_method",
-    "invalid_request_headers",
-    "method_not_allowed",
-    "header_not_allowed",
-];
-
-fn refusal_index(r: Refusal) -> usize {
-    match r {
-        Refusal::OriginNotAllowed => 0,
-        Refusal::OriginInvalid(_) => 1,
-        Refusal::NullOrigin => 2,
-        Refusal::InvalidRequestMethod => 3,
-        Refusal::InvalidRequestHeaders => 4,
-        Refusal::MethodNotAllowed => 5,
-        Refusal::HeaderNotAllowed => 6,
-    }
-}
-
 /// Statuses counted by their own code; any other counts by class (`4xx`).
 const CODES: [u16; 25] = [
     200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 409, 413, 429,
@@ -160,8 +147,9 @@ impl StatusCounters {
 struct DecisionCounters {
     allowed: Counter,
     preflight_allowed: Counter,
-    refused: [Counter; 7],
-    preflight_refused: [Counter; 7],
+    refused: [Counter; Refusal::LABELS.len()],
+    preflight_refused: [Counter; Refusal::LABELS.len()],
+    preflight_blocked: [Counter; Refusal::LABELS.len()],
 }
 
 impl DecisionCounters {
@@ -178,8 +166,9 @@ impl DecisionCounters {
         DecisionCounters {
             allowed: c("allowed", ""),
             preflight_allowed: c("preflight_allowed", ""),
-            refused: REFUSALS.map(|r| c("refused", r)),
-            preflight_refused: REFUSALS.map(|r| c("preflight_refused", r)),
+            refused: Refusal::LABELS.map(|r| c("refused", r)),
+            preflight_refused: Refusal::LABELS.map(|r| c("preflight_refused", r)),
+            preflight_blocked: Refusal::LABELS.map(|r| c("preflight_blocked", r)),
         }
     }
 }
@@ -197,6 +186,9 @@ pub enum Outcome {
     PreflightAllowed,
     /// A preflight answered and refused.
     PreflightRefused(Refusal),
+    /// A preflight answered with the policy's headers that the browser
+    /// will still refuse (`preflightValidation: browser`), and why.
+    PreflightBlocked(Refusal),
 }
 
 /// The counters of one compiled vService.
@@ -209,6 +201,10 @@ pub struct VServiceMetrics {
     /// fast hash (the keys come from configuration, not from requests).
     policies: foldhash::HashMap<usize, DecisionCounters>,
     upstream: Histogram,
+    /// By [`BadRequest::index`](crate::pipeline::normalise::BadRequest).
+    client_errors: Vec<Counter>,
+    accept_errors: Counter,
+    connections_refused: Counter,
 }
 
 impl VServiceMetrics {
@@ -242,14 +238,32 @@ impl VServiceMetrics {
                 counters.preflight_allowed.inc();
             }
             Outcome::Refused(r) => {
-                counters.refused[refusal_index(r)].inc();
+                counters.refused[r.index()].inc();
                 self.metrics.refused_origin(origin);
             }
             Outcome::PreflightRefused(r) => {
-                counters.preflight_refused[refusal_index(r)].inc();
+                counters.preflight_refused[r.index()].inc();
                 self.metrics.refused_origin(origin);
             }
+            Outcome::PreflightBlocked(r) => {
+                counters.preflight_blocked[r.index()].inc();
+            }
         }
+    }
+
+    /// Count a request refused as a client error before routing.
+    pub(crate) fn client_error(&self, bad: crate::pipeline::normalise::BadRequest) {
+        self.client_errors[bad.index()].inc();
+    }
+
+    /// Count a failed `accept`.
+    pub(crate) fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
+    /// Count a connection closed at once because the listener was full.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 }
 
@@ -295,8 +309,29 @@ impl Metrics {
             "Configuration reloads by result",
             reloads.clone(),
         );
+        let client_errors = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "client_errors",
+            "Requests refused before routing, by vService and reason (bad path, host, framing or size)",
+            client_errors.clone(),
+        );
+        let accept_errors = Family::<VServiceLabels, Counter>::default();
+        registry.register(
+            "accept_errors",
+            "Failed accepts (out of file descriptors, …), by vService; the listener backs off",
+            accept_errors.clone(),
+        );
+        let connections_refused = Family::<VServiceLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed on accept because the listener had limits.maxConnections open",
+            connections_refused.clone(),
+        );
         Arc::new(Metrics {
             registry,
+            client_errors,
+            accept_errors,
+            connections_refused,
             requests,
             decisions,
             refused_origins,
@@ -353,6 +388,29 @@ impl Metrics {
                 .collect(),
             upstream: self
                 .upstream
+                .get_or_create(&VServiceLabels {
+                    vservice: vs.name.clone(),
+                })
+                .clone(),
+            client_errors: crate::pipeline::normalise::BadRequest::ALL
+                .iter()
+                .map(|b| {
+                    self.client_errors
+                        .get_or_create(&ReasonLabels {
+                            vservice: vs.name.clone(),
+                            reason: b.label().to_owned(),
+                        })
+                        .clone()
+                })
+                .collect(),
+            accept_errors: self
+                .accept_errors
+                .get_or_create(&VServiceLabels {
+                    vservice: vs.name.clone(),
+                })
+                .clone(),
+            connections_refused: self
+                .connections_refused
                 .get_or_create(&VServiceLabels {
                     vservice: vs.name.clone(),
                 })

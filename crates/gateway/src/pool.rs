@@ -93,7 +93,11 @@ impl Http1Pool {
         .map_err(|_| err("timed out".into()))?
         .map_err(|e| err(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        // The same response-head limit as corsgate's own exchange.
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(crate::exchange::MAX_HEAD_BYTES)
+            .handshake(TokioIo::new(stream))
+            .await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");

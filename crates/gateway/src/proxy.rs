@@ -2,17 +2,19 @@
 //!
 //! Bodies stream in both directions; nothing is buffered whole.
 
-use crate::hop::is_upgrade;
+use crate::forwarding::Forwarded;
 use crate::hop::strip_hop_by_hop;
+use crate::pipeline::normalise::BadRequest;
 use crate::request::ClientRequest;
 use crate::{Body, BoxError, RequestBody};
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, HOST};
+use http::header::{HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A pooled upstream client. Request bodies are the client's stream,
@@ -36,6 +38,8 @@ pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_only(true)
+            // The same response-head limit as corsgate's own exchange.
+            .http2_max_header_list_size(crate::exchange::MAX_HEAD_BYTES as u32)
             .build(http),
     ))
 }
@@ -64,34 +68,6 @@ pub(crate) fn full(b: Bytes) -> Body {
     Full::new(b).map_err(|never| match never {}).boxed()
 }
 
-/// What the `X-Forwarded-*` headers say about the client side.
-pub(crate) struct Forwarded<'a> {
-    /// The client's IP address, formatted.
-    pub peer_ip: &'a str,
-    /// The `Host` it asked for (for HTTP/2, its authority), port included.
-    pub host: Option<HeaderValue>,
-    /// A `Host` to send upstream instead (URL rewrite); `X-Forwarded-Host`
-    /// still carries the client's.
-    pub upstream_host: Option<HeaderValue>,
-    /// A rewritten request target (path and query).
-    pub target: Option<http::uri::PathAndQuery>,
-    /// Whether it connected over TLS.
-    pub tls: bool,
-    /// Whether the upstream client speaks HTTP/2.
-    pub http2: bool,
-}
-
-impl Forwarded<'_> {
-    /// `http` or `https`: what `X-Forwarded-Proto` says.
-    fn proto(&self) -> &'static str {
-        if self.tls {
-            "https"
-        } else {
-            "http"
-        }
-    }
-}
-
 /// What forwarding produced.
 pub(crate) enum Answer {
     /// A response with its fields in a map: hyper's client's, or the
@@ -118,37 +94,46 @@ impl Answer {
     }
 }
 
+/// The most request-body bytes a forwarded request may carry
+/// (`limits.maxBodyBytes`).
+pub(crate) struct BodyLimit(pub(crate) u64);
+
 /// Forward `req` to `upstream` (`http://host:port`). Returns the upstream's
-/// response, or the gateway's own 502/504.
+/// response, or the gateway's own 502/504; and a client error if the
+/// request's body broke its framing or its limit on the way (then the
+/// answer is the gateway's 400 or 413, not a 502). `upgrade`: the rule
+/// allows the protocol the request asks to switch to.
 pub(crate) async fn forward(
     client: &UpstreamClient,
     upstream: &str,
     timeout: Duration,
     req: ClientRequest,
-    max_body: u64,
+    limit: BodyLimit,
     fwd: Forwarded<'_>,
-) -> (Answer, Option<Duration>) {
-    let upgrade = is_upgrade(&req.fields());
+    upgrade: bool,
+) -> (Answer, Option<Duration>, Option<BadRequest>) {
     let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     if let UpstreamClient::Http1(pool) = client {
         if crate::exchange::eligible(req.method(), req.body_is_empty(), upgrade) {
-            return forward_direct(pool, upstream, authority, timeout, &req, &fwd).await;
+            let (answer, elapsed) =
+                forward_direct(pool, upstream, authority, timeout, &req, &fwd).await;
+            return (answer, elapsed, None);
         }
     }
     // Bodies, upgrades and HTTP/2 go through hyper's client. Boxed: its
     // future is large, and would otherwise be moved with every request's.
-    let (resp, elapsed) = Box::pin(forward_hyper(
+    let (resp, elapsed, fault) = Box::pin(forward_hyper(
         client,
         upstream,
         authority,
         timeout,
         req.into_http(),
-        max_body,
+        limit,
         fwd,
         upgrade,
     ))
     .await;
-    (Answer::Response(resp), elapsed)
+    (Answer::Response(resp), elapsed, fault)
 }
 
 /// [`forward`] with corsgate's own exchange (see `exchange`).
@@ -168,10 +153,7 @@ async fn forward_direct(
         method: req.method(),
         target,
         headers: req.fields(),
-        host: fwd.upstream_host.as_ref().or(fwd.host.as_ref()),
-        forwarded_host: fwd.host.as_ref(),
-        peer_ip: fwd.peer_ip,
-        proto: fwd.proto(),
+        forwarded: fwd,
     };
     let idle = pool.direct_idle(authority);
     let started = std::time::Instant::now();
@@ -222,28 +204,28 @@ async fn forward_hyper(
     authority: &str,
     timeout: Duration,
     req: Request<RequestBody>,
-    max_body: u64,
+    limit: BodyLimit,
     fwd: Forwarded<'_>,
     upgrade: bool,
-) -> (Response<Body>, Option<Duration>) {
-    let scheme = fwd.proto();
-    let Forwarded {
-        peer_ip,
-        host,
-        upstream_host,
-        target,
-        http2,
-        ..
-    } = fwd;
+) -> (Response<Body>, Option<Duration>, Option<BadRequest>) {
     let mut req = req;
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let upgrade_value = req.headers().get(http::header::UPGRADE).cloned();
+    let upgrade_value = upgrade
+        .then(|| req.headers().get(http::header::UPGRADE).cloned())
+        .flatten();
     // Stream the body through, failing the upload past the limit (a
-    // declared Content-Length over it was already answered with 413).
+    // declared Content-Length over it was already answered with 413); a
+    // body that breaks its framing or the limit is the client's fault.
+    let fault = Arc::new(OnceLock::new());
     let mut req = req.map(|b| {
-        http_body_util::Limited::new(b, usize::try_from(max_body).unwrap_or(usize::MAX)).boxed()
+        ClientBody {
+            inner: b,
+            remaining: limit.0,
+            fault: fault.clone(),
+        }
+        .boxed()
     });
-    let path_and_query = target.unwrap_or_else(|| {
+    let path_and_query = fwd.target.clone().unwrap_or_else(|| {
         req.uri()
             .path_and_query()
             .cloned()
@@ -258,11 +240,12 @@ async fn forward_hyper(
         return (
             gateway_response(StatusCode::BAD_REQUEST, "bad request target\n"),
             None,
+            None,
         );
     };
 
     *req.uri_mut() = uri;
-    *req.version_mut() = if http2 {
+    *req.version_mut() = if fwd.http2 {
         Version::HTTP_2
     } else {
         Version::HTTP_11
@@ -274,20 +257,7 @@ async fn forward_hyper(
         headers.insert(http::header::UPGRADE, u.clone());
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    // Host is preserved: the upstream sees what the client asked for, and
-    // X-Forwarded-Host says the same.
-    if let Some(h) = host {
-        headers.insert(HOST, upstream_host.unwrap_or_else(|| h.clone()));
-        headers.insert("x-forwarded-host", h);
-    } else if let Some(u) = upstream_host {
-        headers.insert(HOST, u);
-    }
-    let mut xff = Vec::new();
-    crate::exchange::forwarded_for(headers, peer_ip, &mut xff);
-    if let Ok(v) = HeaderValue::from_bytes(&xff) {
-        headers.insert(&crate::exchange::X_FORWARDED_FOR, v);
-    }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+    fwd.write_map(headers, authority);
 
     let started = std::time::Instant::now();
     let sent = async {
@@ -296,7 +266,13 @@ async fn forward_hyper(
             UpstreamClient::Http2(c) => c.request(req).await.map_err(BoxError::from),
         }
     };
-    match tokio::time::timeout(timeout, sent).await {
+    let result = tokio::time::timeout(timeout, sent).await;
+    if let Some(bad) = fault.get() {
+        // The client's body failed, not the upstream: its error, not ours.
+        tracing::debug!(reason = bad.label(), "request body refused");
+        return (gateway_response(bad.status(), bad.text()), None, Some(*bad));
+    }
+    match result {
         Ok(Ok(mut resp)) => {
             let elapsed = started.elapsed();
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -304,20 +280,97 @@ async fn forward_hyper(
                     let upstream_side = hyper::upgrade::on(&mut resp);
                     tokio::spawn(tunnel(client_side, upstream_side));
                     let (parts, _) = resp.into_parts();
-                    return (Response::from_parts(parts, empty()), Some(elapsed));
+                    return (Response::from_parts(parts, empty()), Some(elapsed), None);
                 }
+                // A 101 to a request that may not upgrade: the upstream
+                // broke the protocol, and no tunnel is opened.
+                tracing::warn!(
+                    upstream,
+                    "upstream switched protocols without an allowed upgrade"
+                );
+                return (
+                    gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
+                    Some(elapsed),
+                    None,
+                );
             }
             let (mut parts, body) = resp.into_parts();
+            let fields = parts.headers.iter();
+            if crate::exchange::fields_too_large(
+                fields.map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+            ) {
+                tracing::warn!(upstream, "upstream response head too large");
+                return (
+                    gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
+                    Some(elapsed),
+                    None,
+                );
+            }
             strip_hop_by_hop(&mut parts.headers);
             // The upstream's protocol version is hop-by-hop too: an HTTP/1.0
             // (or HTTP/2) upstream must not turn the client's status line
             // into HTTP/1.0 (hyper frames the client's connection itself).
             parts.version = Version::HTTP_11;
             let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
-            (Response::from_parts(parts, body), Some(elapsed))
+            (Response::from_parts(parts, body), Some(elapsed), None)
         }
-        Ok(Err(e)) => upstream_failed(upstream, Some(&e), started),
-        Err(_) => upstream_failed(upstream, None, started),
+        Ok(Err(e)) => {
+            let (r, t) = upstream_failed(upstream, Some(&e), started);
+            (r, t, None)
+        }
+        Err(_) => {
+            let (r, t) = upstream_failed(upstream, None, started);
+            (r, t, None)
+        }
+    }
+}
+
+/// A client's request body on its way upstream: at most `remaining` more
+/// bytes, and any error reading it (hyper's server found its chunked
+/// framing broken, or it ended short of its `Content-Length`) recorded as
+/// the client's fault, so the gateway answers 400 or 413 instead of
+/// blaming the upstream with a 502.
+struct ClientBody {
+    inner: RequestBody,
+    remaining: u64,
+    fault: Arc<OnceLock<BadRequest>>,
+}
+
+impl http_body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if n > this.remaining {
+                        let _ = this.fault.set(BadRequest::BodyTooLarge);
+                        return std::task::Poll::Ready(Some(Err("request body too large".into())));
+                    }
+                    this.remaining -= n;
+                }
+                std::task::Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => {
+                let _ = this.fault.set(BadRequest::BodyFraming);
+                std::task::Poll::Ready(Some(Err(Box::new(e))))
+            }
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

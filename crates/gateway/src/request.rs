@@ -8,6 +8,7 @@
 //! instructions of a preflight's 13,200). The map is built only when the
 //! request must be changed or handed to hyper's client.
 
+use crate::pipeline::normalise::BadRequest;
 use crate::RequestBody;
 use corsgate_policy::RequestFields;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
@@ -82,7 +83,15 @@ enum Inner {
         uri: Uri,
         fields: FieldList,
     },
+    /// A head the front refused (malformed or oversized): only its
+    /// `Origin` lines, kept so that the answer carries CORS.
+    Refused {
+        reason: BadRequest,
+        fields: FieldList,
+    },
 }
+
+static ROOT: std::sync::LazyLock<Uri> = std::sync::LazyLock::new(|| Uri::from_static("/"));
 
 impl ClientRequest {
     /// A request read by hyper, fields in its map.
@@ -99,11 +108,37 @@ impl ClientRequest {
         })
     }
 
+    /// A head the front refused: answered as a `GET /` with these
+    /// `Origin` lines, for `reason`.
+    pub(crate) fn refused(reason: BadRequest, origins: FieldList) -> Self {
+        ClientRequest(Inner::Refused {
+            reason,
+            fields: origins,
+        })
+    }
+
+    /// Why the front refused this request's head, if it did.
+    pub(crate) fn refusal(&self) -> Option<BadRequest> {
+        match &self.0 {
+            Inner::Refused { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
     /// The request method.
     pub(crate) fn method(&self) -> &Method {
         match &self.0 {
             Inner::Hyper(r) => r.method(),
             Inner::Front { method, .. } => method,
+            Inner::Refused { .. } => &Method::GET,
+        }
+    }
+
+    /// The protocol version (the front reads HTTP/1.1 only).
+    pub(crate) fn version(&self) -> http::Version {
+        match &self.0 {
+            Inner::Hyper(r) => r.version(),
+            Inner::Front { .. } | Inner::Refused { .. } => http::Version::HTTP_11,
         }
     }
 
@@ -112,6 +147,7 @@ impl ClientRequest {
         match &self.0 {
             Inner::Hyper(r) => r.uri(),
             Inner::Front { uri, .. } => uri,
+            Inner::Refused { .. } => &ROOT,
         }
     }
 
@@ -119,7 +155,7 @@ impl ClientRequest {
     pub(crate) fn fields(&self) -> Fields<'_> {
         match &self.0 {
             Inner::Hyper(r) => Fields::Map(r.headers()),
-            Inner::Front { fields, .. } => Fields::List(fields),
+            Inner::Front { fields, .. } | Inner::Refused { fields, .. } => Fields::List(fields),
         }
     }
 
@@ -127,7 +163,7 @@ impl ClientRequest {
     pub(crate) fn body_is_empty(&self) -> bool {
         match &self.0 {
             Inner::Hyper(r) => http_body::Body::is_end_stream(r.body()),
-            Inner::Front { .. } => true,
+            Inner::Front { .. } | Inner::Refused { .. } => true,
         }
     }
 
@@ -151,6 +187,10 @@ impl ClientRequest {
                     map.append(name, value);
                 }
                 req
+            }
+            // Never forwarded: the pipeline refuses it first.
+            Inner::Refused { fields, .. } => {
+                ClientRequest::from_list(Method::GET, ROOT.clone(), fields).into_http()
             }
         }
     }

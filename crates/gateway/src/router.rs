@@ -42,6 +42,8 @@ pub enum Action {
         rewrite_host: Option<http::HeaderValue>,
         /// Path change before forwarding.
         rewrite_path: Option<PathChange>,
+        /// Protocols a client may upgrade to (`Upgrade`), lower case.
+        upgrades: Vec<String>,
     },
     /// Answer directly.
     Direct {
@@ -313,8 +315,10 @@ pub struct CompiledVService {
     /// Rules in order.
     pub rules: Vec<CompiledRule>,
     index: RuleIndex,
-    /// Request size limits.
+    /// Request size, time and connection limits.
     pub limits: corsgate_config::Limits,
+    /// How paths are normalised.
+    pub paths: corsgate_config::Paths,
     /// TLS material, if the vService terminates TLS.
     pub tls: Option<corsgate_config::Tls>,
 }
@@ -691,6 +695,7 @@ fn compile_vservice(
             })
             .collect(),
         limits: vs.limits.clone(),
+        paths: vs.paths.clone(),
         tls: vs.tls.clone(),
     }
 }
@@ -733,6 +738,7 @@ fn compile_rule(i: usize, r: &Rule, policies: &BTreeMap<String, Arc<Policy>>) ->
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .collect(),
             next: AtomicUsize::new(0),
+            upgrades: f.upgrades.iter().map(|p| p.to_ascii_lowercase()).collect(),
             connect_timeout: std::time::Duration::from_millis(f.connect_timeout_ms),
             timeout: std::time::Duration::from_millis(f.timeout_ms),
             http2: f.http2,

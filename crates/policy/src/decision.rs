@@ -79,16 +79,56 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason's label, in [`Refusal::index`] order: the metrics
+    /// create one series per policy and label from this list.
+    pub const LABELS: [&'static str; 7] = [
+        "origin_not_allowed",
+        "origin_invalid",
+        "origin_null",
+        "invalid_request_method",
+        "invalid_request_headers",
+        "method_not_allowed",
+        "header_not_allowed",
+    ];
+
+    /// This reason's position in [`Refusal::LABELS`].
+    pub const fn index(self) -> usize {
+        match self {
+            Refusal::OriginNotAllowed => 0,
+            Refusal::OriginInvalid(_) => 1,
+            Refusal::NullOrigin => 2,
+            Refusal::InvalidRequestMethod => 3,
+            Refusal::InvalidRequestHeaders => 4,
+            Refusal::MethodNotAllowed => 5,
+            Refusal::HeaderNotAllowed => 6,
+        }
+    }
+
     /// The metrics label.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Refusal::OriginNotAllowed => "origin_not_allowed",
-            Refusal::OriginInvalid(_) => "origin_invalid",
-            Refusal::NullOrigin => "origin_null",
-            Refusal::InvalidRequestMethod => "invalid_request_method",
-            Refusal::InvalidRequestHeaders => "invalid_request_headers",
-            Refusal::MethodNotAllowed => "method_not_allowed",
-            Refusal::HeaderNotAllowed => "header_not_allowed",
+        Refusal::LABELS[self.index()]
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    /// The labels list and the per-reason label agree.
+    #[test]
+    fn labels_follow_index() {
+        let all = [
+            Refusal::OriginNotAllowed,
+            Refusal::OriginInvalid(InvalidOrigin::TooLong),
+            Refusal::NullOrigin,
+            Refusal::InvalidRequestMethod,
+            Refusal::InvalidRequestHeaders,
+            Refusal::MethodNotAllowed,
+            Refusal::HeaderNotAllowed,
+        ];
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert_eq!(Refusal::LABELS[i], r.as_str());
         }
     }
 }
@@ -165,6 +205,12 @@ pub struct PreflightResponse {
     pub status: StatusCode,
     /// Why.
     pub outcome: PreflightOutcome,
+    /// An allowed answer the browser will still refuse, and why: under
+    /// `preflightValidation: browser` the gateway answers a preflight
+    /// whose method or headers the policy does not list with the policy's
+    /// headers, and the browser blocks the request (F5, F6). Logs and
+    /// metrics report that verdict, not "allowed" (R30).
+    pub browser_blocks: Option<Refusal>,
     /// The allowed answer's per-request values; `None` when refused.
     allowed: Option<AllowedFields>,
 }
@@ -606,15 +652,35 @@ impl Policy {
             Ok((acao, acrm, matched)) => PreflightResponse {
                 status: StatusCode::OK,
                 outcome: PreflightOutcome::Allowed(matched),
+                browser_blocks: self.browser_blocks(headers, acrm),
                 allowed: Some(self.preflight_answer(headers, acao, acrm)),
             },
             // R20: no Access-Control-* field at all, only Vary.
             Err(r) => PreflightResponse {
                 status: self.reject_status.status(),
                 outcome: PreflightOutcome::Refused(r),
+                browser_blocks: None,
                 allowed: None,
             },
         }
+    }
+
+    /// What the browser will refuse in an allowed preflight's answer: the
+    /// method, then a header, that `allowMethods` or `allowHeaders` does
+    /// not cover (the checks `preflightValidation: strict` refuses on, and
+    /// `explain` reports as [`crate::RequestProblem`]).
+    fn browser_blocks<H: RequestFields + ?Sized>(&self, req: &H, acrm: &[u8]) -> Option<Refusal> {
+        if self.validation == PreflightValidation::Strict {
+            // Strict validation already refused these.
+            return None;
+        }
+        if !self.method_allowed(acrm) {
+            return Some(Refusal::MethodNotAllowed);
+        }
+        let all_allowed = req
+            .values(&ACCESS_CONTROL_REQUEST_HEADERS)
+            .all(|line| list_items(line.as_bytes()).all(|h| self.header_allowed(h)));
+        (!all_allowed).then_some(Refusal::HeaderNotAllowed)
     }
 
     /// Validate a preflight (R12, R13, R19): the ACAO value, the requested

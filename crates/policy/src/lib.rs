@@ -108,6 +108,6 @@ pub use spec::{
     BadRejectStatus, Mode, PolicySpec, PolicyTests, PreflightValidation, RejectStatus,
     UpstreamCorsHeaders,
 };
-pub use token::list_items;
 pub use token::{is_forbidden_request_header, is_safelisted_method, is_safelisted_request_header};
+pub use token::{is_token, list_items};
 pub use vary::{merge_vary, merge_vary_origin};

@@ -20,7 +20,7 @@ const TCHAR: [bool; 256] = {
 };
 
 /// A non-empty RFC 9110 token.
-pub(crate) fn is_token(s: &[u8]) -> bool {
+pub fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&c| TCHAR[usize::from(c)])
 }
 

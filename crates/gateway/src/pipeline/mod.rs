@@ -1,56 +1,53 @@
 //! The request pipeline: what the gateway does with each request, in
 //! named stages (R26 fixes their order):
 //!
-//! 1. **normalise** ([`normalise`]): the path and `Host` the request is
-//!    routed and forwarded by, or a 400 before anything else looks at it;
+//! 1. **normalise** ([`normalise`]): the path and host the request is
+//!    routed and forwarded by, or a client error before anything else looks
+//!    at it;
 //! 2. **select**: the rule and the CORS policy in scope (R16, R17);
-//! 3. **CORS before** ([`cors`]): a scoped preflight is answered here and
-//!    never forwarded (R18-R20); otherwise the completion is queued;
+//! 3. **CORS before**: a scoped preflight is answered here and never
+//!    forwarded (R18-R20); otherwise the completion is queued;
 //! 4. **act** ([`act`]): forward, answer directly, or redirect;
 //! 5. **CORS after**: whatever response results, the upstream's or the
 //!    gateway's own, is completed (R21-R25);
 //! 6. **record** ([`record`]): metrics and the access log.
+//!
+//! A request refused by the first stage still goes through stages 2, 5 and
+//! 6, selected as a request for `/` on the vService: its 400 (or 413, 431,
+//! 501) carries CORS, so a page can read the status.
 
+mod act;
+pub(crate) mod normalise;
 mod record;
 
 use crate::proxy::{self, Answer};
-use crate::request::{ClientRequest, Fields};
-use crate::router::{Action, RequestFacts};
+use crate::request::ClientRequest;
+use crate::router::RequestFacts;
 use crate::runtime::Generation;
 use crate::Reply;
 use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, RequestFields};
-use http::header::HOST;
-use http::Response;
 use record::{AccessLog, CorsDecision};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The request's `Host`, or for HTTP/2 its URI authority, as a header value
-/// (shared with the request, not copied).
-fn request_host(req: &ClientRequest) -> Option<http::HeaderValue> {
-    req.fields().first_value(&HOST).cloned().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-    })
+/// What the pipeline knows of the client's connection.
+#[derive(Clone, Copy)]
+pub(crate) struct Peer<'a> {
+    /// The client's IP address, formatted once per connection.
+    pub(crate) ip: &'a str,
+    /// Whether it connected over TLS.
+    pub(crate) tls: bool,
 }
 
-/// The host part of a `Host` value, without the port. Routing compares it
-/// case-insensitively, so it is not lower-cased (which would copy it).
-fn host_without_port(value: &str) -> &str {
-    if value.starts_with('[') {
-        value.split_inclusive(']').next().unwrap_or("")
-    } else {
-        value.split(':').next().unwrap_or("")
-    }
-}
-
+/// Answer `req`. `writes_heads`: the caller writes response heads itself
+/// (the front), so an upstream response may come back as read
+/// ([`Reply::Upstream`]) rather than as an `http::Response`.
 pub(crate) async fn handle(
     generation: Arc<Generation>,
     slot: usize,
     req: ClientRequest,
-    peer_ip: &str,
-    tls: bool,
+    peer: Peer<'_>,
     writes_heads: bool,
 ) -> Reply {
     let Some(Some(slot)) = generation.slots.get(slot) else {
@@ -68,36 +65,48 @@ pub(crate) async fn handle(
     // A shared handle on the request target (no copy): the request itself
     // moves to the upstream.
     let uri = req.uri().clone();
-    let path = uri.path();
-    let host_value = request_host(&req);
-    let host = host_without_port(
-        host_value
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(""),
-    );
+
+    // 1. Normalise.
+    let (path, authority, refused) =
+        match normalise::request(&req, &uri, vs.paths.encoded_slashes, &vs.limits) {
+            Ok(t) => (t.path, t.authority, None),
+            Err(bad) => (Cow::Borrowed("/"), None, Some(bad)),
+        };
+    let host = authority
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .map_or("", normalise::routing_host);
+
+    // 2. Select.
     let fields = req.fields();
-    let preflight = corsgate_policy::is_preflight(&method, &fields);
-    let selection = vs.select(&RequestFacts {
+    let preflight = refused.is_none() && corsgate_policy::is_preflight(&method, &fields);
+    let facts = RequestFacts {
         method: &method,
         host,
-        path,
-        query: req.uri().query(),
+        path: &path,
+        query: uri.query(),
         headers: &fields,
         preflight,
-    });
+    };
+    let selection = if refused.is_none() {
+        vs.select(&facts)
+    } else {
+        // No rule acts on a refused request; its policy is the one in
+        // scope for `/`.
+        let mut s = vs.select(&facts);
+        s.rule = None;
+        s
+    };
     let rule_name = selection.rule.map_or("-", |r| r.name.as_str());
-
-    // R18, R26: a scoped preflight is answered here, before anything else.
-    let mut completion = None;
-    let mut decision = CorsDecision::NoPolicy;
     let log = AccessLog {
         vs,
         rule: rule_name,
         method: &method,
-        path,
+        path: &path,
         started,
     };
+
+    // 3. CORS before (R18, R26): a scoped preflight is answered here.
     let evaluation = selection
         .policy
         .map(|p| p.evaluate_classified(preflight, &fields));
@@ -110,22 +119,19 @@ pub(crate) async fn handle(
         .as_ref()
         .and_then(|s| Some((s, fields.first_value(&http::header::ORIGIN)?)))
     {
-        let facts = RequestFacts {
-            method: &method,
-            host,
-            path,
-            query: req.uri().query(),
-            headers: &fields,
-            preflight,
-        };
         let active = evaluation.as_ref().and_then(crate::shadow::verdict);
         shadow.compare(&vs.listen, &facts, active, origin.as_bytes());
     }
+    let mut completion = None;
+    let mut decision = CorsDecision::NoPolicy;
     if let Some(evaluation) = evaluation {
         match evaluation {
             Evaluation::Preflight(answer) => {
                 let decision = match answer.outcome {
-                    PreflightOutcome::Allowed(_) => CorsDecision::PreflightAllowed,
+                    PreflightOutcome::Allowed(_) => match answer.browser_blocks {
+                        None => CorsDecision::PreflightAllowed,
+                        Some(r) => CorsDecision::PreflightBlocked(r),
+                    },
                     PreflightOutcome::Refused(r) => CorsDecision::PreflightRefused(r),
                 };
                 // The origin names a refused request in the metrics only.
@@ -141,7 +147,7 @@ pub(crate) async fn handle(
                     origin.map(http::HeaderValue::as_bytes),
                     None,
                 );
-                log.write(answer.status, None, decision);
+                log.write(answer.status, None, decision, None);
                 return Reply::Preflight(answer);
             }
             Evaluation::Actual(c) => {
@@ -155,7 +161,6 @@ pub(crate) async fn handle(
             Evaluation::Shadow(_) => decision = CorsDecision::Shadow,
         }
     }
-
     // Kept (a shared buffer, not a copy) only to name a refused origin in
     // the metrics.
     let refused_origin = if decision.refused() {
@@ -163,114 +168,28 @@ pub(crate) async fn handle(
     } else {
         None
     };
-    let too_big = if header_bytes(fields) > vs.limits.max_header_bytes {
-        Some((
-            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request header fields too large\n",
-        ))
-    } else if declared_length(fields).is_some_and(|n| n > vs.limits.max_body_bytes) {
-        Some((
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large\n",
-        ))
-    } else {
-        None
+
+    // 4. Act.
+    let (answer, upstream_time, refused) = match refused {
+        Some(bad) => (act::refusal(bad), None, Some(bad)),
+        None => {
+            let request = act::Request {
+                req,
+                path: &path,
+                query: uri.query(),
+                authority: authority.as_ref(),
+                peer,
+            };
+            act::run(&generation, vs, selection.rule, request).await
+        }
     };
-    let (answer, upstream_time) = match (too_big, selection.rule) {
-        (Some((status, text)), _) => (
-            Answer::Response(proxy::gateway_response(status, text)),
-            None,
-        ),
-        (None, None) => (
-            Answer::Response(proxy::gateway_response(
-                http::StatusCode::NOT_FOUND,
-                "no route\n",
-            )),
-            None,
-        ),
-        (None, Some(rule)) => match &rule.action {
-            Action::Forward {
-                connect_timeout,
-                timeout,
-                http2,
-                rewrite_host,
-                rewrite_path,
-                ..
-            } => match (
-                rule.action.pick_upstream(),
-                generation.clients.get(&(*connect_timeout, *http2)),
-            ) {
-                (Some(upstream), Some(client)) => {
-                    let max_body = vs.limits.max_body_bytes;
-                    let req = if rule.request_headers.is_empty() {
-                        req
-                    } else {
-                        // Edited fields live in a map.
-                        let mut req = req.into_http();
-                        rule.request_headers.apply(req.headers_mut());
-                        ClientRequest::from_map(req)
-                    };
-                    let target = rewrite_path.as_ref().and_then(|change| {
-                        let mut t = change.apply(path);
-                        if let Some(q) = req.uri().query() {
-                            t.push('?');
-                            t.push_str(q);
-                        }
-                        http::uri::PathAndQuery::try_from(t).ok()
-                    });
-                    let fwd = proxy::Forwarded {
-                        peer_ip,
-                        host: host_value.clone(),
-                        upstream_host: rewrite_host.clone(),
-                        target,
-                        tls,
-                        http2: *http2,
-                    };
-                    proxy::forward(client, upstream, *timeout, req, max_body, fwd).await
-                }
-                _ => (
-                    Answer::Response(proxy::gateway_response(
-                        http::StatusCode::BAD_GATEWAY,
-                        "no upstream\n",
-                    )),
-                    None,
-                ),
-            },
-            Action::Direct {
-                status,
-                headers,
-                body,
-            } => {
-                let mut r = Response::new(proxy::full(body.clone()));
-                *r.status_mut() = *status;
-                *r.headers_mut() = headers.clone();
-                (Answer::Response(r), None)
-            }
-            Action::Redirect { status, target } => {
-                let host_header = host_value
-                    .as_ref()
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                match target.location(tls, host_header, path, req.uri().query()) {
-                    Some(location) => {
-                        let mut r = Response::new(proxy::empty());
-                        *r.status_mut() = *status;
-                        r.headers_mut().insert(http::header::LOCATION, location);
-                        (Answer::Response(r), None)
-                    }
-                    None => (
-                        Answer::Response(proxy::gateway_response(
-                            http::StatusCode::BAD_REQUEST,
-                            "cannot build the redirect target\n",
-                        )),
-                        None,
-                    ),
-                }
-            }
-        },
-    };
-    // Metrics and the access log for the response sent, however it is sent.
+
+    // 6. Record: metrics and the access log for the response sent, however
+    // it is sent.
     let record = |status: http::StatusCode| {
+        if let Some(bad) = refused {
+            slot.stats.client_error(bad);
+        }
         slot.stats.record(
             selection.rule.map(|r| r.index),
             status.as_u16(),
@@ -279,12 +198,13 @@ pub(crate) async fn handle(
             refused_origin.as_ref().map(http::HeaderValue::as_bytes),
             upstream_time,
         );
-        log.write(status, upstream_time, decision);
+        log.write(status, upstream_time, decision, refused);
     };
-    // An upstream response the front writes itself is passed on as read,
-    // its CORS completion written as lines, when nothing needs its fields in
-    // a map (a rule's response-header edits, or a completion that depends on
-    // the whole response).
+
+    // 5. CORS after. An upstream response the front writes itself is
+    // passed on as read, its CORS completion written as lines, when nothing
+    // needs its fields in a map (a rule's response-header edits, or a
+    // completion that depends on the whole response).
     let answer = match answer {
         Answer::Upstream(up)
             if writes_heads && selection.rule.is_none_or(|r| r.response_headers.is_empty()) =>
@@ -324,19 +244,4 @@ pub(crate) async fn handle(
     }
     record(resp.status());
     Reply::Response(resp)
-}
-
-/// Bytes of request header names and values, as the limit counts them.
-fn header_bytes(headers: Fields<'_>) -> usize {
-    headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.as_bytes().len() + 4)
-        .sum()
-}
-
-fn declared_length(headers: Fields<'_>) -> Option<u64> {
-    headers
-        .first_value(&http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }

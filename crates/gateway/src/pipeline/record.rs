@@ -1,6 +1,7 @@
 //! The record stage: what a request came to, for the access log and the
 //! metrics.
 
+use super::normalise::BadRequest;
 use crate::router::CompiledVService;
 use corsgate_policy::Refusal;
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ pub(super) enum CorsDecision {
     Refused(Refusal),
     PreflightAllowed,
     PreflightRefused(Refusal),
+    /// Answered with the policy's headers, but the browser will refuse it.
+    PreflightBlocked(Refusal),
 }
 
 impl CorsDecision {
@@ -29,6 +32,7 @@ impl CorsDecision {
             CorsDecision::Refused(r) => Outcome::Refused(r),
             CorsDecision::PreflightAllowed => Outcome::PreflightAllowed,
             CorsDecision::PreflightRefused(r) => Outcome::PreflightRefused(r),
+            CorsDecision::PreflightBlocked(r) => Outcome::PreflightBlocked(r),
         }
     }
 
@@ -50,6 +54,7 @@ impl std::fmt::Display for CorsDecision {
             CorsDecision::Refused(r) => write!(f, "refused:{}", r.as_str()),
             CorsDecision::PreflightAllowed => f.write_str("preflight_allowed"),
             CorsDecision::PreflightRefused(r) => write!(f, "preflight_refused:{}", r.as_str()),
+            CorsDecision::PreflightBlocked(r) => write!(f, "preflight_blocked:{}", r.as_str()),
         }
     }
 }
@@ -70,6 +75,7 @@ impl AccessLog<'_> {
         status: http::StatusCode,
         upstream: Option<Duration>,
         cors: CorsDecision,
+        refused: Option<BadRequest>,
     ) {
         tracing::info!(
             target: "corsgate::access",
@@ -81,6 +87,7 @@ impl AccessLog<'_> {
             upstream_ms = upstream.map(|d| d.as_secs_f64() * 1000.0),
             total_ms = self.started.map(|s| s.elapsed().as_secs_f64() * 1000.0),
             cors = %cors,
+            client_error = refused.map(BadRequest::label),
         );
     }
 }

@@ -1,0 +1,559 @@
+//! The normalise stage: the path and host a request is routed by, and the
+//! checks that refuse a request before any rule or policy looks at it.
+//!
+//! Why it comes first: a rule such as `prefix: /internal → 403` means
+//! nothing if `/x/../internal/`, `//internal/` or `/%69nternal/` reach the
+//! backend as `/internal/` while the router compared raw bytes. So the
+//! path is normalised as RFC 3986 §6 and nginx do, the normalised path is
+//! the one routed *and* forwarded, and what cannot be normalised without
+//! guessing (an encoded slash, a `..` above the root, a broken escape) is a
+//! 400. The same holds for the host: RFC 9112 §3.2 makes a missing,
+//! repeated or invalid `Host` a 400, and an absolute-form target's
+//! authority the host (§3.2.2). docs/security.md compares each choice with
+//! nginx and Envoy.
+
+use crate::request::{ClientRequest, Fields};
+use corsgate_config::{EncodedSlashes, Limits};
+use corsgate_policy::{list_items, RequestFields};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderValue, StatusCode, Version};
+use std::borrow::Cow;
+
+/// Why a request is refused before routing. Each is a client error,
+/// answered by the gateway (with the CORS policy in scope for `/`) and
+/// counted in `corsgate_client_errors_total` by [`BadRequest::label`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadRequest {
+    /// The target is neither `/…`, `*` nor absolute-form.
+    PathNotAbsolute,
+    /// A `%` not followed by two hex digits.
+    BadEscape,
+    /// `%00`: a NUL that would end the path early in C backends.
+    EncodedNul,
+    /// `%2F`, `%5C` or `\` under `paths.encodedSlashes: reject`.
+    EncodedSlash,
+    /// A `..` segment that would climb above `/` (nginx: 400).
+    AboveRoot,
+    /// HTTP/1.1 without `Host` (RFC 9112 §3.2).
+    MissingHost,
+    /// More than one `Host` line.
+    RepeatedHost,
+    /// A `Host` (or authority) that is not `host[:port]`.
+    InvalidHost,
+    /// HTTP/2 `:authority` and `Host` name different hosts (RFC 9113 §8.3.1).
+    AuthorityMismatch,
+    /// A transfer coding other than `chunked` (RFC 9112 §6.1: 501).
+    TransferCoding,
+    /// Header fields over `limits.maxHeaderBytes`.
+    HeaderTooLarge,
+    /// A declared `Content-Length` over `limits.maxBodyBytes`.
+    BodyTooLarge,
+    /// A request body whose framing is broken (a bad chunk size, a body
+    /// shorter than declared), found while it was being forwarded.
+    BodyFraming,
+    /// A request line longer than the head limit.
+    UriTooLong,
+    /// A head that is not HTTP/1.1 at all (the parser refused it).
+    Malformed,
+}
+
+impl BadRequest {
+    /// Every reason, in metrics order.
+    pub(crate) const ALL: [BadRequest; 15] = [
+        BadRequest::PathNotAbsolute,
+        BadRequest::BadEscape,
+        BadRequest::EncodedNul,
+        BadRequest::EncodedSlash,
+        BadRequest::AboveRoot,
+        BadRequest::MissingHost,
+        BadRequest::RepeatedHost,
+        BadRequest::InvalidHost,
+        BadRequest::AuthorityMismatch,
+        BadRequest::TransferCoding,
+        BadRequest::HeaderTooLarge,
+        BadRequest::BodyTooLarge,
+        BadRequest::BodyFraming,
+        BadRequest::UriTooLong,
+        BadRequest::Malformed,
+    ];
+
+    /// The status the gateway answers with.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            BadRequest::TransferCoding => StatusCode::NOT_IMPLEMENTED,
+            BadRequest::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            BadRequest::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BadRequest::UriTooLong => StatusCode::URI_TOO_LONG,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The response body.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            BadRequest::PathNotAbsolute => "request target is not a path\n",
+            BadRequest::BadEscape => "malformed percent-encoding in the path\n",
+            BadRequest::EncodedNul => "encoded NUL in the path\n",
+            BadRequest::EncodedSlash => "encoded slash or backslash in the path\n",
+            BadRequest::AboveRoot => "path climbs above the root\n",
+            BadRequest::MissingHost => "missing Host\n",
+            BadRequest::RepeatedHost => "more than one Host\n",
+            BadRequest::InvalidHost => "invalid Host\n",
+            BadRequest::AuthorityMismatch => "Host differs from the request's authority\n",
+            BadRequest::TransferCoding => "transfer coding not implemented\n",
+            BadRequest::HeaderTooLarge => "request header fields too large\n",
+            BadRequest::BodyTooLarge => "request body too large\n",
+            BadRequest::BodyFraming => "malformed request body\n",
+            BadRequest::UriTooLong => "request target too long\n",
+            BadRequest::Malformed => "malformed request\n",
+        }
+    }
+
+    /// The metrics label and access-log reason.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            BadRequest::PathNotAbsolute => "path_not_absolute",
+            BadRequest::BadEscape => "path_bad_escape",
+            BadRequest::EncodedNul => "path_encoded_nul",
+            BadRequest::EncodedSlash => "path_encoded_slash",
+            BadRequest::AboveRoot => "path_above_root",
+            BadRequest::MissingHost => "host_missing",
+            BadRequest::RepeatedHost => "host_repeated",
+            BadRequest::InvalidHost => "host_invalid",
+            BadRequest::AuthorityMismatch => "host_authority_mismatch",
+            BadRequest::TransferCoding => "transfer_coding",
+            BadRequest::HeaderTooLarge => "header_too_large",
+            BadRequest::BodyTooLarge => "body_too_large",
+            BadRequest::BodyFraming => "body_framing",
+            BadRequest::UriTooLong => "uri_too_long",
+            BadRequest::Malformed => "malformed_head",
+        }
+    }
+
+    /// Index into [`BadRequest::ALL`].
+    pub(crate) fn index(self) -> usize {
+        BadRequest::ALL
+            .iter()
+            .position(|b| *b == self)
+            .unwrap_or_default()
+    }
+}
+
+/// What a request is routed and forwarded by.
+pub(crate) struct Target<'r> {
+    /// The normalised path (borrowed from the request when it was
+    /// already normal, which is the common case).
+    pub(crate) path: Cow<'r, str>,
+    /// The host and port asked for: an absolute-form target's or HTTP/2's
+    /// authority, else `Host`. Sent upstream as `Host` (unless a rewrite
+    /// replaces it) and as `X-Forwarded-Host`. `None` only for HTTP/1.0
+    /// without `Host`.
+    pub(crate) authority: Option<HeaderValue>,
+}
+
+/// Check and normalise `req`: its path, its host, its framing and its
+/// declared sizes.
+pub(crate) fn request<'u>(
+    req: &ClientRequest,
+    uri: &'u http::Uri,
+    slashes: EncodedSlashes,
+    limits: &Limits,
+) -> Result<Target<'u>, BadRequest> {
+    if let Some(bad) = req.refusal() {
+        return Err(bad);
+    }
+    let fields = req.fields();
+    let authority = authority(req)?;
+    transfer_coding(&fields)?;
+    if header_bytes(fields) > limits.max_header_bytes {
+        return Err(BadRequest::HeaderTooLarge);
+    }
+    if declared_length(fields).is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(BadRequest::BodyTooLarge);
+    }
+    let path = path(uri.path(), slashes)?;
+    Ok(Target { path, authority })
+}
+
+/// The request's host and port (RFC 9112 §3.2, RFC 9113 §8.3.1).
+fn authority(req: &ClientRequest) -> Result<Option<HeaderValue>, BadRequest> {
+    let fields = req.fields();
+    let mut hosts = fields.values(&HOST);
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(BadRequest::RepeatedHost);
+    }
+    let from_target = match req.uri().authority() {
+        Some(a) => {
+            if !valid_host(a.as_str().as_bytes()) {
+                return Err(BadRequest::InvalidHost);
+            }
+            // A validated authority is always a valid field value.
+            HeaderValue::from_str(a.as_str()).ok()
+        }
+        None => None,
+    };
+    if let Some(h) = host {
+        if !valid_host(h.as_bytes()) {
+            return Err(BadRequest::InvalidHost);
+        }
+    }
+    match (from_target, host) {
+        // HTTP/2 sends both only when they agree; HTTP/1.1's absolute form
+        // makes the target's authority win over `Host` (§3.2.2).
+        (Some(a), Some(h)) if req.version() == Version::HTTP_2 => {
+            if a.as_bytes().eq_ignore_ascii_case(h.as_bytes()) {
+                Ok(Some(a))
+            } else {
+                Err(BadRequest::AuthorityMismatch)
+            }
+        }
+        (Some(a), _) => Ok(Some(a)),
+        (None, Some(h)) => Ok(Some(h.clone())),
+        (None, None) if req.version() == Version::HTTP_11 => Err(BadRequest::MissingHost),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Is `v` a `Host` value: `host[:port]`, where host is a DNS-style name
+/// (letters, digits, `-`, `_`, `.`), an IPv4 address or a bracketed IPv6
+/// literal, and port is decimal? No userinfo (`@`), no path, no spaces,
+/// no percent-encoding: nothing a backend could read as another host.
+pub(crate) fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(end) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &v[1..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.')
+        {
+            return false;
+        }
+        match &v[end + 1..] {
+            [] => (&v[..=end], None),
+            [b':', port @ ..] => (&v[..=end], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], Some(&v[i + 1..])),
+            None => (v, None),
+        }
+    };
+    let name_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && host.first() != Some(&b'.')
+            && !host.windows(2).any(|w| w == b"..")
+            && host
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) && {
+            let n: u32 = p.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+            n <= 65535
+        }
+    });
+    name_ok && port_ok
+}
+
+/// The host part of a validated authority, without the port or a trailing
+/// dot (`Example.com.:8080` → `Example.com`): what hostnames and rules
+/// match, case-insensitively.
+pub(crate) fn routing_host(authority: &str) -> &str {
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// Only `Transfer-Encoding: chunked` is implemented; any other coding
+/// (`gzip, chunked`) would be dropped by the gateway and corrupt the body,
+/// so it is a 501 (RFC 9112 §6.1, nginx).
+fn transfer_coding<H: RequestFields + ?Sized>(fields: &H) -> Result<(), BadRequest> {
+    let mut codings = fields
+        .values(&TRANSFER_ENCODING)
+        .flat_map(|v| list_items(v.as_bytes()));
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(()),
+        (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err(BadRequest::TransferCoding),
+    }
+}
+
+/// Bytes of request header names and values, as the limit counts them.
+fn header_bytes(fields: Fields<'_>) -> usize {
+    fields
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.as_bytes().len() + 4)
+        .sum()
+}
+
+fn declared_length(fields: Fields<'_>) -> Option<u64> {
+    fields
+        .first_value(&CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Normalise a request path (RFC 3986 §6.2.2, §5.2.4):
+/// - `%XX` of an unreserved character is decoded (`%69` → `i`), any other
+///   escape is kept with upper-case hex (`%c3` → `%C3`);
+/// - `.` segments are removed, and `..` removes the segment before it; a
+///   `..` with nothing before it is refused;
+/// - repeated slashes are merged (`//a` → `/a`), as nginx's
+///   `merge_slashes` does;
+/// - `%2F`, `%5C` and `\` are refused, or kept unchanged inside their
+///   segment, as `slashes` says; `%00` and broken escapes are refused.
+///
+/// `*` (the asterisk form of `OPTIONS *`) is left alone. A path that is
+/// already normal is returned borrowed, after one scan.
+pub(crate) fn path(raw: &str, slashes: EncodedSlashes) -> Result<Cow<'_, str>, BadRequest> {
+    if raw == "*" {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(BadRequest::PathNotAbsolute);
+    }
+    if is_normal(bytes) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    // Decode into one buffer, then resolve its segments.
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let (Some(h), Some(l)) = (
+                    bytes.get(i + 1).and_then(|&b| hex(b)),
+                    bytes.get(i + 2).and_then(|&b| hex(b)),
+                ) else {
+                    return Err(BadRequest::BadEscape);
+                };
+                let c = h << 4 | l;
+                match c {
+                    0 => return Err(BadRequest::EncodedNul),
+                    b'/' | b'\\' if slashes == EncodedSlashes::Reject => {
+                        return Err(BadRequest::EncodedSlash)
+                    }
+                    c if is_unreserved(c) => decoded.push(c),
+                    c => {
+                        decoded.push(b'%');
+                        decoded.push(HEX[usize::from(c >> 4)]);
+                        decoded.push(HEX[usize::from(c & 15)]);
+                    }
+                }
+                i += 3;
+            }
+            b'\\' if slashes == EncodedSlashes::Reject => return Err(BadRequest::EncodedSlash),
+            b => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(decoded.len());
+    // `decoded` starts with `/`; each segment is what follows a slash.
+    let segments: Vec<&[u8]> = decoded[1..].split(|&b| b == b'/').collect();
+    let last = segments.len() - 1;
+    for (n, seg) in segments.iter().enumerate() {
+        match *seg {
+            b"." | b"" => {
+                // A trailing `.` or empty segment keeps the trailing slash.
+                if n == last && !out.ends_with(b"/") {
+                    out.push(b'/');
+                }
+            }
+            b".." => {
+                if out.is_empty() {
+                    return Err(BadRequest::AboveRoot);
+                }
+                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(cut);
+                if n == last {
+                    out.push(b'/');
+                }
+            }
+            seg => {
+                out.push(b'/');
+                out.extend_from_slice(seg);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    // Only ASCII went in (the target was a valid URI), and decoding yields
+    // only unreserved ASCII, so the result is UTF-8.
+    Ok(Cow::Owned(
+        String::from_utf8(out).map_err(|_| BadRequest::BadEscape)?,
+    ))
+}
+
+/// No escape, backslash, empty, `.` or `..` segment: nothing to change.
+fn is_normal(bytes: &[u8]) -> bool {
+    let mut prev = b'/';
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b'%' | b'\\' => return false,
+            b'/' if prev == b'/' => return false,
+            b'.' if prev == b'/' => {
+                // `.` or `..` as a whole segment.
+                let rest = &bytes[i + 1..];
+                let end = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
+                if end == 0 || (end == 1 && rest[0] == b'.') {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        prev = b;
+    }
+    true
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 §2.3.
+fn is_unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path form of the bypass probes, and the usual shapes.
+    #[test]
+    fn paths_normalise_as_rfc_3986_and_nginx() {
+        use BadRequest::*;
+        use EncodedSlashes::{Keep, Reject};
+        let table: &[(&str, EncodedSlashes, Result<&str, BadRequest>)] = &[
+            ("/", Reject, Ok("/")),
+            ("/api/hello", Reject, Ok("/api/hello")),
+            ("/api/hello/", Reject, Ok("/api/hello/")),
+            ("/a.b/c..d/.e", Reject, Ok("/a.b/c..d/.e")),
+            ("*", Reject, Ok("*")),
+            (
+                "/x/../internal/secret.txt",
+                Reject,
+                Ok("/internal/secret.txt"),
+            ),
+            ("//internal/secret.txt", Reject, Ok("/internal/secret.txt")),
+            ("/%69nternal/secret.txt", Reject, Ok("/internal/secret.txt")),
+            ("/./internal/secret.txt", Reject, Ok("/internal/secret.txt")),
+            (
+                "/x/%2e%2e/internal/secret.txt",
+                Reject,
+                Ok("/internal/secret.txt"),
+            ),
+            ("/x/%2E./internal", Reject, Ok("/internal")),
+            ("/%73ecure/x", Reject, Ok("/secure/x")),
+            ("/api/../secure/x", Reject, Ok("/secure/x")),
+            ("/a/b/..", Reject, Ok("/a/")),
+            ("/a/b/.", Reject, Ok("/a/b/")),
+            ("/a//b///c", Reject, Ok("/a/b/c")),
+            ("/a/%7euser", Reject, Ok("/a/~user")),
+            ("/caf%c3%a9", Reject, Ok("/caf%C3%A9")),
+            ("/q%3fnot-a-query", Reject, Ok("/q%3Fnot-a-query")),
+            ("/internal%2fsecret.txt", Reject, Err(EncodedSlash)),
+            ("/internal%2Fsecret.txt", Reject, Err(EncodedSlash)),
+            ("/internal%5csecret.txt", Reject, Err(EncodedSlash)),
+            ("/internal\\secret.txt", Reject, Err(EncodedSlash)),
+            ("/internal%2fsecret.txt", Keep, Ok("/internal%2Fsecret.txt")),
+            ("/internal\\secret.txt", Keep, Ok("/internal\\secret.txt")),
+            ("/..", Reject, Err(AboveRoot)),
+            ("/../internal", Reject, Err(AboveRoot)),
+            ("/a/../../internal", Reject, Err(AboveRoot)),
+            ("/%2e%2e/internal", Reject, Err(AboveRoot)),
+            ("/a%zz", Reject, Err(BadEscape)),
+            ("/a%4", Reject, Err(BadEscape)),
+            ("/a%", Reject, Err(BadEscape)),
+            ("/a%00b", Reject, Err(EncodedNul)),
+            ("a/b", Reject, Err(PathNotAbsolute)),
+        ];
+        for (raw, slashes, want) in table {
+            let got = path(raw, *slashes);
+            assert_eq!(
+                got.as_deref().map_err(|e| *e),
+                want.as_ref().map(|s| *s).map_err(|e| *e),
+                "{raw} ({slashes:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_normal_path_is_borrowed() {
+        for p in ["/", "/api/hello", "/a.b/..c/d.", "/x/y/"] {
+            assert!(
+                matches!(path(p, EncodedSlashes::Reject), Ok(Cow::Borrowed(_))),
+                "{p}"
+            );
+        }
+    }
+
+    /// A normalised path is a fixed point: normalising it again changes
+    /// nothing, so the backend (or a second gateway) sees the same path.
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        let samples = [
+            "/x/../internal/secret.txt",
+            "//a//b/./c/..",
+            "/%61/%62%2e/%63%2E%2E/",
+            "/caf%c3%a9/./x",
+        ];
+        for raw in samples {
+            let once = path(raw, EncodedSlashes::Keep).unwrap().into_owned();
+            let twice = path(&once, EncodedSlashes::Keep).unwrap();
+            assert_eq!(once, twice, "{raw}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        let table: &[(&str, bool)] = &[
+            ("example.com", true),
+            ("Example.COM:8080", true),
+            ("127.0.0.1:80", true),
+            ("[::1]:8443", true),
+            ("[::1]", true),
+            ("a_b.example", true),
+            ("example.com.", true),
+            ("", false),
+            ("a b/c@d", false),
+            ("user@example.com", false),
+            ("example.com/x", false),
+            ("example.com:", false),
+            ("example.com:99999", false),
+            ("example.com:8a", false),
+            ("exa%6dple.com", false),
+            ("..example.com", false),
+            (".example.com", false),
+            ("a..b", false),
+            ("[::1", false),
+            ("[::1]x", false),
+            ("[zz]", false),
+            ("example.com\\", false),
+        ];
+        for (h, ok) in table {
+            assert_eq!(valid_host(h.as_bytes()), *ok, "{h:?}");
+        }
+        assert_eq!(routing_host("Example.com.:8080"), "Example.com");
+        assert_eq!(routing_host("[::1]:8443"), "[::1]");
+        assert_eq!(routing_host("a.test"), "a.test");
+    }
+}
