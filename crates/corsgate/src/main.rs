@@ -354,9 +354,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            for lint in &loaded.lints {
-                tracing::warn!(%lint, "configuration lint");
-            }
+            reload::log_lints(&loaded.lints);
             let threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });

@@ -7,8 +7,9 @@
 //! configuration stays in force. Requests in flight finish on the
 //! configuration they started with.
 
-use corsgate_config::{ConfigErrors, Loaded};
+use corsgate_config::{ConfigErrors, ConfigLint, Loaded};
 use corsgate_gateway::Running;
+use corsgate_policy::Severity;
 use notify_debouncer_mini::notify::RecursiveMode;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,19 @@ use tokio::sync::mpsc;
 /// How long a burst of file events must be quiet before a reload: editors
 /// write a file in several steps (truncate, write, rename).
 const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Log a configuration's lints at start-up and on reload, each at its own
+/// severity: an `info` lint is an info line, a `warn` lint a warning, and an
+/// `error` lint that does not refuse (`L-CRED-ANY`) an error.
+pub fn log_lints(lints: &[ConfigLint]) {
+    for lint in lints {
+        match lint.lint.severity {
+            Severity::Error => tracing::error!(%lint, "configuration lint"),
+            Severity::Warn => tracing::warn!(%lint, "configuration lint"),
+            Severity::Info => tracing::info!(%lint, "configuration lint"),
+        }
+    }
+}
 
 /// Why a reload was asked for.
 #[derive(Clone, Copy, Debug)]
@@ -111,9 +125,7 @@ impl Reloader {
                     removed = ?report.removed,
                     "configuration reloaded"
                 );
-                for lint in &loaded.lints {
-                    tracing::warn!(%lint, "configuration lint");
-                }
+                log_lints(&loaded.lints);
                 for t in &tightened {
                     tracing::warn!(
                         policy = %t.policy,

@@ -1,5 +1,5 @@
-//! Load-time attacker canaries for origin regexes and wildcards (§5 P1-P3,
-//! lints `L-REGEX-DOT` and `L-REGEX-CANARY`).
+//! Load-time attacker canaries for origin regexes and wildcards (pitfalls
+//! P1-P3 in `docs/rules.md`, lints `L-REGEX-DOT` and `L-REGEX-CANARY`).
 //!
 //! For each regex we derive a shortest string S it matches (reading an
 //! unescaped `.` as a literal dot), take its authority A and the literal

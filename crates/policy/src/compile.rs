@@ -1,4 +1,5 @@
-//! Validation (R3, R5), lints (R6) and compilation (R4) of a [`PolicySpec`].
+//! Validation (R3, R5), lints (R6) and compilation (R4) of a [`PolicySpec`]
+//! (rule numbers: `docs/rules.md`).
 //!
 //! Compilation collects *every* problem rather than stopping at the first,
 //! so `check` can report them all at once.

@@ -1,4 +1,4 @@
-//! Per-request decisions (R7-R12, R18-R24, R27-R29).
+//! Per-request decisions (R7-R12, R18-R24, R27-R29 in `docs/rules.md`).
 //!
 //! [`Policy::evaluate`] classifies a request and returns either the complete
 //! preflight answer (the gateway sends it and never forwards the request),

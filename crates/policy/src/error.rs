@@ -1,4 +1,5 @@
-//! Load-time refusals (R3, R5) as typed values with stable IDs.
+//! Load-time refusals (R3, R5 in `docs/rules.md`) as typed values with
+//! stable IDs.
 //!
 //! The engine knows fields, not files: each problem names the field and list
 //! index it is about, and the configuration layer maps that to file, line and
@@ -36,7 +37,7 @@ impl fmt::Display for FieldPath {
     }
 }
 
-/// Stable IDs of load-time refusals (cors-semantics.md R3 table).
+/// Stable IDs of load-time refusals (the list in R3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorId {
     /// An `allowOrigins` entry outside the `CORSOrigin` pattern, or port 0 / > 65535.

@@ -1,5 +1,6 @@
 //! The "why" behind decisions, computed only on request (for `explain`,
-//! logs and diagnostics), so the per-request path stays cheap.
+//! logs and diagnostics), so the per-request path stays cheap. Rule and
+//! browser-fact numbers (R9, F5) are rows of `docs/rules.md`.
 
 use crate::matcher::{MatchedBy, OriginEntry};
 use crate::origin::{parse_origin, RequestOrigin, SerializedOrigin};

@@ -1,9 +1,15 @@
 //! # corsgate-policy
 //!
 //! corsgate's CORS policy engine: pure (no I/O, no async), compiled once at
-//! load time, deciding every request with a few hash lookups. The behaviour
-//! contract is `docs/cors-semantics.md` (rules R1-R30); tests are named after
-//! the rules they prove.
+//! load time, deciding every request with a few hash lookups.
+//!
+//! **Rule numbers.** Its behaviour is specified as rules R1-R30, and the
+//! docs and comments of this crate cite them by number: "(R23)" means row
+//! R23 of the rule table `docs/rules.md` at the repository root (anchor
+//! `docs/rules.md#r23`). F-numbers (browser facts from the Fetch standard)
+//! and P-numbers (security pitfalls) are defined on the same page. The
+//! tests in `tests/rules.rs` are named after the rules they prove
+//! (`r23_…`).
 //!
 //! ```
 //! use corsgate_policy::{Evaluation, Policy, PolicySpec};

@@ -1,4 +1,5 @@
-//! Security lints with stable IDs and severities (R6).
+//! Security lints with stable IDs and severities (R6 in `docs/rules.md`;
+//! the table of lints is in `docs/cors.md`).
 //!
 //! A lint warns; one of severity [`Severity::Error`] also refuses the policy,
 //! except `L-CRED-ANY`, which records an explicit opt-in.
@@ -34,7 +35,7 @@ impl fmt::Display for Severity {
     }
 }
 
-/// Stable lint IDs (cors-semantics.md R6).
+/// Stable lint IDs (R6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LintId {
     /// Any origin with credentials under the explicit opt-in.

@@ -1,4 +1,5 @@
-//! Origin entries compiled once into an immutable matcher (R4, R10-R15).
+//! Origin entries compiled once into an immutable matcher (R4, R10-R15 in
+//! `docs/rules.md`).
 //!
 //! Per request the cost is: one hash lookup for exact entries (independent
 //! of how many there are), one hash lookup per DNS label of the request host

@@ -1,4 +1,4 @@
-//! Parsing the request's `Origin` field (rule R9).
+//! Parsing the request's `Origin` field (rule R9 in `docs/rules.md`).
 //!
 //! Browsers only ever send one canonical serialized origin (Fetch
 //! `serialized-origin`): lower-case `http`/`https` scheme, lower-case host,

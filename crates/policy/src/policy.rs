@@ -1,6 +1,6 @@
 //! The compiled policy: everything a request needs, computed once at load
 //! time and immutable afterwards, so it can be shared behind an `Arc` and
-//! swapped atomically on reload.
+//! swapped atomically on reload. Rule numbers are rows of `docs/rules.md`.
 
 use crate::matcher::{MatchedBy, OriginEntry, OriginMatcher};
 use crate::spec::{Mode, PolicySpec, PreflightValidation, RejectStatus, UpstreamCorsHeaders};

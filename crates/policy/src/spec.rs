@@ -1,5 +1,6 @@
 //! The policy as users write it: the Kubernetes Gateway API `HTTPCORSFilter`
-//! vocabulary (R1) plus corsgate's extensions (§3.8), with the Gateway API's
+//! vocabulary (R1 in `docs/rules.md`) plus corsgate's extensions (the
+//! "Extensions" table there), with the Gateway API's
 //! camelCase field names so a filter copied from an `HTTPRoute` deserialises
 //! unchanged.
 

@@ -1,5 +1,5 @@
 //! HTTP token grammar and the small fixed lists from Fetch that the engine
-//! and the lints need.
+//! and the lints need (browser facts F9 and F12 in `docs/rules.md`).
 
 /// `tchar` per RFC 9110 §5.6.2.
 pub(crate) const fn is_tchar(c: u8) -> bool {

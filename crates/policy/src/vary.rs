@@ -1,4 +1,4 @@
-//! Merging `Vary: Origin` into a response (R24).
+//! Merging `Vary: Origin` into a response (R24 in `docs/rules.md`).
 //!
 //! The token is appended, never replacing what the upstream said; tokens are
 //! compared case-insensitively across all `Vary` lines; `Vary: *` already

@@ -11,9 +11,11 @@
 //!
 //! The routes `/cors-1` and `/cors-2` are copied from the YAML. The YAML of
 //! `/cors-wildcard-origin` and `/cors-wildcard-methods-headers[-unauth]` is
-//! not in our snapshot; those policies are reconstructed from the cases'
-//! expectations and from cors-semantics.md §4.3 (cases 14 and 16 test `*`
-//! with credentials, which corsgate accepts only under the R5 opt-in).
+//! not in the version of the suite that was ported; those policies are
+//! reconstructed from the cases' expectations and from the Gateway API's
+//! rule for `*` with credentials (reflect the request's origin; cases 14
+//! and 16 test it), which corsgate accepts only under the R5 opt-in. Rule
+//! numbers are rows of `docs/rules.md`.
 
 mod common;
 
@@ -325,7 +327,7 @@ fn seed_allowed_origin_preflight_matches_the_page() {
             one(&r.headers(), "access-control-max-age").as_deref(),
             Some("86400")
         );
-        // The page's output omits ACAC; corsgate sends it (R19, §4.8).
+        // The page's output omits ACAC; corsgate sends it (R19).
         assert_eq!(
             one(&r.headers(), "access-control-allow-credentials").as_deref(),
             Some("true")
@@ -347,7 +349,7 @@ fn seed_allowed_origin_preflight_matches_the_page() {
 
 /// Seed page, step 3: a disallowed origin. The page shows the *backend's*
 /// reflected headers (an old agentgateway forwarded the request); corsgate
-/// answers at the gateway with no CORS headers (R18, R20, §4.1), and on the
+/// answers at the gateway with no CORS headers (R18, R20), and on the
 /// actual request strips httpbin's reflection (R23).
 #[test]
 fn seed_disallowed_origin_gets_no_cors_headers() {

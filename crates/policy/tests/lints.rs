@@ -1,4 +1,5 @@
-//! Every lint ID (R6) has a case that triggers it and one that does not.
+//! Every lint ID (R6 in `docs/rules.md`) has a case that triggers it and
+//! one that does not.
 
 use corsgate_policy::{Lint, LintId, Policy, PolicySpec, Severity};
 

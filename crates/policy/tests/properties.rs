@@ -1,7 +1,8 @@
 //! Property tests: for arbitrary policies, request header bytes and upstream
 //! responses, the engine never panics and its output always satisfies the
 //! invariants browsers and caches depend on. Origin decisions are checked
-//! against a deliberately naive reference model written from the rules.
+//! against a deliberately naive reference model written from the rules
+//! (R9-R15 in `docs/rules.md`).
 
 use corsgate_policy::{Evaluation, Policy, PolicySpec, CORS_RESPONSE_HEADERS};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};

@@ -1,6 +1,5 @@
-//! One test (or table) per engine rule of the behaviour contract
-//! (shared/docs/cors-semantics.md). Each test is named after the rule it
-//! proves.
+//! One test (or table) per engine rule (R1-R30, defined in `docs/rules.md`).
+//! Each test is named after the rule it proves.
 
 mod common;
 

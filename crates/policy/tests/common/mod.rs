@@ -69,7 +69,8 @@ pub fn acx(h: &HeaderMap) -> Vec<String> {
     v
 }
 
-/// The seed page's HTTPRoute CORS filter (shared/seeds/000_…), as JSON.
+/// The seed page's HTTPRoute CORS filter
+/// (`examples/gateway-api/seed-httproute.yaml`), as JSON.
 pub const SEED_HTTPROUTE: &str = r#"{
     "allowCredentials": true,
     "allowHeaders": ["Origin"],
