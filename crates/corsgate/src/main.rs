@@ -2,6 +2,7 @@
 
 mod admin_cli;
 mod check;
+mod fdlimit;
 mod manage;
 mod reload;
 
@@ -355,6 +356,9 @@ fn main() -> ExitCode {
                 }
             };
             reload::log_lints(&loaded.lints);
+            if let Some(n) = fdlimit::raise() {
+                tracing::debug!(limit = n, "file descriptors");
+            }
             let threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });

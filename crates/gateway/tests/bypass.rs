@@ -627,3 +627,50 @@ async fn h2c_upgrades_are_not_smuggled() {
         );
     }
 }
+
+/// Under the default `preflightValidation: browser` the gateway answers a
+/// preflight whose method or headers the policy does not list with the
+/// policy's headers, and the browser then blocks the request: the metrics
+/// say so (`preflight_blocked`, with the reason), not `preflight_allowed`.
+#[tokio::test]
+async fn decisions_tell_the_browsers_verdict() {
+    let (addr, seen) = backend().await;
+    let gw = gateway(addr, "{}").await;
+    let gw_addr = gw.addr("v").unwrap();
+    let preflight = |acrm: &str, acrh: &str| {
+        format!(
+            "OPTIONS /api HTTP/1.1\r\nHost: api.test\r\nOrigin: https://app.test\r\n\
+             Access-Control-Request-Method: {acrm}\r\n{acrh}Connection: close\r\n\r\n"
+        )
+    };
+    let cases = [
+        (preflight("GET", ""), "preflight_allowed", ""),
+        (
+            preflight("PUT", ""),
+            "preflight_blocked",
+            "method_not_allowed",
+        ),
+        (
+            preflight("GET", "Access-Control-Request-Headers: x-custom\r\n"),
+            "preflight_blocked",
+            "header_not_allowed",
+        ),
+    ];
+    for (raw, _, _) in &cases {
+        let r = send(gw_addr, raw.as_bytes()).await;
+        assert_eq!(r.status, 200);
+        // The answer itself is unchanged: the policy's headers.
+        assert_eq!(
+            r.field("access-control-allow-origin"),
+            Some("https://app.test")
+        );
+    }
+    let metrics = gw.metrics().render();
+    for (_, decision, reason) in &cases {
+        let line = format!(
+            "corsgate_cors_decisions_total{{policy=\"public\",decision=\"{decision}\",reason=\"{reason}\"}} 1"
+        );
+        assert!(metrics.contains(&line), "{line} not in {metrics}");
+    }
+    assert!(seen.lock().unwrap().is_empty(), "a preflight was forwarded");
+}

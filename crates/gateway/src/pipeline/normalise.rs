@@ -12,7 +12,7 @@
 //! authority the host (§3.2.2). docs/security.md compares each choice with
 //! nginx and Envoy.
 
-use crate::request::{ClientRequest, Fields};
+use crate::request::ClientRequest;
 use corsgate_config::{EncodedSlashes, Limits};
 use corsgate_policy::{list_items, RequestFields};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
@@ -162,27 +162,50 @@ pub(crate) fn request<'u>(
     if let Some(bad) = req.refusal() {
         return Err(bad);
     }
+    // One pass over the fields for everything this stage reads of them.
     let fields = req.fields();
-    let authority = authority(req)?;
-    transfer_coding(&fields)?;
-    if header_bytes(fields) > limits.max_header_bytes {
+    let mut bytes = 0;
+    let mut host = None;
+    let mut hosts = 0;
+    let mut coded = false;
+    let mut length = None;
+    for (name, value) in fields.iter() {
+        bytes += name.as_str().len() + value.as_bytes().len() + 4;
+        if name == HOST {
+            hosts += 1;
+            host = Some(value);
+        } else if name == TRANSFER_ENCODING {
+            coded = true;
+        } else if name == CONTENT_LENGTH && length.is_none() {
+            length = Some(value);
+        }
+    }
+    if hosts > 1 {
+        return Err(BadRequest::RepeatedHost);
+    }
+    let authority = authority(req, host)?;
+    if coded {
+        transfer_coding(&fields)?;
+    }
+    if bytes > limits.max_header_bytes {
         return Err(BadRequest::HeaderTooLarge);
     }
-    if declared_length(fields).is_some_and(|n| n > limits.max_body_bytes) {
+    let declared = length
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(BadRequest::BodyTooLarge);
     }
     let path = path(uri.path(), slashes)?;
     Ok(Target { path, authority })
 }
 
-/// The request's host and port (RFC 9112 §3.2, RFC 9113 §8.3.1).
-fn authority(req: &ClientRequest) -> Result<Option<HeaderValue>, BadRequest> {
-    let fields = req.fields();
-    let mut hosts = fields.values(&HOST);
-    let host = hosts.next();
-    if hosts.next().is_some() {
-        return Err(BadRequest::RepeatedHost);
-    }
+/// The request's host and port (RFC 9112 §3.2, RFC 9113 §8.3.1), from its
+/// target's authority and its one `Host` line, if any.
+fn authority(
+    req: &ClientRequest,
+    host: Option<&HeaderValue>,
+) -> Result<Option<HeaderValue>, BadRequest> {
     let from_target = match req.uri().authority() {
         Some(a) => {
             if !valid_host(a.as_str().as_bytes()) {
@@ -283,21 +306,6 @@ fn transfer_coding<H: RequestFields + ?Sized>(fields: &H) -> Result<(), BadReque
         (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") => Ok(()),
         _ => Err(BadRequest::TransferCoding),
     }
-}
-
-/// Bytes of request header names and values, as the limit counts them.
-fn header_bytes(fields: Fields<'_>) -> usize {
-    fields
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.as_bytes().len() + 4)
-        .sum()
-}
-
-fn declared_length(fields: Fields<'_>) -> Option<u64> {
-    fields
-        .first_value(&CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 /// Normalise a request path (RFC 3986 §6.2.2, §5.2.4):
