@@ -19,9 +19,9 @@
 //! hyper serves the connection until it closes, with its own limits and
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
-use crate::exchange::{push_field, UpstreamResponse};
 use crate::pipeline::normalise::BadRequest;
 use crate::request::{ClientRequest, FieldList};
+use crate::upstream::exchange::{push_field, UpstreamResponse};
 use crate::{Body, Reply};
 use bytes::{Bytes, BytesMut};
 use corsgate_policy::list_items;
@@ -603,7 +603,7 @@ async fn write_response<IO: AsyncWrite + Unpin>(
     let mut dated = false;
     for (name, value) in &parts.headers {
         if name == CONTENT_LENGTH {
-            declared = Some(crate::exchange::content_length(value.as_bytes()));
+            declared = Some(crate::upstream::exchange::content_length(value.as_bytes()));
             continue;
         }
         if name == TRANSFER_ENCODING || name == CONNECTION || name == TE {

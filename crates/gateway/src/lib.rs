@@ -15,16 +15,13 @@ pub mod shadow;
 
 mod accept;
 mod conn;
-mod exchange;
-mod forwarding;
 mod front;
 mod hop;
 mod pipeline;
-mod pool;
-mod proxy;
 mod request;
 mod runtime;
 pub mod tls;
+mod upstream;
 
 pub use runtime::{start, ReloadError, ReloadReport, Running};
 
@@ -42,7 +39,7 @@ pub(crate) enum Reply {
     /// completion to write with it (`None`: passed on unchanged). Only for a
     /// server that writes its own heads (the handler is told).
     Upstream(
-        exchange::UpstreamResponse,
+        upstream::exchange::UpstreamResponse,
         Option<corsgate_policy::CompletionLines>,
     ),
 }
@@ -53,13 +50,13 @@ impl Reply {
         match self {
             Reply::Response(r) => r,
             Reply::Preflight(answer) => {
-                let mut r = http::Response::new(proxy::empty());
+                let mut r = http::Response::new(upstream::empty());
                 *r.status_mut() = answer.status;
                 *r.headers_mut() = answer.headers();
                 r
             }
             Reply::Upstream(response, cors) => {
-                let mut r = proxy::Answer::Upstream(response).into_response();
+                let mut r = upstream::Answer::Upstream(response).into_response();
                 if let Some(lines) = cors {
                     lines.apply(r.headers_mut());
                 }

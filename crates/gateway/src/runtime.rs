@@ -8,8 +8,8 @@
 //! serving connections is `accept`'s job; what happens to each request is
 //! the `pipeline`'s.
 
-use crate::proxy::{self, UpstreamClient};
 use crate::router::{self, Action, CompiledVService};
+use crate::upstream::{self, UpstreamClient};
 use arc_swap::ArcSwap;
 use corsgate_config::Loaded;
 use std::collections::HashMap;
@@ -302,7 +302,7 @@ fn clients_for(slots: &[Option<Slot>], previous: Option<&Clients>) -> Clients {
                 clients.entry(key).or_insert_with(|| {
                     previous
                         .and_then(|p| p.get(&key).cloned())
-                        .unwrap_or_else(|| Arc::new(proxy::client(*connect_timeout, *http2)))
+                        .unwrap_or_else(|| Arc::new(upstream::client(*connect_timeout, *http2)))
                 });
             }
         }

@@ -4,11 +4,11 @@
 
 use super::normalise::BadRequest;
 use super::Peer;
-use crate::forwarding::Forwarded;
-use crate::proxy::{self, Answer};
 use crate::request::ClientRequest;
 use crate::router::{Action, CompiledRule, CompiledVService};
 use crate::runtime::Generation;
+use crate::upstream::forwarding::Forwarded;
+use crate::upstream::{self, Answer};
 use corsgate_policy::list_items;
 use corsgate_policy::RequestFields;
 use http::header::UPGRADE;
@@ -31,7 +31,7 @@ pub(super) struct Request<'a> {
 
 /// The gateway's answer to a request refused before routing.
 pub(super) fn refusal(bad: BadRequest) -> Answer {
-    Answer::Response(proxy::gateway_response(bad.status(), bad.text()))
+    Answer::Response(upstream::gateway_response(bad.status(), bad.text()))
 }
 
 /// Act on `r` as `rule` says; `None`: no rule matched (404). Returns the
@@ -45,7 +45,10 @@ pub(super) async fn run(
 ) -> (Answer, Option<Duration>, Option<BadRequest>) {
     let Some(rule) = rule else {
         return (
-            Answer::Response(proxy::gateway_response(StatusCode::NOT_FOUND, "no route\n")),
+            Answer::Response(upstream::gateway_response(
+                StatusCode::NOT_FOUND,
+                "no route\n",
+            )),
             None,
             None,
         );
@@ -65,7 +68,7 @@ pub(super) async fn run(
                 generation.clients.get(&(*connect_timeout, *http2)),
             ) else {
                 return (
-                    Answer::Response(proxy::gateway_response(
+                    Answer::Response(upstream::gateway_response(
                         StatusCode::BAD_GATEWAY,
                         "no upstream\n",
                     )),
@@ -105,15 +108,15 @@ pub(super) async fn run(
                 tls: r.peer.tls,
                 http2: *http2,
             };
-            let limits = proxy::BodyLimit(vs.limits.max_body_bytes);
-            proxy::forward(client, upstream, *timeout, req, limits, fwd, upgrade).await
+            let limits = upstream::BodyLimit(vs.limits.max_body_bytes);
+            upstream::forward(client, upstream, *timeout, req, limits, fwd, upgrade).await
         }
         Action::Direct {
             status,
             headers,
             body,
         } => {
-            let mut resp = Response::new(proxy::full(body.clone()));
+            let mut resp = Response::new(upstream::full(body.clone()));
             *resp.status_mut() = *status;
             *resp.headers_mut() = headers.clone();
             (Answer::Response(resp), None, None)
@@ -122,12 +125,12 @@ pub(super) async fn run(
             let host = r.authority.and_then(|v| v.to_str().ok()).unwrap_or("");
             let resp = match target.location(r.peer.tls, host, r.path, r.query) {
                 Some(location) => {
-                    let mut resp = Response::new(proxy::empty());
+                    let mut resp = Response::new(upstream::empty());
                     *resp.status_mut() = *status;
                     resp.headers_mut().insert(http::header::LOCATION, location);
                     resp
                 }
-                None => proxy::gateway_response(
+                None => upstream::gateway_response(
                     StatusCode::BAD_REQUEST,
                     "cannot build the redirect target\n",
                 ),

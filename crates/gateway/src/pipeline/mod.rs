@@ -20,10 +20,10 @@ mod act;
 pub(crate) mod normalise;
 mod record;
 
-use crate::proxy::{self, Answer};
 use crate::request::ClientRequest;
 use crate::router::RequestFacts;
 use crate::runtime::Generation;
+use crate::upstream::{self, Answer};
 use crate::Reply;
 use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, RequestFields};
 use record::{AccessLog, CorsDecision};
@@ -52,7 +52,7 @@ pub(crate) async fn handle(
 ) -> Reply {
     let Some(Some(slot)) = generation.slots.get(slot) else {
         // The listener is being retired by a reload.
-        return Reply::Response(proxy::gateway_response(
+        return Reply::Response(upstream::gateway_response(
             http::StatusCode::SERVICE_UNAVAILABLE,
             "listener closing\n",
         ));

@@ -14,12 +14,12 @@
 //! connection goes back to its idle list when the body's last byte is read.
 //!
 //! Requests with a body, upgrades (WebSocket) and HTTP/2 upstreams stay on
-//! hyper's client (`pool`, `proxy`). Response framing follows RFC 9112 §6.3;
+//! hyper's client (`pool`, and the module above). Response framing follows RFC 9112 §6.3;
 //! anything ambiguous (conflicting `Content-Length`, a malformed chunk) is an
 //! error — a 502 before the head, an aborted body after — never a guess.
 
-use crate::forwarding::{written_by_gateway, Forwarded};
 use crate::hop::{is_hop_by_hop, is_hop_by_hop_name, named_by_connection};
+use crate::upstream::forwarding::{written_by_gateway, Forwarded};
 use crate::BoxError;
 use bytes::{Buf, Bytes, BytesMut};
 use corsgate_policy::RequestFields;
@@ -987,19 +987,19 @@ mod tests {
         h.insert("te", HeaderValue::from_static("trailers"));
         h.insert("origin", HeaderValue::from_static("https://a.example"));
         h.append(
-            &crate::forwarding::X_FORWARDED_FOR,
+            &crate::upstream::forwarding::X_FORWARDED_FOR,
             HeaderValue::from_static("1.1.1.1"),
         );
         h.append(
-            &crate::forwarding::X_FORWARDED_FOR,
+            &crate::upstream::forwarding::X_FORWARDED_FOR,
             HeaderValue::from_static("2.2.2.2"),
         );
         h.insert(
-            &crate::forwarding::X_FORWARDED_PROTO,
+            &crate::upstream::forwarding::X_FORWARDED_PROTO,
             HeaderValue::from_static("gopher"),
         );
         h.insert(
-            &crate::forwarding::X_FORWARDED_HOST,
+            &crate::upstream::forwarding::X_FORWARDED_HOST,
             HeaderValue::from_static("evil.test"),
         );
         let host = HeaderValue::from_static("api.example.com");

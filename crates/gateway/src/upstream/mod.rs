@@ -1,11 +1,18 @@
-//! Forwarding a request to an upstream with hyper's pooled client.
-//!
-//! Bodies stream in both directions; nothing is buffered whole.
+//! The upstream side: forwarding a request to an upstream and bringing its
+//! answer back. Bodiless requests to HTTP/1.1 upstreams go through
+//! corsgate's own exchange ([`exchange`]); bodies, upgrades and HTTP/2
+//! upstreams through hyper's client ([`pool`] for HTTP/1.1). Both write the
+//! same forwarding fields ([`forwarding`]) and apply the same response-head
+//! limit. Bodies stream in both directions; nothing is buffered whole.
 
-use crate::forwarding::Forwarded;
+pub(crate) mod exchange;
+pub(crate) mod forwarding;
+pub(crate) mod pool;
+
 use crate::hop::strip_hop_by_hop;
 use crate::pipeline::normalise::BadRequest;
 use crate::request::ClientRequest;
+use crate::upstream::forwarding::Forwarded;
 use crate::{Body, BoxError, RequestBody};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION};
@@ -21,7 +28,7 @@ use std::time::Duration;
 /// wrapped in a size limit.
 pub(crate) enum UpstreamClient {
     /// HTTP/1.1: corsgate's own pool (see `pool`).
-    Http1(crate::pool::Http1Pool),
+    Http1(crate::upstream::pool::Http1Pool),
     /// h2c: hyper-util's client, which multiplexes over one connection.
     Http2(Box<Client<HttpConnector, Body>>),
 }
@@ -29,7 +36,7 @@ pub(crate) enum UpstreamClient {
 /// Build a client with a connect timeout, speaking HTTP/1.1 or h2c.
 pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
     if !http2 {
-        return UpstreamClient::Http1(crate::pool::Http1Pool::new(connect_timeout));
+        return UpstreamClient::Http1(crate::upstream::pool::Http1Pool::new(connect_timeout));
     }
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
@@ -39,7 +46,7 @@ pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_only(true)
             // The same response-head limit as corsgate's own exchange.
-            .http2_max_header_list_size(crate::exchange::MAX_HEAD_BYTES as u32)
+            .http2_max_header_list_size(crate::upstream::exchange::MAX_HEAD_BYTES as u32)
             .build(http),
     ))
 }
@@ -75,7 +82,7 @@ pub(crate) enum Answer {
     Response(Response<Body>),
     /// An upstream response as corsgate's exchange read it (fields not yet
     /// in a map).
-    Upstream(crate::exchange::UpstreamResponse),
+    Upstream(crate::upstream::exchange::UpstreamResponse),
 }
 
 impl Answer {
@@ -114,7 +121,7 @@ pub(crate) async fn forward(
 ) -> (Answer, Option<Duration>, Option<BadRequest>) {
     let authority = upstream.strip_prefix("http://").unwrap_or(upstream);
     if let UpstreamClient::Http1(pool) = client {
-        if crate::exchange::eligible(req.method(), req.body_is_empty(), upgrade) {
+        if crate::upstream::exchange::eligible(req.method(), req.body_is_empty(), upgrade) {
             let (answer, elapsed) =
                 forward_direct(pool, upstream, authority, timeout, &req, &fwd).await;
             return (answer, elapsed, None);
@@ -138,7 +145,7 @@ pub(crate) async fn forward(
 
 /// [`forward`] with corsgate's own exchange (see `exchange`).
 async fn forward_direct(
-    pool: &crate::pool::Http1Pool,
+    pool: &crate::upstream::pool::Http1Pool,
     upstream: &str,
     authority: &str,
     timeout: Duration,
@@ -149,7 +156,7 @@ async fn forward_direct(
         || req.uri().path_and_query().map_or("/", |p| p.as_str()),
         |t| t.as_str(),
     );
-    let head = crate::exchange::RequestHead {
+    let head = crate::upstream::exchange::RequestHead {
         method: req.method(),
         target,
         headers: req.fields(),
@@ -159,7 +166,7 @@ async fn forward_direct(
     let started = std::time::Instant::now();
     // The exchange keeps its own timer per upstream connection (cheaper
     // than a timer per request); it ends with `Timeout` at the deadline.
-    let sent = crate::exchange::exchange(
+    let sent = crate::upstream::exchange::exchange(
         &idle,
         authority,
         pool.connect_timeout(),
@@ -168,7 +175,7 @@ async fn forward_direct(
     );
     match sent.await {
         Ok(resp) => (Answer::Upstream(resp), Some(started.elapsed())),
-        Err(crate::exchange::ExchangeError::Timeout) => {
+        Err(crate::upstream::exchange::ExchangeError::Timeout) => {
             let (resp, elapsed) = upstream_failed(upstream, None, started);
             (Answer::Response(resp), elapsed)
         }
@@ -296,7 +303,7 @@ async fn forward_hyper(
             }
             let (mut parts, body) = resp.into_parts();
             let fields = parts.headers.iter();
-            if crate::exchange::fields_too_large(
+            if crate::upstream::exchange::fields_too_large(
                 fields.map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
             ) {
                 tracing::warn!(upstream, "upstream response head too large");

@@ -37,7 +37,8 @@ pub(crate) struct Http1Pool {
     /// Idle connections of corsgate's own exchange (`exchange`), per
     /// authority; each list is shared with the response bodies that park
     /// their connection in it.
-    direct: Mutex<HashMap<String, Arc<crate::exchange::Idle>, foldhash::fast::RandomState>>,
+    direct:
+        Mutex<HashMap<String, Arc<crate::upstream::exchange::Idle>, foldhash::fast::RandomState>>,
 }
 
 impl Http1Pool {
@@ -55,7 +56,7 @@ impl Http1Pool {
     }
 
     /// The idle list of corsgate's own exchange for `authority`.
-    pub(crate) fn direct_idle(&self, authority: &str) -> Arc<crate::exchange::Idle> {
+    pub(crate) fn direct_idle(&self, authority: &str) -> Arc<crate::upstream::exchange::Idle> {
         let mut direct = self.direct.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(idle) = direct.get(authority) {
             return Arc::clone(idle);
@@ -95,7 +96,7 @@ impl Http1Pool {
         let _ = stream.set_nodelay(true);
         // The same response-head limit as corsgate's own exchange.
         let (sender, conn) = http1::Builder::new()
-            .max_buf_size(crate::exchange::MAX_HEAD_BYTES)
+            .max_buf_size(crate::upstream::exchange::MAX_HEAD_BYTES)
             .handshake(TokioIo::new(stream))
             .await?;
         tokio::spawn(async move {
