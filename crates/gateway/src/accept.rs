@@ -5,8 +5,8 @@
 //! [`pipeline`](crate::pipeline).
 
 use crate::front::{self, Ended, Prefixed};
+use crate::generation::State;
 use crate::request::ClientRequest;
-use crate::runtime::State;
 use crate::{Body, Reply};
 use http::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo};

@@ -19,7 +19,7 @@
 //! hyper serves the connection until it closes, with its own limits and
 //! errors. TLS connections are hyper's from the start (ALPN may choose h2).
 
-use crate::pipeline::normalise::BadRequest;
+use crate::client_error::BadRequest;
 use crate::request::{ClientRequest, FieldList};
 use crate::upstream::exchange::{push_field, UpstreamResponse};
 use crate::{Body, Reply};

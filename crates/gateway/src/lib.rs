@@ -14,8 +14,10 @@ pub mod router;
 pub mod shadow;
 
 mod accept;
+mod client_error;
 mod conn;
 mod front;
+mod generation;
 mod hop;
 mod pipeline;
 mod request;

@@ -201,7 +201,7 @@ pub struct VServiceMetrics {
     /// fast hash (the keys come from configuration, not from requests).
     policies: foldhash::HashMap<usize, DecisionCounters>,
     upstream: Histogram,
-    /// By [`BadRequest::index`](crate::pipeline::normalise::BadRequest).
+    /// By [`BadRequest::index`](crate::client_error::BadRequest).
     client_errors: Vec<Counter>,
     accept_errors: Counter,
     connections_refused: Counter,
@@ -252,7 +252,7 @@ impl VServiceMetrics {
     }
 
     /// Count a request refused as a client error before routing.
-    pub(crate) fn client_error(&self, bad: crate::pipeline::normalise::BadRequest) {
+    pub(crate) fn client_error(&self, bad: crate::client_error::BadRequest) {
         self.client_errors[bad.index()].inc();
     }
 
@@ -392,7 +392,7 @@ impl Metrics {
                     vservice: vs.name.clone(),
                 })
                 .clone(),
-            client_errors: crate::pipeline::normalise::BadRequest::ALL
+            client_errors: crate::client_error::BadRequest::ALL
                 .iter()
                 .map(|b| {
                     self.client_errors

@@ -8,7 +8,7 @@
 //! instructions of a preflight's 13,200). The map is built only when the
 //! request must be changed or handed to hyper's client.
 
-use crate::pipeline::normalise::BadRequest;
+use crate::client_error::BadRequest;
 use crate::RequestBody;
 use corsgate_policy::RequestFields;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};

@@ -8,47 +8,17 @@
 //! serving connections is `accept`'s job; what happens to each request is
 //! the `pipeline`'s.
 
+use crate::generation::{Clients, Generation, Slot, State};
 use crate::router::{self, Action, CompiledVService};
-use crate::upstream::{self, UpstreamClient};
+use crate::upstream;
 use arc_swap::ArcSwap;
 use corsgate_config::Loaded;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Upstream clients by (connect timeout, HTTP/2). Looked up on every
-/// forwarded request, so hashed with foldhash rather than SipHash.
-pub(crate) type Clients =
-    HashMap<(Duration, bool), Arc<UpstreamClient>, foldhash::fast::RandomState>;
-
-/// What one listener serves in one configuration generation.
-pub(crate) struct Slot {
-    pub(crate) vservice: CompiledVService,
-    pub(crate) acceptor: Option<tokio_rustls::TlsAcceptor>,
-    pub(crate) stats: crate::metrics::VServiceMetrics,
-}
-
-/// One applied configuration, swapped whole on reload. A request loads the
-/// generation once when it arrives and uses it until its response head is
-/// ready, so it never mixes two configurations; requests in flight during a
-/// reload finish on the generation they started with.
-pub(crate) struct Generation {
-    /// Indexed by listener slot; `None` for listeners being retired.
-    pub(crate) slots: Vec<Option<Slot>>,
-    /// Upstream clients by (connect timeout, HTTP/2), shared by every
-    /// vService and carried over between generations so that reloads keep
-    /// the pooled connections.
-    pub(crate) clients: Clients,
-    /// A candidate configuration evaluated beside this one (shared by
-    /// every generation: installing one does not reload).
-    pub(crate) shadow: crate::shadow::ShadowHandle,
-}
-
-pub(crate) type State = Arc<ArcSwap<Generation>>;
 
 /// A bound listener.
 struct Listener {

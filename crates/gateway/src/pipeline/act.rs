@@ -4,9 +4,9 @@
 
 use super::normalise::BadRequest;
 use super::Peer;
+use crate::generation::Generation;
 use crate::request::ClientRequest;
 use crate::router::{Action, CompiledRule, CompiledVService};
-use crate::runtime::Generation;
 use crate::upstream::forwarding::Forwarded;
 use crate::upstream::{self, Answer};
 use corsgate_policy::list_items;

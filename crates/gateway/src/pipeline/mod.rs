@@ -20,9 +20,9 @@ mod act;
 pub(crate) mod normalise;
 mod record;
 
+use crate::generation::Generation;
 use crate::request::ClientRequest;
 use crate::router::RequestFacts;
-use crate::runtime::Generation;
 use crate::upstream::{self, Answer};
 use crate::Reply;
 use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, RequestFields};

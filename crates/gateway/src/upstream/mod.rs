@@ -9,8 +9,8 @@ pub(crate) mod exchange;
 pub(crate) mod forwarding;
 pub(crate) mod pool;
 
+use crate::client_error::BadRequest;
 use crate::hop::strip_hop_by_hop;
-use crate::pipeline::normalise::BadRequest;
 use crate::request::ClientRequest;
 use crate::upstream::forwarding::Forwarded;
 use crate::{Body, BoxError, RequestBody};
