@@ -1,0 +1,354 @@
+//! Reading an upstream response head: parsed with `httparse` into spans of
+//! the read buffer, its framing fields sorted out (RFC 9112 §6.3), and the
+//! response the front passes on as read.
+
+use super::body::{Chunk, Framing};
+use super::*;
+
+/// A parsed response head; its fields are in [`Conn::fields`].
+pub(super) struct ParsedHead {
+    pub(super) status: u16,
+    pub(super) http10: bool,
+    pub(super) len: usize,
+}
+
+/// Parse a complete head at the front of `buf`, if there is one, recording
+/// its fields in `fields`.
+pub(super) fn parse_head(
+    buf: &[u8],
+    fields: &mut Vec<[u32; 4]>,
+) -> Result<Option<ParsedHead>, ExchangeError> {
+    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
+    {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ExchangeError::Invalid("too many response header fields"))
+        }
+        Err(_) => return Err(ExchangeError::Invalid("malformed response head")),
+    };
+    if fields_too_large(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value))) {
+        return Err(ExchangeError::Invalid("response head too large"));
+    }
+    // The buffer holds at most HEAD_BUFFER + READ_CHUNK bytes when a head
+    // is parsed, so offsets fit in u32.
+    let base = buf.as_ptr() as usize;
+    let offset = |p: *const u8| (p as usize - base) as u32;
+    fields.clear();
+    for h in resp.headers.iter() {
+        let n = offset(h.name.as_ptr());
+        let v = offset(h.value.as_ptr());
+        fields.push([n, n + h.name.len() as u32, v, v + h.value.len() as u32]);
+    }
+    Ok(Some(ParsedHead {
+        status: resp.code.unwrap_or(0),
+        http10: resp.version == Some(0),
+        len,
+    }))
+}
+
+/// Read until a final (non-1xx) response head is complete. Interim 1xx
+/// responses are consumed and dropped, as hyper's client does.
+pub(super) async fn read_head(
+    conn: &mut Conn,
+    deadline: Instant,
+) -> Result<ParsedHead, ExchangeError> {
+    loop {
+        if !conn.read.is_empty() {
+            if let Some(parsed) = parse_head(&conn.read, &mut conn.fields)? {
+                match parsed.status {
+                    101 => return Err(ExchangeError::Invalid("101 without an upgrade request")),
+                    100..=199 => {
+                        conn.read.advance(parsed.len);
+                        continue;
+                    }
+                    _ => return Ok(parsed),
+                }
+            }
+            if conn.read.len() >= HEAD_BUFFER {
+                return Err(ExchangeError::Invalid("response head too large"));
+            }
+        }
+        conn.read.reserve(READ_CHUNK);
+        let n = tokio::select! {
+            biased;
+            n = conn.stream.read_buf(&mut conn.read) => n?,
+            e = expired(&mut conn.timer, deadline) => return Err(e),
+        };
+        if n == 0 {
+            return Err(if conn.read.is_empty() {
+                ExchangeError::Closed
+            } else {
+                ExchangeError::Invalid("connection closed inside the response head")
+            });
+        }
+    }
+}
+
+/// Strict `Content-Length`: digits only; a list is accepted when every
+/// member is the same number (RFC 9110 §8.6).
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
+    let mut found: Option<u64> = None;
+    for part in value.split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        // At most 19 digits always fit in a u64.
+        if part.is_empty() || part.len() > 19 {
+            return None;
+        }
+        let mut n: u64 = 0;
+        for &d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u64::from(d - b'0');
+        }
+        match found {
+            Some(prev) if prev != n => return None,
+            _ => found = Some(n),
+        }
+    }
+    found
+}
+
+/// What the framing fields of a response head say.
+#[derive(Default)]
+pub(super) struct FramingFields {
+    pub(super) transfer_encoding: bool,
+    pub(super) chunked_last: bool,
+    pub(super) content_length: Option<u64>,
+    pub(super) close: bool,
+    pub(super) keep_alive: bool,
+    /// `Connection` names a field other than close/keep-alive.
+    pub(super) names_fields: bool,
+}
+
+/// An upstream response as it was read: the head's bytes with the spans of
+/// the fields to pass on (framing and hop-by-hop fields already taken out),
+/// and the body. A server that writes its own response heads copies the
+/// fields through without parsing names into a map (see
+/// [`UpstreamResponse::fields`]); [`UpstreamResponse::into_http`] builds
+/// the map when something needs it.
+pub(crate) struct UpstreamResponse {
+    pub(crate) status: StatusCode,
+    pub(super) head: Bytes,
+    /// (name start, name end, value start, value end) into `head`.
+    pub(super) fields: Vec<[u32; 4]>,
+    /// The `Content-Length` the upstream declared (never with a
+    /// `Transfer-Encoding`): what a response to HEAD, or a 304, says.
+    pub(crate) declared_length: Option<u64>,
+    pub(super) body: UpstreamBody,
+}
+
+impl UpstreamResponse {
+    /// The fields to pass on, as received (`httparse` validated them:
+    /// names are tokens, values hold no control characters).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+        self.fields.iter().map(|&[ns, ne, vs, ve]| {
+            (
+                &self.head[ns as usize..ne as usize],
+                &self.head[vs as usize..ve as usize],
+            )
+        })
+    }
+
+    /// The same fields with each one's whole line as received (`name:
+    /// value`, without the line end): passed on in one copy.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().map(|&[ns, ne, _, ve]| {
+            (
+                &self.head[ns as usize..ne as usize],
+                &self.head[ns as usize..ve as usize],
+            )
+        })
+    }
+
+    /// A response read from `head` (a whole head) whose body is empty.
+    #[cfg(test)]
+    pub(crate) fn from_head(head: &'static [u8]) -> Self {
+        let mut spans = Vec::new();
+        let parsed = parse_head(head, &mut spans)
+            .expect("valid head")
+            .expect("whole head");
+        let (fields, ff) = sort_fields(head, &spans).expect("valid fields");
+        UpstreamResponse {
+            status: StatusCode::from_u16(parsed.status).expect("status"),
+            head: Bytes::from_static(head),
+            fields,
+            declared_length: ff.content_length.filter(|_| !ff.transfer_encoding),
+            body: UpstreamBody {
+                conn: None,
+                framing: Framing::Done,
+                home: None,
+            },
+        }
+    }
+
+    /// The body, to stream once the head is written.
+    pub(crate) fn into_body(self) -> UpstreamBody {
+        self.body
+    }
+
+    /// The response as an `http::Response`, fields in a map, the declared
+    /// length among them.
+    pub(crate) fn into_http(self) -> Result<http::Response<UpstreamBody>, ExchangeError> {
+        // Room for the CORS fields the policy adds, so completing the
+        // response does not grow the map.
+        let mut headers = HeaderMap::with_capacity(self.fields.len() + 7);
+        for &[ns, ne, vs, ve] in &self.fields {
+            let name = HeaderName::from_bytes(&self.head[ns as usize..ne as usize])
+                .map_err(|_| ExchangeError::Invalid("bad field name"))?;
+            let value = HeaderValue::from_maybe_shared(self.head.slice(vs as usize..ve as usize))
+                .map_err(|_| ExchangeError::Invalid("bad field value"))?;
+            headers.append(name, value);
+        }
+        if let Some(n) = self.declared_length {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        let mut resp = http::Response::new(self.body);
+        *resp.status_mut() = self.status;
+        *resp.version_mut() = Version::HTTP_11;
+        *resp.headers_mut() = headers;
+        Ok(resp)
+    }
+}
+
+/// Sort a response head's fields: those to pass on (not framing, not
+/// hop-by-hop, not named by `Connection`), and what the framing fields say.
+pub(super) fn sort_fields(
+    head: &[u8],
+    spans: &[[u32; 4]],
+) -> Result<(Vec<[u32; 4]>, FramingFields), ExchangeError> {
+    let mut ff = FramingFields::default();
+    let mut kept = Vec::with_capacity(spans.len());
+    for &span in spans {
+        let [ns, ne, vs, ve] = span.map(|x| x as usize);
+        let (name, value) = (&head[ns..ne], &head[vs..ve]);
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            ff.transfer_encoding = true;
+            // Only the last coding decides; a later field line is later.
+            if let Some(last) = value.rsplit(|&b| b == b',').next() {
+                ff.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n =
+                content_length(value).ok_or(ExchangeError::Invalid("invalid Content-Length"))?;
+            if ff.content_length.is_some_and(|prev| prev != n) {
+                return Err(ExchangeError::Invalid("conflicting Content-Length"));
+            }
+            ff.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for t in corsgate_policy::list_items(value) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    ff.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    ff.keep_alive = true;
+                } else {
+                    ff.names_fields = true;
+                }
+            }
+        } else if !is_hop_by_hop_name(name) {
+            kept.push(span);
+        }
+    }
+    if ff.names_fields {
+        // Fields the upstream's Connection names are hop-by-hop too.
+        let named = |name: &[u8]| {
+            spans.iter().any(|&[ns, ne, vs, ve]| {
+                head[ns as usize..ne as usize].eq_ignore_ascii_case(b"connection")
+                    && corsgate_policy::list_items(&head[vs as usize..ve as usize])
+                        .any(|t| t.eq_ignore_ascii_case(name))
+            })
+        };
+        kept.retain(|&[ns, ne, _, _]| !named(&head[ns as usize..ne as usize]));
+    }
+    Ok((kept, ff))
+}
+
+pub(super) fn response(
+    mut conn: Box<Conn>,
+    parsed: ParsedHead,
+    head_request: bool,
+    idle: Arc<Idle>,
+) -> Result<UpstreamResponse, ExchangeError> {
+    let head = conn.read.split_to(parsed.len).freeze();
+    let status = StatusCode::from_u16(parsed.status)
+        .map_err(|_| ExchangeError::Invalid("bad status code"))?;
+    let (kept, ff) = sort_fields(&head, &conn.fields)?;
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // Transfer-Encoding overrides Content-Length, which a proxy must then
+    // drop (RFC 9112 §6.3 item 3).
+    let declared_length = ff.content_length.filter(|_| !ff.transfer_encoding);
+    let framing = if no_body {
+        Framing::Length(0)
+    } else if ff.transfer_encoding {
+        if ff.chunked_last {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            Framing::Close
+        }
+    } else if let Some(n) = ff.content_length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    let persistent = if parsed.http10 {
+        ff.keep_alive && !ff.close
+    } else {
+        !ff.close
+    };
+    let home = (persistent && framing != Framing::Close).then_some(idle);
+    let mut body = UpstreamBody {
+        conn: Some(conn),
+        framing,
+        home,
+    };
+    if body.framing == Framing::Length(0) {
+        body.finish();
+    }
+    Ok(UpstreamResponse {
+        status,
+        head,
+        fields: kept,
+        declared_length,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_is_strict() {
+        let table: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"42", Some(42)),
+            (b"42, 42", Some(42)),
+            (b" 7 ", Some(7)),
+            (b"42, 43", None),
+            (b"", None),
+            (b"+5", None),
+            (b"-1", None),
+            (b"0x10", None),
+            (b"1 2", None),
+            (b"99999999999999999999", None),
+            (b"9999999999999999999", Some(9_999_999_999_999_999_999)),
+            (b"0007", Some(7)),
+            (b"7,", None),
+        ];
+        for (value, want) in table {
+            assert_eq!(
+                content_length(value),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+}
