@@ -13,7 +13,12 @@
 
 #![deny(missing_docs)]
 
+mod denials;
+mod listener;
 mod openapi;
+
+pub use denials::Denials;
+pub use listener::{serve, tls_acceptor, Limits};
 
 use bytes::Bytes;
 use corsgate_config::{Loaded, Role};
@@ -21,14 +26,10 @@ use corsgate_store::{ApplyError, Store, Version};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Hands a validated configuration to the running gateway; called from a
 /// blocking thread inside the store's transaction.
@@ -74,8 +75,17 @@ pub struct AdminState {
     /// Shadow rollout, when the gateway supports it.
     pub shadow: Option<Arc<dyn ShadowControl>>,
     /// Tokens already recorded as used since start (each is audited once
-    /// per process, and on every denial, so polling does not flood the log).
+    /// per process, so polling does not flood the log).
     pub used: Mutex<std::collections::HashSet<String>>,
+    /// Timeouts and the connection cap.
+    pub limits: Limits,
+    /// TLS on the listener.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Refused requests: counters, rate-limited logs, aggregated audit.
+    pub denials: Denials,
+    /// What start-up found wrong with the store, if anything: `/ready`
+    /// answers 503 with it and `/metrics` reports the store not intact.
+    pub integrity: Mutex<Option<String>>,
 }
 
 /// The gateway's shadow candidate (R29).
@@ -96,6 +106,9 @@ pub trait MetricsSource: Send + Sync {
     fn render(&self) -> String;
     /// The configuration version now in force.
     fn set_version(&self, version: i64);
+    /// A change was refused before it reached the gateway (invalid, stale,
+    /// or a stored version that fails verification).
+    fn refused(&self) {}
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -234,7 +247,21 @@ fn propagation(old: Option<&str>, new: &str) -> Value {
     Value::Array(t)
 }
 
+/// Marks the answer to a change refused before the gateway saw it (a
+/// change the gateway itself failed is counted by its reload).
+#[derive(Clone, Copy)]
+struct Refused;
+
 fn apply_error(e: ApplyError) -> Resp {
+    let counted = !matches!(e, ApplyError::NotApplied(_));
+    let mut r = apply_error_reply(e);
+    if counted {
+        r.extensions_mut().insert(Refused);
+    }
+    r
+}
+
+fn apply_error_reply(e: ApplyError) -> Resp {
     match e {
         ApplyError::Stale { based_on, active } => reply(
             StatusCode::CONFLICT,
@@ -249,6 +276,10 @@ fn apply_error(e: ApplyError) -> Resp {
             &json!({ "error": "configuration refused", "errors": errors }),
         ),
         ApplyError::NoSuchVersion(id) => error(StatusCode::NOT_FOUND, &format!("no version {id}")),
+        ApplyError::Tampered(t) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": "a stored version failed verification; nothing was changed", "problem": t.to_string() }),
+        ),
         ApplyError::NotApplied(why) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({ "error": "the gateway could not apply the configuration; nothing was stored", "reason": why }),
@@ -289,12 +320,112 @@ async fn with_store<T: Send + 'static>(
     })
 }
 
-async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
+/// A body declared larger than the limit: refused before reading it (and
+/// before authentication, which it says nothing about).
+fn declared_too_large(state: &AdminState, req: &Request<Incoming>) -> Option<Resp> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    if declared <= state.max_body as u64 {
+        return None;
+    }
+    let mut r = error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "request body of {declared} bytes is over {} bytes",
+            state.max_body
+        ),
+    );
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    Some(r)
+}
+
+/// `GET /ready`: 200 while the store verified at start-up, else 503 with
+/// what was found (no token needed: probes have none; nothing secret).
+fn ready(state: &AdminState) -> Resp {
+    match &*state.integrity.lock().unwrap_or_else(|p| p.into_inner()) {
+        None => reply(StatusCode::OK, &json!({ "ready": true })),
+        Some(problem) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "ready": false, "store": problem }),
+        ),
+    }
+}
+
+/// `/metrics`: the gateway's metrics with the version gauge taken from the
+/// store, then the admin listener's counters and the audit head.
+async fn metrics(state: &Arc<AdminState>) -> Resp {
+    let head = with_store(state, |s, _| {
+        (s.active_id().ok().flatten(), s.head().ok().flatten())
+    })
+    .await
+    .unwrap_or((None, None));
+    let mut text = String::new();
+    if let Some(m) = state.metrics.as_ref() {
+        if let (Some(v), None) = (
+            head.0,
+            &*state.integrity.lock().unwrap_or_else(|p| p.into_inner()),
+        ) {
+            m.set_version(v);
+        }
+        text = m.render();
+    }
+    let eof = text.ends_with("# EOF\n");
+    if eof {
+        text.truncate(text.len() - "# EOF\n".len());
+    }
+    text.push_str(&state.denials.render());
+    let (seq, hash) = head
+        .1
+        .unwrap_or((0, corsgate_store::audit::GENESIS.to_owned()));
+    let intact = state
+        .integrity
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_none();
+    text.push_str(&format!(
+        "# HELP corsgate_audit_head The audit chain head: keep it outside this host and check it with `corsgate audit verify --expect-head`.\n\
+         # TYPE corsgate_audit_head info\n\
+         corsgate_audit_head_info{{seq=\"{seq}\",hash=\"{hash}\"}} 1\n\
+         # HELP corsgate_store_intact 1 when the store verified at start-up, 0 when tampering was found.\n\
+         # TYPE corsgate_store_intact gauge\n\
+         corsgate_store_intact {}\n",
+        u8::from(intact)
+    ));
+    if eof {
+        text.push_str("# EOF\n");
+    }
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
+    if let Some(r) = declared_too_large(&state, &req) {
+        return r;
+    }
     if req.method() == Method::GET && path == "/openapi.json" {
         return reply(StatusCode::OK, &openapi::document());
     }
+    if req.method() == Method::GET && path == "/ready" {
+        return ready(&state);
+    }
     let Some(token) = authenticate(&state, &req) else {
+        state
+            .denials
+            .unauthenticated(&format!("{} {}", req.method(), path));
         let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -318,12 +449,20 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     }
     let need = required_role(req.method());
     if token.role < need {
-        let detail = json!({ "denied": format!("{} {}", req.method(), path), "role": format!("{:?}", token.role).to_lowercase() });
-        let name = token.name.clone();
-        let _ = with_store(&state, move |s, _| {
-            s.record(&name, "token.used", None, &detail)
-        })
-        .await;
+        let what = format!("{} {}", req.method(), path);
+        if let Some(audit) = state.denials.forbidden(&token.name, &what) {
+            let detail = json!({
+                "denied": what,
+                "role": format!("{:?}", token.role).to_lowercase(),
+                "window_secs": denials::WINDOW.as_secs(),
+                "previous_window_denials": audit.previous_window,
+            });
+            let name = token.name.clone();
+            let _ = with_store(&state, move |s, _| {
+                s.record(&name, "token.denied", None, &detail)
+            })
+            .await;
+        }
         return error(
             StatusCode::FORBIDDEN,
             "this token's role does not allow this request",
@@ -357,17 +496,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
         Bytes::new()
     };
     if method == Method::GET && path == "/metrics" {
-        let text = state
-            .metrics
-            .as_ref()
-            .map(|m| m.render())
-            .unwrap_or_default();
-        let mut r = Response::new(Full::new(Bytes::from(text)));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        return r;
+        return metrics(&state).await;
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (&method, segments.as_slice()) {
@@ -565,42 +694,14 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
         _ => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
     };
     let resp = result.unwrap_or_else(|r| r);
-    if resp.status() == StatusCode::CREATED {
-        if let (Some(m), Ok(Some(v))) = (
-            state.metrics.as_ref(),
-            with_store(&state, |s, _| s.active().ok().flatten().map(|v| v.id)).await,
-        ) {
-            m.set_version(v);
+    if let Some(m) = state.metrics.as_ref().filter(|_| method == Method::POST) {
+        if resp.status() == StatusCode::CREATED {
+            if let Ok(Some(v)) = with_store(&state, |s, _| s.active_id().ok().flatten()).await {
+                m.set_version(v);
+            }
+        } else if resp.extensions().get::<Refused>().is_some() {
+            m.refused();
         }
     }
     resp
-}
-
-/// Serve the admin API on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(error = %e, "admin connection ended with an error");
-            }
-        });
-    }
 }

@@ -62,6 +62,10 @@ async fn start(dir: &std::path::Path) -> Admin {
         metrics: None,
         shadow: None,
         used: Mutex::default(),
+        limits: corsgate_admin::Limits::default(),
+        tls: None,
+        denials: corsgate_admin::Denials::default(),
+        integrity: Mutex::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
