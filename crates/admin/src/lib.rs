@@ -471,10 +471,22 @@ pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Re
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
     let body = if method == Method::POST {
-        match Limited::new(req.into_body(), state.max_body)
-            .collect()
-            .await
-        {
+        let body = Limited::new(req.into_body(), state.max_body).collect();
+        let Ok(body) = tokio::time::timeout(state.limits.idle_timeout, body).await else {
+            let mut r = error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {} ms",
+                    state.limits.idle_timeout.as_millis()
+                ),
+            );
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return r;
+        };
+        match body {
             Ok(b) => b.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()

@@ -1,11 +1,14 @@
 //! The admin listener: the door to the store, so it gives nobody time or
 //! connections for free.
 //!
-//! - a client has [`Limits::header_timeout`] to send a request's headers
-//!   (hyper's header read timer), so a half-sent request is closed before
-//!   any authentication is tried;
-//! - a connection with no traffic and no request in progress for
-//!   [`Limits::idle_timeout`] is closed;
+//! - a client has [`Limits::header_timeout`] from connecting, or from the
+//!   end of the previous response, to send a request's headers (hyper's
+//!   header read timer), so a silent or half-sent request is closed before
+//!   any authentication is tried, and so is a kept-alive connection left
+//!   silent;
+//! - a request body must arrive within [`Limits::idle_timeout`] (else 408),
+//!   and a connection that moves no bytes with no request in progress for
+//!   that long (a client that stopped reading its response) is closed;
 //! - at most [`Limits::max_connections`] connections are served at once;
 //!   the next ones get an immediate `503` and are closed, so idle clients
 //!   cannot starve the operator;
@@ -31,7 +34,8 @@ use tokio_rustls::TlsAcceptor;
 pub struct Limits {
     /// Time to send a request's headers (and, with TLS, the handshake).
     pub header_timeout: Duration,
-    /// Time a connection may sit with no traffic and no request running.
+    /// Time for a request body to arrive, and for a connection to sit with
+    /// no traffic and no request running.
     pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
