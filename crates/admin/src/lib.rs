@@ -16,13 +16,17 @@
 mod denials;
 mod listener;
 mod openapi;
+mod probes;
+mod replies;
+
+use replies::{applied, config_of, full, propagation, summary, Refused};
 
 pub use denials::Denials;
 pub use listener::{serve, tls_acceptor, Limits};
 
 use bytes::Bytes;
 use corsgate_config::{Loaded, Role};
-use corsgate_store::{ApplyError, Store, Version};
+use corsgate_store::Store;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -156,25 +160,6 @@ fn required_role(method: &Method) -> Role {
     }
 }
 
-fn summary(v: &Version) -> Value {
-    json!({
-        "id": v.id,
-        "parent": v.parent,
-        "author": v.author,
-        "createdAt": v.created_at,
-        "comment": v.comment,
-        "contentHash": v.content_hash,
-    })
-}
-
-fn full(v: &Version) -> Value {
-    let mut s = summary(v);
-    s["content"] = json!(v.content);
-    s["lints"] = serde_json::from_str(&v.lints).unwrap_or(Value::Null);
-    s["policyTests"] = serde_json::from_str(&v.policy_tests).unwrap_or(Value::Null);
-    s
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ApplyBody {
@@ -222,85 +207,6 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Resp>>
     })
 }
 
-fn config_of(content: &str) -> Option<corsgate_config::Config> {
-    corsgate_config::check_str(content, None)
-        .loaded
-        .map(|l| l.config)
-}
-
-/// The browser propagation report of a change: what was tightened and for
-/// how long browsers may keep the old preflight answers.
-fn propagation(old: Option<&str>, new: &str) -> Value {
-    let (Some(old), Some(new)) = (old.and_then(config_of), config_of(new)) else {
-        return json!([]);
-    };
-    let t: Vec<Value> = corsgate_config::tightenings(&old, &new)
-        .iter()
-        .map(|t| {
-            json!({
-                "policy": t.policy,
-                "change": t.what,
-                "browserCacheSecs": t.browser_cache_secs,
-            })
-        })
-        .collect();
-    Value::Array(t)
-}
-
-/// Marks the answer to a change refused before the gateway saw it (a
-/// change the gateway itself failed is counted by its reload).
-#[derive(Clone, Copy)]
-struct Refused;
-
-fn apply_error(e: ApplyError) -> Resp {
-    let counted = !matches!(e, ApplyError::NotApplied(_));
-    let mut r = apply_error_reply(e);
-    if counted {
-        r.extensions_mut().insert(Refused);
-    }
-    r
-}
-
-fn apply_error_reply(e: ApplyError) -> Resp {
-    match e {
-        ApplyError::Stale { based_on, active } => reply(
-            StatusCode::CONFLICT,
-            &json!({
-                "error": "stale base: another change was applied first; fetch the active version and apply again",
-                "base": based_on,
-                "active": active,
-            }),
-        ),
-        ApplyError::Rejected(errors) => reply(
-            StatusCode::BAD_REQUEST,
-            &json!({ "error": "configuration refused", "errors": errors }),
-        ),
-        ApplyError::NoSuchVersion(id) => error(StatusCode::NOT_FOUND, &format!("no version {id}")),
-        ApplyError::Tampered(t) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "error": "a stored version failed verification; nothing was changed", "problem": t.to_string() }),
-        ),
-        ApplyError::NotApplied(why) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "error": "the gateway could not apply the configuration; nothing was stored", "reason": why }),
-        ),
-        ApplyError::Db(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("store: {e}")),
-    }
-}
-
-/// The answer to an apply, rollback or promote: the new version with the
-/// browser propagation of what it tightened (from `old`), or the refusal.
-fn applied(old: Option<&str>, r: Result<Version, ApplyError>) -> Resp {
-    match r {
-        Ok(v) => {
-            let mut body = full(&v);
-            body["propagation"] = propagation(old, &v.content);
-            reply(StatusCode::CREATED, &body)
-        }
-        Err(e) => apply_error(e),
-    }
-}
-
 /// Run `f` with the store on a blocking thread.
 async fn with_store<T: Send + 'static>(
     state: &Arc<AdminState>,
@@ -320,107 +226,16 @@ async fn with_store<T: Send + 'static>(
     })
 }
 
-/// A body declared larger than the limit: refused before reading it (and
-/// before authentication, which it says nothing about).
-fn declared_too_large(state: &AdminState, req: &Request<Incoming>) -> Option<Resp> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    if declared <= state.max_body as u64 {
-        return None;
-    }
-    let mut r = error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!(
-            "request body of {declared} bytes is over {} bytes",
-            state.max_body
-        ),
-    );
-    r.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("close"),
-    );
-    Some(r)
-}
-
-/// `GET /ready`: 200 while the store verified at start-up, else 503 with
-/// what was found (no token needed: probes have none; nothing secret).
-fn ready(state: &AdminState) -> Resp {
-    match &*state.integrity.lock().unwrap_or_else(|p| p.into_inner()) {
-        None => reply(StatusCode::OK, &json!({ "ready": true })),
-        Some(problem) => reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({ "ready": false, "store": problem }),
-        ),
-    }
-}
-
-/// `/metrics`: the gateway's metrics with the version gauge taken from the
-/// store, then the admin listener's counters and the audit head.
-async fn metrics(state: &Arc<AdminState>) -> Resp {
-    let head = with_store(state, |s, _| {
-        (s.active_id().ok().flatten(), s.head().ok().flatten())
-    })
-    .await
-    .unwrap_or((None, None));
-    let mut text = String::new();
-    if let Some(m) = state.metrics.as_ref() {
-        if let (Some(v), None) = (
-            head.0,
-            &*state.integrity.lock().unwrap_or_else(|p| p.into_inner()),
-        ) {
-            m.set_version(v);
-        }
-        text = m.render();
-    }
-    let eof = text.ends_with("# EOF\n");
-    if eof {
-        text.truncate(text.len() - "# EOF\n".len());
-    }
-    text.push_str(&state.denials.render());
-    let (seq, hash) = head
-        .1
-        .unwrap_or((0, corsgate_store::audit::GENESIS.to_owned()));
-    let intact = state
-        .integrity
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_none();
-    text.push_str(&format!(
-        "# HELP corsgate_audit_head The audit chain head: keep it outside this host and check it with `corsgate audit verify --expect-head`.\n\
-         # TYPE corsgate_audit_head info\n\
-         corsgate_audit_head_info{{seq=\"{seq}\",hash=\"{hash}\"}} 1\n\
-         # HELP corsgate_store_intact 1 when the store verified at start-up, 0 when tampering was found.\n\
-         # TYPE corsgate_store_intact gauge\n\
-         corsgate_store_intact {}\n",
-        u8::from(intact)
-    ));
-    if eof {
-        text.push_str("# EOF\n");
-    }
-    let mut r = Response::new(Full::new(Bytes::from(text)));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    r
-}
-
 pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
-    if let Some(r) = declared_too_large(&state, &req) {
+    if let Some(r) = probes::declared_too_large(&state, &req) {
         return r;
     }
     if req.method() == Method::GET && path == "/openapi.json" {
         return reply(StatusCode::OK, &openapi::document());
     }
     if req.method() == Method::GET && path == "/ready" {
-        return ready(&state);
+        return probes::ready(&state);
     }
     let Some(token) = authenticate(&state, &req) else {
         state
@@ -508,7 +323,7 @@ pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Re
         Bytes::new()
     };
     if method == Method::GET && path == "/metrics" {
-        return metrics(&state).await;
+        return probes::metrics(&state).await;
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (&method, segments.as_slice()) {
@@ -694,12 +509,24 @@ pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Re
             .await
         }
         (&Method::GET, ["api", "v1", "audit", "verify"]) => {
-            with_store(&state, |s, _| match s.verify_audit() {
-                Ok(n) => reply(StatusCode::OK, &json!({ "intact": true, "entries": n })),
-                Err(e) => reply(
-                    StatusCode::OK,
-                    &json!({ "intact": false, "problem": e.to_string() }),
-                ),
+            with_store(&state, |s, _| match s.verify(None) {
+                Ok(r) => {
+                    let problems: Vec<String> =
+                        r.problems.iter().map(ToString::to_string).collect();
+                    reply(
+                        StatusCode::OK,
+                        &json!({
+                            "intact": problems.is_empty(),
+                            "entries": r.entries,
+                            "versions": r.versions,
+                            "head": r.head.map(|(seq, hash)| json!({ "seq": seq, "hash": hash })),
+                            "signed": matches!(r.signing, corsgate_store::Signing::Head { .. }),
+                            "problem": problems.first(),
+                            "problems": problems,
+                        }),
+                    )
+                }
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("store: {e}")),
             })
             .await
         }

@@ -304,8 +304,7 @@ impl Store {
         let newest = read_versions(&self.conn, "")?
             .into_iter()
             .filter_map(Result::ok)
-            .filter(|v| report.version_problem(v).is_none())
-            .next_back();
+            .rfind(|v| report.version_problem(v).is_none());
         Ok((newest, report))
     }
 
