@@ -32,7 +32,7 @@ pub struct Managed {
 }
 
 /// Load the audit signing key named by the configuration into `store`.
-fn sign(store: &mut Store, admin: &corsgate_config::Admin) -> Result<(), String> {
+fn sign(store: &mut Store, admin: &corsgate_config::Admin, data_dir: &Path) -> Result<(), String> {
     let Some(key) = &admin.audit_key_file else {
         tracing::warn!(
             "admin.auditKeyFile is not set: audit entries are hash-chained but not signed, so \
@@ -42,6 +42,19 @@ fn sign(store: &mut Store, admin: &corsgate_config::Admin) -> Result<(), String>
         return Ok(());
     };
     let signer = corsgate_store::Signer::read(Path::new(key)).map_err(|e| e.to_string())?;
+    let inside = |p: &Path| {
+        let (Ok(k), Ok(d)) = (p.canonicalize(), data_dir.canonicalize()) else {
+            return false;
+        };
+        k.starts_with(d)
+    };
+    if inside(Path::new(key)) {
+        tracing::warn!(
+            key,
+            "the audit signing key is inside the data directory: whoever can write the store can \
+             read the key and re-sign a rewritten chain; keep it elsewhere"
+        );
+    }
     let previous = admin
         .audit_previous_public_key_files
         .iter()
@@ -63,7 +76,7 @@ pub fn open(
     loaded: Loaded,
 ) -> Result<Managed, String> {
     let mut store = Store::open(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    sign(&mut store, admin)?;
+    sign(&mut store, admin, data_dir)?;
     let (newest, report) = store.newest_verified().map_err(|e| format!("store: {e}"))?;
     for p in &report.problems {
         tracing::error!(problem = %p, "STORE TAMPERED: the management store failed verification");

@@ -202,6 +202,14 @@ impl Signer {
                 return Err(KeyError::Exists(p.display().to_string()));
             }
         }
+        for dir in [private.parent(), public.parent()].into_iter().flatten() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| KeyError::Io {
+                    file: dir.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
         let (signer, pem) = Signer::generate()?;
         write_new(private, pem.as_bytes(), 0o600)?;
         write_new(public, signer.public.to_pem().as_bytes(), 0o644)?;
