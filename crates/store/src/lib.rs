@@ -112,6 +112,10 @@ pub struct Store {
     keys: Vec<PublicKey>,
     /// How far signatures were checked already.
     checked: verify::Checked,
+    /// The last chain walk, with SQLite's `data_version` and the head it
+    /// saw: while neither changed, no other connection wrote the file and
+    /// this one appended nothing, so the walk still holds.
+    walked: std::sync::Mutex<Option<(i64, Option<(i64, String)>, Report)>>,
 }
 
 fn now() -> String {
@@ -202,6 +206,7 @@ impl Store {
             signer: None,
             keys: Vec::new(),
             checked: verify::Checked::default(),
+            walked: std::sync::Mutex::default(),
         })
     }
 
@@ -271,7 +276,7 @@ impl Store {
     /// Verify everything (every signature), with the store's trusted keys
     /// and `expect_head`, the head hash recorded outside the store.
     pub fn verify(&self, expect_head: Option<&str>) -> rusqlite::Result<Report> {
-        verify::check(&self.conn, &self.keys, expect_head, None)
+        verify::check(&self.conn, &self.keys, expect_head, None, true)
     }
 
     /// [`Store::verify`] with other keys (the `audit verify` command).
@@ -280,14 +285,27 @@ impl Store {
         keys: &[PublicKey],
         expect_head: Option<&str>,
     ) -> rusqlite::Result<Report> {
-        verify::check(&self.conn, keys, expect_head, None)
+        verify::check(&self.conn, keys, expect_head, None, true)
     }
 
     fn checked(&self, v: Option<Result<Version, Tamper>>) -> Result<Option<Version>, VerifyError> {
         let Some(v) = v.transpose()? else {
             return Ok(None);
         };
-        let report = verify::check(&self.conn, &self.keys, None, Some(&self.checked))?;
+        let data_version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let head = audit::head(&self.conn)?;
+        let mut walked = self.walked.lock().unwrap_or_else(|p| p.into_inner());
+        let report = match &*walked {
+            Some((dv, h, r)) if *dv == data_version && *h == head => r.clone(),
+            _ => {
+                let r = verify::check(&self.conn, &self.keys, None, Some(&self.checked), false)?;
+                *walked = Some((data_version, head, r.clone()));
+                r
+            }
+        };
+        drop(walked);
         match report.version_problem(&v) {
             Some(t) => {
                 tracing::error!(version = v.id, problem = %t, "a stored version failed verification and is not used");

@@ -158,8 +158,10 @@ impl Report {
         if crate::sha256_hex(&v.content) != v.content_hash {
             return Some(Tamper::VersionEdited(v.id));
         }
+        let chain_problem = || self.problems.iter().find(|p| p.is_chain()).cloned();
         let Some((seq, recorded)) = self.entry_of_version.get(&v.id) else {
-            return Some(Tamper::VersionWithoutEntry(v.id));
+            // Its entry may lie beyond a break in the chain: that says more.
+            return Some(chain_problem().unwrap_or(Tamper::VersionWithoutEntry(v.id)));
         };
         if recorded.as_deref() != Some(v.content_hash.as_str()) {
             return Some(Tamper::VersionMismatch {
@@ -169,16 +171,10 @@ impl Report {
         }
         if *seq > self.trusted {
             // The chain problem that untrusted it says more, when known.
-            return Some(
-                self.problems
-                    .iter()
-                    .find(|p| p.is_chain())
-                    .cloned()
-                    .unwrap_or(Tamper::VersionUnsigned {
-                        version: v.id,
-                        seq: *seq,
-                    }),
-            );
+            return Some(chain_problem().unwrap_or(Tamper::VersionUnsigned {
+                version: v.id,
+                seq: *seq,
+            }));
         }
         None
     }
@@ -203,12 +199,16 @@ impl Tamper {
 
 /// Check the store in `conn` with the trusted `keys` (none: signatures are
 /// not checked) and, when given, the head hash recorded outside the store.
-/// `cache` remembers how far signatures were checked already.
+/// `cache` remembers how far signatures were checked already. A read of
+/// one version passes `whole: false`: the chain and the signatures are
+/// checked, but not every other version (the caller checks its own with
+/// [`Report::version_problem`]).
 pub fn check(
     conn: &Connection,
     keys: &[PublicKey],
     expect_head: Option<&str>,
     cache: Option<&Checked>,
+    whole: bool,
 ) -> rusqlite::Result<Report> {
     let mut problems = Vec::new();
     let mut entries = Vec::new();
@@ -270,7 +270,9 @@ pub fn check(
         expected_at,
         entry_of_version,
     };
-    cross_check(conn, &mut report, prefix)?;
+    if whole {
+        cross_check(conn, &mut report, prefix)?;
+    }
     Ok(report)
 }
 

@@ -435,3 +435,26 @@ fn a_rotated_key_covers_the_history_signed_by_the_old_one() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn an_edit_made_while_the_store_is_open_is_caught_at_the_next_read() {
+    let (data, public) = signed_store("while-open");
+    let s = trusting(&data, &public);
+    // Read twice: the second read reuses the first walk.
+    assert_eq!(s.get(2).unwrap().unwrap().id, 2);
+    assert_eq!(s.get(1).unwrap().unwrap().id, 1);
+    // Another connection rewrites version 2 and its chain meanwhile.
+    forge_version_2(&sql(&data));
+    let e = s.get(2).unwrap_err().to_string();
+    assert!(e.contains("audit entry 4 was forged"), "{e}");
+    assert!(s.active().is_err());
+    assert_eq!(s.get(1).unwrap().unwrap().id, 1);
+    // An edit that leaves the head as it was is caught too: the walk is
+    // redone whenever another connection has written the file.
+    sql(&data)
+        .execute_batch("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
+        .unwrap();
+    let e = s.get(1).unwrap_err().to_string();
+    assert!(e.contains("audit entry 2 was edited"), "{e}");
+    let _ = std::fs::remove_dir_all(data.parent().unwrap());
+}
