@@ -115,8 +115,11 @@ pub struct Store {
     /// The last chain walk, with SQLite's `data_version` and the head it
     /// saw: while neither changed, no other connection wrote the file and
     /// this one appended nothing, so the walk still holds.
-    walked: std::sync::Mutex<Option<(i64, Option<(i64, String)>, Report)>>,
+    walked: std::sync::Mutex<Option<Walked>>,
 }
+
+/// A chain walk and what it was made against: `data_version`, the head.
+type Walked = (i64, Option<(i64, String)>, Report);
 
 fn now() -> String {
     time::OffsetDateTime::now_utc()
