@@ -6,9 +6,10 @@
 //! flood cannot fill the disk. A 403 (a known token asking above its role)
 //! is audited once per token per [`WINDOW`]: the first denial of a window
 //! writes a `token.denied` entry, later ones in the same window are only
-//! counted, and the next window's entry carries that count. So the weakest
-//! token can add at most one entry a minute to the chain, however hard it
-//! tries, and no denial goes unrecorded for long.
+//! counted, and the token's next audited denial carries that count. So the
+//! weakest token can add at most one entry a minute to the chain, however
+//! hard it tries; the denials not yet carried into an entry are in
+//! `/metrics` (and the rate-limited log) meanwhile.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
