@@ -13,22 +13,27 @@
 
 #![deny(missing_docs)]
 
+mod denials;
+mod listener;
 mod openapi;
+mod probes;
+mod replies;
+
+use replies::{applied, config_of, full, propagation, summary, Refused};
+
+pub use denials::Denials;
+pub use listener::{serve, tls_acceptor, Limits};
 
 use bytes::Bytes;
 use corsgate_config::{Loaded, Role};
-use corsgate_store::{ApplyError, Store, Version};
+use corsgate_store::Store;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Hands a validated configuration to the running gateway; called from a
 /// blocking thread inside the store's transaction.
@@ -74,8 +79,17 @@ pub struct AdminState {
     /// Shadow rollout, when the gateway supports it.
     pub shadow: Option<Arc<dyn ShadowControl>>,
     /// Tokens already recorded as used since start (each is audited once
-    /// per process, and on every denial, so polling does not flood the log).
+    /// per process, so polling does not flood the log).
     pub used: Mutex<std::collections::HashSet<String>>,
+    /// Timeouts and the connection cap.
+    pub limits: Limits,
+    /// TLS on the listener.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Refused requests: counters, rate-limited logs, aggregated audit.
+    pub denials: Denials,
+    /// What start-up found wrong with the store, if anything: `/ready`
+    /// answers 503 with it and `/metrics` reports the store not intact.
+    pub integrity: Mutex<Option<String>>,
 }
 
 /// The gateway's shadow candidate (R29).
@@ -96,6 +110,9 @@ pub trait MetricsSource: Send + Sync {
     fn render(&self) -> String;
     /// The configuration version now in force.
     fn set_version(&self, version: i64);
+    /// A change was refused before it reached the gateway (invalid, stale,
+    /// or a stored version that fails verification).
+    fn refused(&self) {}
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -141,25 +158,6 @@ fn required_role(method: &Method) -> Role {
     } else {
         Role::Editor
     }
-}
-
-fn summary(v: &Version) -> Value {
-    json!({
-        "id": v.id,
-        "parent": v.parent,
-        "author": v.author,
-        "createdAt": v.created_at,
-        "comment": v.comment,
-        "contentHash": v.content_hash,
-    })
-}
-
-fn full(v: &Version) -> Value {
-    let mut s = summary(v);
-    s["content"] = json!(v.content);
-    s["lints"] = serde_json::from_str(&v.lints).unwrap_or(Value::Null);
-    s["policyTests"] = serde_json::from_str(&v.policy_tests).unwrap_or(Value::Null);
-    s
 }
 
 #[derive(Deserialize)]
@@ -209,67 +207,6 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Resp>>
     })
 }
 
-fn config_of(content: &str) -> Option<corsgate_config::Config> {
-    corsgate_config::check_str(content, None)
-        .loaded
-        .map(|l| l.config)
-}
-
-/// The browser propagation report of a change: what was tightened and for
-/// how long browsers may keep the old preflight answers.
-fn propagation(old: Option<&str>, new: &str) -> Value {
-    let (Some(old), Some(new)) = (old.and_then(config_of), config_of(new)) else {
-        return json!([]);
-    };
-    let t: Vec<Value> = corsgate_config::tightenings(&old, &new)
-        .iter()
-        .map(|t| {
-            json!({
-                "policy": t.policy,
-                "change": t.what,
-                "browserCacheSecs": t.browser_cache_secs,
-            })
-        })
-        .collect();
-    Value::Array(t)
-}
-
-fn apply_error(e: ApplyError) -> Resp {
-    match e {
-        ApplyError::Stale { based_on, active } => reply(
-            StatusCode::CONFLICT,
-            &json!({
-                "error": "stale base: another change was applied first; fetch the active version and apply again",
-                "base": based_on,
-                "active": active,
-            }),
-        ),
-        ApplyError::Rejected(errors) => reply(
-            StatusCode::BAD_REQUEST,
-            &json!({ "error": "configuration refused", "errors": errors }),
-        ),
-        ApplyError::NoSuchVersion(id) => error(StatusCode::NOT_FOUND, &format!("no version {id}")),
-        ApplyError::NotApplied(why) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &json!({ "error": "the gateway could not apply the configuration; nothing was stored", "reason": why }),
-        ),
-        ApplyError::Db(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("store: {e}")),
-    }
-}
-
-/// The answer to an apply, rollback or promote: the new version with the
-/// browser propagation of what it tightened (from `old`), or the refusal.
-fn applied(old: Option<&str>, r: Result<Version, ApplyError>) -> Resp {
-    match r {
-        Ok(v) => {
-            let mut body = full(&v);
-            body["propagation"] = propagation(old, &v.content);
-            reply(StatusCode::CREATED, &body)
-        }
-        Err(e) => apply_error(e),
-    }
-}
-
 /// Run `f` with the store on a blocking thread.
 async fn with_store<T: Send + 'static>(
     state: &Arc<AdminState>,
@@ -289,12 +226,21 @@ async fn with_store<T: Send + 'static>(
     })
 }
 
-async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
+pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
+    if let Some(r) = probes::declared_too_large(&state, &req) {
+        return r;
+    }
     if req.method() == Method::GET && path == "/openapi.json" {
         return reply(StatusCode::OK, &openapi::document());
     }
+    if req.method() == Method::GET && path == "/ready" {
+        return probes::ready(&state);
+    }
     let Some(token) = authenticate(&state, &req) else {
+        state
+            .denials
+            .unauthenticated(&format!("{} {}", req.method(), path));
         let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -318,12 +264,20 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     }
     let need = required_role(req.method());
     if token.role < need {
-        let detail = json!({ "denied": format!("{} {}", req.method(), path), "role": format!("{:?}", token.role).to_lowercase() });
-        let name = token.name.clone();
-        let _ = with_store(&state, move |s, _| {
-            s.record(&name, "token.used", None, &detail)
-        })
-        .await;
+        let what = format!("{} {}", req.method(), path);
+        if let Some(audit) = state.denials.forbidden(&token.name, &what) {
+            let detail = json!({
+                "denied": what,
+                "role": format!("{:?}", token.role).to_lowercase(),
+                "window_secs": denials::WINDOW.as_secs(),
+                "previous_window_denials": audit.previous_window,
+            });
+            let name = token.name.clone();
+            let _ = with_store(&state, move |s, _| {
+                s.record(&name, "token.denied", None, &detail)
+            })
+            .await;
+        }
         return error(
             StatusCode::FORBIDDEN,
             "this token's role does not allow this request",
@@ -332,10 +286,22 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
     let body = if method == Method::POST {
-        match Limited::new(req.into_body(), state.max_body)
-            .collect()
-            .await
-        {
+        let body = Limited::new(req.into_body(), state.max_body).collect();
+        let Ok(body) = tokio::time::timeout(state.limits.idle_timeout, body).await else {
+            let mut r = error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {} ms",
+                    state.limits.idle_timeout.as_millis()
+                ),
+            );
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return r;
+        };
+        match body {
             Ok(b) => b.to_bytes(),
             Err(e)
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -357,17 +323,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
         Bytes::new()
     };
     if method == Method::GET && path == "/metrics" {
-        let text = state
-            .metrics
-            .as_ref()
-            .map(|m| m.render())
-            .unwrap_or_default();
-        let mut r = Response::new(Full::new(Bytes::from(text)));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        return r;
+        return probes::metrics(&state).await;
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (&method, segments.as_slice()) {
@@ -553,54 +509,38 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
             .await
         }
         (&Method::GET, ["api", "v1", "audit", "verify"]) => {
-            with_store(&state, |s, _| match s.verify_audit() {
-                Ok(n) => reply(StatusCode::OK, &json!({ "intact": true, "entries": n })),
-                Err(e) => reply(
-                    StatusCode::OK,
-                    &json!({ "intact": false, "problem": e.to_string() }),
-                ),
+            with_store(&state, |s, _| match s.verify(None) {
+                Ok(r) => {
+                    let problems: Vec<String> =
+                        r.problems.iter().map(ToString::to_string).collect();
+                    reply(
+                        StatusCode::OK,
+                        &json!({
+                            "intact": problems.is_empty(),
+                            "entries": r.entries,
+                            "versions": r.versions,
+                            "head": r.head.map(|(seq, hash)| json!({ "seq": seq, "hash": hash })),
+                            "signed": matches!(r.signing, corsgate_store::Signing::Head { .. }),
+                            "problem": problems.first(),
+                            "problems": problems,
+                        }),
+                    )
+                }
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("store: {e}")),
             })
             .await
         }
         _ => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
     };
     let resp = result.unwrap_or_else(|r| r);
-    if resp.status() == StatusCode::CREATED {
-        if let (Some(m), Ok(Some(v))) = (
-            state.metrics.as_ref(),
-            with_store(&state, |s, _| s.active().ok().flatten().map(|v| v.id)).await,
-        ) {
-            m.set_version(v);
+    if let Some(m) = state.metrics.as_ref().filter(|_| method == Method::POST) {
+        if resp.status() == StatusCode::CREATED {
+            if let Ok(Some(v)) = with_store(&state, |s, _| s.active_id().ok().flatten()).await {
+                m.set_version(v);
+            }
+        } else if resp.extensions().get::<Refused>().is_some() {
+            m.refused();
         }
     }
     resp
-}
-
-/// Serve the admin API on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!(error = %e, "admin connection ended with an error");
-            }
-        });
-    }
 }

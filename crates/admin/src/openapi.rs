@@ -13,7 +13,7 @@ pub fn document() -> Value {
         "info": {
             "title": "corsgate admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Versioned, audited CORS configuration. Every request except GET /openapi.json needs `Authorization: Bearer <token>`; GET needs the viewer role, POST the editor role."
+            "description": "Versioned, audited CORS configuration. Every request except GET /openapi.json and GET /ready needs `Authorization: Bearer <token>`; GET needs the viewer role, POST the editor role."
         },
         "security": [{ "bearer": [] }],
         "paths": {
@@ -30,7 +30,8 @@ pub fn document() -> Value {
                         "400": { "description": "malformed JSON (with line and column) or a refused configuration (each error with its location)", "content": { "application/json": { "schema": error } } },
                         "401": unauthorized, "403": forbidden,
                         "409": { "description": "stale base: another change was applied first", "content": { "application/json": { "schema": error } } },
-                        "413": { "description": "body over the limit", "content": { "application/json": { "schema": error } } },
+                        "408": { "description": "the body did not arrive within idleTimeoutMs", "content": { "application/json": { "schema": error } } },
+                        "413": { "description": "body over the limit (refused before it is read when Content-Length declares it)", "content": { "application/json": { "schema": error } } },
                         "500": { "description": "the gateway could not apply it; nothing was stored", "content": { "application/json": { "schema": error } } }
                     }
                 }
@@ -61,9 +62,10 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["base"], "additionalProperties": false, "properties": { "base": { "type": ["integer", "null"] }, "comment": { "type": "string" } } } } } },
                 "responses": { "201": { "description": "promoted", "content": { "application/json": { "schema": version } } }, "401": unauthorized, "403": forbidden, "404": { "description": "no candidate" }, "409": { "description": "stale base" } }
             } },
+            "/ready": { "get": { "summary": "Readiness: 200 while the store verified at start-up, 503 with the problem when tampering was found (no token needed)", "security": [], "responses": { "200": { "description": "ready" }, "503": { "description": "the store failed verification" } } } },
             "/metrics": { "get": { "summary": "Prometheus metrics (text format)", "responses": { "200": { "description": "metrics", "content": { "text/plain": {} } }, "401": unauthorized, "403": forbidden } } },
             "/api/v1/audit": { "get": { "summary": "The audit log, oldest first", "responses": { "200": { "description": "entries" }, "401": unauthorized, "403": forbidden } } },
-            "/api/v1/audit/verify": { "get": { "summary": "Walk the audit hash chain", "responses": { "200": { "description": "`intact`, or the first problem" }, "401": unauthorized, "403": forbidden } } }
+            "/api/v1/audit/verify": { "get": { "summary": "Verify the store: hash chain, signatures, every version against its hash and its audit entry", "responses": { "200": { "description": "`intact`, the head (seq, hash), and every problem named" }, "401": unauthorized, "403": forbidden } } }
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },

@@ -62,6 +62,10 @@ async fn start(dir: &std::path::Path) -> Admin {
         metrics: None,
         shadow: None,
         used: Mutex::default(),
+        limits: corsgate_admin::Limits::default(),
+        tls: None,
+        denials: corsgate_admin::Denials::default(),
+        integrity: Mutex::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -158,10 +162,22 @@ async fn tokens_and_roles_are_checked_before_anything_else() {
     assert_eq!(s, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/rollback"]["post"].is_object());
-    // The denied attempt is in the audit log.
+    // The first denial is in the audit log (the second, in the same
+    // minute, only counted), after the token's first use.
     let (_, audit) = call(a.addr, "GET", "/api/v1/audit", Some("v-secret"), None).await;
-    assert_eq!(audit["entries"][0]["action"], "token.used");
-    assert_eq!(audit["entries"][0]["actor"], "viewer");
+    let entries: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        entries,
+        [("token.used", "viewer"), ("token.denied", "viewer")],
+        "{audit}"
+    );
+    // The public readiness probe reports an intact store.
+    assert_eq!(call(a.addr, "GET", "/ready", None, None).await.0, 200);
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -851,6 +851,11 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
         lints.extend(preflight_ambiguity(vi, vs));
     }
     if let Some(admin) = &config.admin {
+        let (admin_errors, admin_lints) = admin_checks(admin);
+        for (path, reason) in admin_errors {
+            err(&mut errors, path, reason);
+        }
+        lints.extend(admin_lints);
         if admin.listen.parse::<std::net::SocketAddr>().is_err() {
             err(
                 &mut errors,
@@ -900,6 +905,58 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
         policy_tests,
         loaded,
     }
+}
+
+/// The admin listener's exposure: beyond loopback, tokens are required
+/// (an error) and TLS expected (`L-ADMIN-PLAINTEXT`); limits must be
+/// positive.
+fn admin_checks(admin: &Admin) -> (Vec<(String, String)>, Vec<ConfigLint>) {
+    let mut errors = Vec::new();
+    let mut lints = Vec::new();
+    let exposed = admin
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| !a.ip().is_loopback());
+    if exposed && admin.tokens.is_empty() {
+        errors.push((
+            "admin.listen".into(),
+            format!(
+                "{} is reachable beyond this host but admin.tokens is empty; add tokens or listen on 127.0.0.1",
+                admin.listen
+            ),
+        ));
+    }
+    if exposed && admin.tls.is_none() {
+        lints.push(ConfigLint {
+            path: "admin.listen".into(),
+            file: None,
+            location: None,
+            snippet: None,
+            lint: Lint {
+                id: corsgate_policy::LintId::AdminPlaintext,
+                severity: corsgate_policy::Severity::Warn,
+                at: corsgate_policy::FieldPath {
+                    field: "listen",
+                    index: None,
+                },
+                message: format!(
+                    "the admin API on {} is reachable beyond this host without TLS: bearer tokens cross the network in clear",
+                    admin.listen
+                ),
+                fix: "add admin.tls (certFile, keyFile), or listen on 127.0.0.1".into(),
+            },
+        });
+    }
+    for (field, value) in [
+        ("headerTimeoutMs", admin.header_timeout_ms),
+        ("idleTimeoutMs", admin.idle_timeout_ms),
+        ("maxConnections", admin.max_connections as u64),
+    ] {
+        if value == 0 {
+            errors.push((format!("admin.{field}"), "must be at least 1".into()));
+        }
+    }
+    (errors, lints)
 }
 
 /// `L-PREFLIGHT-AMBIGUOUS` (R17): a preflight cannot carry header *values*,

@@ -37,9 +37,32 @@ pub struct Admin {
     /// Bearer tokens, by the SHA-256 of the token (never the token).
     #[serde(default)]
     pub tokens: Vec<AdminToken>,
-    /// Request body limit in bytes (default 1 MiB).
+    /// Request body limit in bytes (default 1 MiB); a request declaring
+    /// more gets 413 at once.
     #[serde(default = "default_admin_body")]
     pub max_body_bytes: usize,
+    /// TLS on the admin listener (required in spirit beyond loopback: a
+    /// plain-text non-loopback listener is linted `L-ADMIN-PLAINTEXT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// The Ed25519 private key (PKCS#8 PEM, mode 0600) that signs the audit
+    /// chain; keep it outside the data directory (`corsgate audit keygen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_key_file: Option<String>,
+    /// Public keys of earlier audit keys, trusted for the entries they
+    /// signed (after a rotation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_previous_public_key_files: Vec<String>,
+    /// Time a client has to send a request's headers (default 5000 ms).
+    #[serde(default = "default_admin_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// A connection with no traffic and no request in progress for this
+    /// long is closed (default 30000 ms).
+    #[serde(default = "default_admin_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Connections served at once; more are refused with 503 (default 64).
+    #[serde(default = "default_admin_connections")]
+    pub max_connections: usize,
 }
 
 fn default_admin_listen() -> String {
@@ -47,6 +70,15 @@ fn default_admin_listen() -> String {
 }
 fn default_admin_body() -> usize {
     1024 * 1024
+}
+fn default_admin_header_timeout() -> u64 {
+    5000
+}
+fn default_admin_idle_timeout() -> u64 {
+    30000
+}
+fn default_admin_connections() -> usize {
+    64
 }
 
 /// One admin bearer token.

@@ -281,11 +281,15 @@ pub async fn run(
                 if v["verify"]["intact"] == true {
                     let _ = writeln!(
                         out,
-                        "hash chain intact ({} entries)",
-                        s(&v["verify"]["entries"])
+                        "hash chain intact ({} entries); head {} {}",
+                        s(&v["verify"]["entries"]),
+                        s(&v["verify"]["head"]["seq"]),
+                        s(&v["verify"]["head"]["hash"])
                     );
                 } else {
-                    let _ = writeln!(out, "hash chain BROKEN: {}", s(&v["verify"]["problem"]));
+                    for p in v["verify"]["problems"].as_array().into_iter().flatten() {
+                        let _ = writeln!(out, "TAMPERED: {}", s(p));
+                    }
                 }
                 out
             })

@@ -1,6 +1,7 @@
 //! The `corsgate` command.
 
 mod admin_cli;
+mod audit;
 mod check;
 mod fdlimit;
 mod manage;
@@ -117,12 +118,33 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and report the first edited, deleted, inserted
-    /// or reordered entry. Exit status 0 intact, 1 tampered, 2 unreadable.
+    /// Verify the store: the hash chain, the signatures, every version
+    /// against its hash and its audit entry, and (with --expect-head) that
+    /// a head recorded elsewhere is still in the chain. Names every problem.
+    /// Exit status 0 intact, 1 tampered, 2 unreadable.
     Verify {
         /// The data directory holding corsgate.db.
         #[arg(long, default_value = "corsgate-data")]
         data_dir: PathBuf,
+        /// A trusted public key (PEM); repeat for earlier keys after a
+        /// rotation. Without one, signatures are not checked.
+        #[arg(long = "public-key")]
+        public_keys: Vec<PathBuf>,
+        /// A head hash recorded outside this host (an audit log line's
+        /// `head`, or `corsgate_audit_head_info`): it must be in the chain.
+        #[arg(long)]
+        expect_head: Option<String>,
+    },
+    /// Create the Ed25519 key pair that signs the audit chain; refuses to
+    /// overwrite an existing file.
+    Keygen {
+        /// The private key to write (mode 0600); keep it outside the data
+        /// directory.
+        #[arg(long)]
+        private_key: PathBuf,
+        /// The public key to write, for `audit verify --public-key`.
+        #[arg(long)]
+        public_key: PathBuf,
     },
 }
 
@@ -269,35 +291,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Audit {
-            command: AuditCommand::Verify { data_dir },
-        } => {
-            if !data_dir.join("corsgate.db").exists() {
-                eprintln!("{}: no corsgate.db here", data_dir.display());
-                return ExitCode::from(2);
-            }
-            let store = match corsgate_store::Store::open(&data_dir) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("{}: {e}", data_dir.display());
-                    return ExitCode::from(2);
-                }
-            };
-            match store.verify_audit() {
-                Ok(n) => {
-                    println!("audit log intact: {n} entries, hash chain verified");
-                    ExitCode::SUCCESS
-                }
-                Err(corsgate_store::VerifyError::Tamper(t)) => {
-                    println!("audit log TAMPERED: {t}");
-                    ExitCode::from(1)
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Command::Audit { command } => audit::run(command),
         Command::Schema => {
             let schema = schemars::schema_for!(corsgate_config::Config);
             match serde_json::to_string_pretty(&schema) {
@@ -379,7 +373,7 @@ fn main() -> ExitCode {
             // With an admin API, the store decides what is served.
             let admin = loaded.config.admin.clone();
             let (loaded, managed) = match &admin {
-                Some(_) => match manage::open(&data_dir, &name, &text, loaded) {
+                Some(a) => match manage::open(&data_dir, a, &name, &text, loaded) {
                     Ok(m) => (m.loaded.clone(), Some(m)),
                     Err(e) => {
                         eprintln!("{e}");

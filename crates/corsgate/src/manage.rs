@@ -25,38 +25,139 @@ pub struct Managed {
     pub store: Store,
     /// What to serve: the store's active version.
     pub loaded: Loaded,
+    /// The version served.
+    pub served: Option<i64>,
+    /// The first problem start-up found in the store, if any.
+    pub integrity: Option<String>,
+}
+
+/// Load the audit signing key named by the configuration into `store`.
+fn sign(store: &mut Store, admin: &corsgate_config::Admin, data_dir: &Path) -> Result<(), String> {
+    let Some(key) = &admin.audit_key_file else {
+        tracing::warn!(
+            "admin.auditKeyFile is not set: audit entries are hash-chained but not signed, so \
+             someone who can write the data directory can rewrite the chain undetected \
+             (create a key with `corsgate audit keygen`)"
+        );
+        return Ok(());
+    };
+    let signer = corsgate_store::Signer::read(Path::new(key)).map_err(|e| e.to_string())?;
+    let inside = |p: &Path| {
+        let (Ok(k), Ok(d)) = (p.canonicalize(), data_dir.canonicalize()) else {
+            return false;
+        };
+        k.starts_with(d)
+    };
+    if inside(Path::new(key)) {
+        tracing::warn!(
+            key,
+            "the audit signing key is inside the data directory: whoever can write the store can \
+             read the key and re-sign a rewritten chain; keep it elsewhere"
+        );
+    }
+    let previous = admin
+        .audit_previous_public_key_files
+        .iter()
+        .map(|p| corsgate_store::PublicKey::read(Path::new(p)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::info!(key_id = signer.public().id(), "audit entries are signed");
+    store
+        .sign_with(signer, previous)
+        .map_err(|e| format!("store: {e}"))?;
+    Ok(())
 }
 
 /// Open the store in `data_dir` and decide what to serve.
-pub fn open(data_dir: &Path, file: &str, text: &str, loaded: Loaded) -> Result<Managed, String> {
+pub fn open(
+    data_dir: &Path,
+    admin: &corsgate_config::Admin,
+    file: &str,
+    text: &str,
+    loaded: Loaded,
+) -> Result<Managed, String> {
     let mut store = Store::open(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let active = store.active().map_err(|e| e.to_string())?;
-    match active {
-        None => {
-            let v = store
-                .apply(None, "file", &format!("bootstrap from {file}"), text)
-                .map_err(|e| e.to_string())?;
-            tracing::info!(
-                version = v.id,
-                file,
-                "store bootstrapped from the configuration file"
-            );
-            Ok(Managed { store, loaded })
-        }
-        Some(v) if v.content == text => Ok(Managed { store, loaded }),
-        Some(v) => {
-            tracing::warn!(
-                version = v.id,
-                file,
-                "the configuration file differs from the store's active version; serving the store's \
-                 version (apply the file through the admin API to make it active)"
-            );
-            let loaded =
-                corsgate_config::load_str(&v.content, Some(&format!("store version {}", v.id)))
-                    .map_err(|e| e.to_string())?;
-            Ok(Managed { store, loaded })
-        }
+    sign(&mut store, admin, data_dir)?;
+    let (newest, report) = store.newest_verified().map_err(|e| format!("store: {e}"))?;
+    for p in &report.problems {
+        tracing::error!(problem = %p, "STORE TAMPERED: the management store failed verification");
     }
+    let integrity = report.problems.first().map(ToString::to_string);
+    if report.versions == 0 && integrity.is_none() {
+        let v = store
+            .apply(None, "file", &format!("bootstrap from {file}"), text)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            version = v.id,
+            file,
+            "store bootstrapped from the configuration file"
+        );
+        return Ok(Managed {
+            store,
+            loaded,
+            served: Some(v.id),
+            integrity,
+        });
+    }
+    let Some(newest) = newest else {
+        return Err(format!(
+            "{}: no stored version verifies ({}); nothing stored is served. Keep the file for \
+             investigation, move it aside and start again to bootstrap from {file}",
+            store.path().display(),
+            integrity.unwrap_or_default()
+        ));
+    };
+    let active_id = store.active_id().map_err(|e| format!("store: {e}"))?;
+    let active = match active_id {
+        Some(id) if id != newest.id => {
+            let v = store
+                .history()
+                .ok()
+                .and_then(|h| h.into_iter().find(|v| v.id == id));
+            match v.filter(|v| report.version_problem(v).is_none()) {
+                Some(v) => v,
+                None => {
+                    tracing::error!(
+                        active = id,
+                        serving = newest.id,
+                        "the active version failed verification; serving the newest version that verifies"
+                    );
+                    newest
+                }
+            }
+        }
+        _ => newest,
+    };
+    let mut m = managed_from(store, file, text, loaded, active)?;
+    m.integrity = integrity;
+    Ok(m)
+}
+
+fn managed_from(
+    store: Store,
+    file: &str,
+    text: &str,
+    loaded: Loaded,
+    v: corsgate_store::Version,
+) -> Result<Managed, String> {
+    let served = Some(v.id);
+    let loaded = if v.content == text {
+        loaded
+    } else {
+        tracing::warn!(
+            version = v.id,
+            file,
+            "the configuration file differs from the store's version; serving the store's \
+             version (apply the file through the admin API to make it active)"
+        );
+        corsgate_config::load_str(&v.content, Some(&format!("store version {}", v.id)))
+            .map_err(|e| e.to_string())?
+    };
+    Ok(Managed {
+        store,
+        loaded,
+        served,
+        integrity: None,
+    })
 }
 
 /// A running admin API and what the gateway's main loop needs of it.
@@ -71,6 +172,8 @@ pub struct AdminRuntime {
     pub store: Arc<Mutex<Store>>,
     /// The same activation path the admin API uses.
     pub activate: corsgate_admin::Activate,
+    /// The gateway's metrics (the version gauge follows SIGHUP applies).
+    pub metrics: Arc<corsgate_gateway::metrics::Metrics>,
 }
 
 /// Start the admin API; activations arrive on the returned channel and
@@ -91,18 +194,26 @@ pub async fn start_admin(
             .blocking_recv()
             .map_err(|_| "the gateway is shutting down".to_owned())?
     });
-    if let Ok(Some(v)) = managed.store.active() {
-        metrics.set_config_version(v.id);
+    if let Some(v) = managed.served {
+        metrics.set_config_version(v);
     }
+    let tls = match &admin.tls {
+        Some(t) => Some(corsgate_admin::tls_acceptor(t)?),
+        None => None,
+    };
     let store = Arc::new(Mutex::new(managed.store));
     let state = Arc::new(AdminState {
-        metrics: Some(Arc::new(GatewayMetrics(metrics))),
+        metrics: Some(Arc::new(GatewayMetrics(metrics.clone()))),
         shadow: Some(Arc::new(GatewayShadow(shadow))),
         used: Mutex::default(),
         store: store.clone(),
         tokens: admin.tokens.iter().filter_map(Token::from_config).collect(),
         max_body: admin.max_body_bytes,
         activate: activate.clone(),
+        limits: corsgate_admin::Limits::from_config(admin),
+        tls,
+        denials: corsgate_admin::Denials::default(),
+        integrity: Mutex::new(managed.integrity),
     });
     let listener = tokio::net::TcpListener::bind(&admin.listen)
         .await
@@ -116,6 +227,7 @@ pub async fn start_admin(
         addr,
         store,
         activate,
+        metrics,
     })
 }
 
@@ -126,6 +238,7 @@ pub async fn start_admin(
 pub fn reload_from_file(rt: &AdminRuntime, path: &Path) {
     let store = rt.store.clone();
     let activate = rt.activate.clone();
+    let metrics = rt.metrics.clone();
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let file = path.display().to_string();
@@ -138,16 +251,23 @@ pub fn reload_from_file(rt: &AdminRuntime, path: &Path) {
         };
         let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
         match store.reload_from_file(&file, &text, &mut |l| activate(l)) {
-            Ok(Some(v)) => tracing::info!(
-                version = v.id,
-                file,
-                "SIGHUP: configuration file applied as a new version"
-            ),
+            Ok(Some(v)) => {
+                metrics.set_config_version(v.id);
+                tracing::info!(
+                    version = v.id,
+                    file,
+                    "SIGHUP: configuration file applied as a new version"
+                );
+            }
             Ok(None) => tracing::info!(
                 file,
                 "SIGHUP: the file equals the active version; nothing to do"
             ),
             Err(e) => {
+                // A failure inside the gateway is counted by its reload.
+                if !matches!(e, corsgate_store::ApplyError::NotApplied(_)) {
+                    metrics.reloaded(false);
+                }
                 tracing::error!(file, error = %e, "SIGHUP: configuration file refused; the running configuration stays in force")
             }
         }
@@ -163,6 +283,9 @@ impl corsgate_admin::MetricsSource for GatewayMetrics {
     }
     fn set_version(&self, version: i64) {
         self.0.set_config_version(version);
+    }
+    fn refused(&self) {
+        self.0.reloaded(false);
     }
 }
 

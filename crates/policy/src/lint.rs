@@ -73,11 +73,14 @@ pub enum LintId {
     /// Rules a preflight cannot tell apart select different policies (raised
     /// by the routing layer, R17).
     PreflightAmbiguous,
+    /// The admin API listens beyond loopback without TLS, so bearer tokens
+    /// cross the network in clear (raised by the configuration layer).
+    AdminPlaintext,
 }
 
 impl LintId {
     /// All IDs, for documentation and tests.
-    pub const ALL: [LintId; 17] = [
+    pub const ALL: [LintId; 18] = [
         LintId::CredAny,
         LintId::PublicSuffix,
         LintId::RegexDot,
@@ -95,6 +98,7 @@ impl LintId {
         LintId::ExposeStarCreds,
         LintId::Null,
         LintId::PreflightAmbiguous,
+        LintId::AdminPlaintext,
     ];
 
     /// The stable ID.
@@ -117,6 +121,7 @@ impl LintId {
             LintId::ExposeStarCreds => "L-EXPOSE-STAR-CREDS",
             LintId::Null => "L-NULL",
             LintId::PreflightAmbiguous => "L-PREFLIGHT-AMBIGUOUS",
+            LintId::AdminPlaintext => "L-ADMIN-PLAINTEXT",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The audit log: append-only, every entry hash-chained to the one before.
+//! The audit log: append-only, every entry hash-chained to the one before,
+//! and the head after each entry signed.
 //!
 //! `hash = SHA-256(previous hash ‖ canonical entry)`, where the canonical
 //! entry is the JSON object of its fields (`at`, `actor`, `action`,
@@ -8,13 +9,30 @@
 //! neighbour and is reported as a reordering rather than an edit. A head
 //! record (count and last hash), written in the same transaction as each
 //! entry, makes a deleted or appended last entry visible too.
+//!
+//! With a signing key ([`crate::signing`]), each entry also carries the
+//! Ed25519 signature of the head it produced (`seq`, `hash`) and the id of
+//! the key: recomputing hashes after an edit then no longer verifies,
+//! because the key is not in the store. Rows are read column by column as
+//! whatever SQLite holds, so a value of the wrong type is reported as a
+//! tampered entry ([`crate::Tamper::Malformed`]) instead of a read error.
 
+use crate::rows::{Cells, Malformed};
+use crate::signing::Signer;
+use crate::Tamper;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Actions that create a version; each version has exactly one of them.
+pub const VERSION_ACTIONS: [&str; 3] = [
+    "config.applied",
+    "config.rolled_back",
+    "config.reloaded_from_file",
+];
 
 /// One audit entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -26,7 +44,8 @@ pub struct Entry {
     /// Who (a token name, `file`, `system`).
     pub actor: String,
     /// What (`config.applied`, `config.rejected`, `config.rolled_back`,
-    /// `config.reloaded_from_file`, `token.used`).
+    /// `config.reloaded_from_file`, `token.used`, `token.denied`,
+    /// `audit.signing_key`).
     pub action: String,
     /// The configuration version concerned, if any.
     pub version: Option<i64>,
@@ -34,8 +53,32 @@ pub struct Entry {
     pub detail: String,
     /// The previous entry's hash.
     pub prev_hash: String,
-    /// This entry's hash.
+    /// This entry's hash: the chain head after it.
     pub hash: String,
+    /// The id of the key that signed the head after this entry.
+    pub key_id: Option<String>,
+    /// That signature (hex); `None` for entries written without a key.
+    pub sig: Option<String>,
+}
+
+impl Entry {
+    /// Does the entry's content still produce its hash?
+    pub fn hash_matches(&self) -> bool {
+        chain_hash(
+            &self.prev_hash,
+            &self.at,
+            &self.actor,
+            &self.action,
+            self.version,
+            &self.detail,
+        ) == self.hash
+    }
+
+    /// The content hash a version-creating entry recorded.
+    pub fn recorded_content_hash(&self) -> Option<String> {
+        let detail: serde_json::Value = serde_json::from_str(&self.detail).ok()?;
+        detail["content_hash"].as_str().map(str::to_owned)
+    }
 }
 
 #[derive(Serialize)]
@@ -72,6 +115,9 @@ pub fn chain_hash(
     hex::encode(h.finalize())
 }
 
+/// Create the tables, and bring a store written before signing existed up
+/// to date: the two signature columns are added (old entries keep theirs
+/// empty, so their hashes and the chain are unchanged).
 pub(crate) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS audit (
@@ -89,32 +135,48 @@ pub(crate) fn create(conn: &Connection) -> rusqlite::Result<()> {
              count INTEGER NOT NULL,
              hash TEXT NOT NULL
          );",
-    )
+    )?;
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('audit')")?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for column in ["key_id", "sig"] {
+        if !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!("ALTER TABLE audit ADD COLUMN {column} TEXT"))?;
+        }
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS audit_version ON audit(version)")
 }
 
-/// Append an entry inside `tx`; returns it.
+/// The head record: entry count and last hash.
+pub(crate) fn head(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
+    conn.query_row(
+        "SELECT count, hash FROM audit_head WHERE singleton = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Append an entry inside `tx`, signed when `signer` is given; returns it.
 pub(crate) fn append(
     tx: &Transaction<'_>,
+    signer: Option<&Signer>,
     at: &str,
     actor: &str,
     action: &str,
     version: Option<i64>,
     detail: &str,
 ) -> rusqlite::Result<Entry> {
-    let (count, prev): (i64, String) = tx
-        .query_row(
-            "SELECT count, hash FROM audit_head WHERE singleton = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .unwrap_or((0, GENESIS.to_owned()));
+    let (count, prev) = head(tx)?.unwrap_or((0, GENESIS.to_owned()));
     let seq = count + 1;
     let hash = chain_hash(&prev, at, actor, action, version, detail);
+    let key_id = signer.map(|s| s.public().id().to_owned());
+    let sig = signer.map(|s| s.sign_head(seq, &hash));
     tx.execute(
-        "INSERT INTO audit (seq, at, actor, action, version, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![seq, at, actor, action, version, detail, prev, hash],
+        "INSERT INTO audit (seq, at, actor, action, version, detail, prev_hash, hash, key_id, sig)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![seq, at, actor, action, version, detail, prev, hash, key_id, sig],
     )?;
     tx.execute(
         "INSERT INTO audit_head (singleton, count, hash) VALUES (1, ?1, ?2)
@@ -130,8 +192,12 @@ pub(crate) fn append(
         detail: detail.to_owned(),
         prev_hash: prev,
         hash,
+        key_id,
+        sig,
     };
-    // Also a structured log line, for shipping to a SIEM.
+    // Also a structured log line, for shipping to a SIEM: `head` is the
+    // chain head after this entry, the value `audit verify --expect-head`
+    // takes, so a copy kept outside this host anchors the chain.
     tracing::info!(
         target: "corsgate::audit",
         seq = entry.seq,
@@ -140,114 +206,92 @@ pub(crate) fn append(
         action = %entry.action,
         version = entry.version,
         detail = %entry.detail,
-        hash = %entry.hash,
+        head = %entry.hash,
+        key_id = entry.key_id.as_deref().unwrap_or(""),
         "audit"
     );
     Ok(entry)
 }
 
-/// Every entry, in sequence order.
-pub(crate) fn entries(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, version, detail, prev_hash, hash FROM audit ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Entry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            version: r.get(4)?,
-            detail: r.get(5)?,
-            prev_hash: r.get(6)?,
-            hash: r.get(7)?,
-        })
-    })?;
-    rows.collect()
+const ENTRY_COLUMNS: &str = "seq, at, actor, action, version, detail, prev_hash, hash, key_id, sig";
+
+fn entry_of(c: &Cells) -> Result<Entry, Malformed> {
+    Ok(Entry {
+        seq: c.int(0)?,
+        at: c.text(1)?,
+        actor: c.text(2)?,
+        action: c.text(3)?,
+        version: c.opt_int(4)?,
+        detail: c.text(5)?,
+        prev_hash: c.text(6)?,
+        hash: c.text(7)?,
+        key_id: c.opt_text(8)?,
+        sig: c.opt_text(9)?,
+    })
 }
 
-/// What `verify` found wrong, naming the first affected entry.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Tamper {
-    /// The entry's content no longer matches its hash.
-    #[error("audit entry {0} was edited: its content does not match its hash")]
-    Edited(i64),
-    /// An entry is missing before this position (or at the end).
-    #[error("audit entry {0} was deleted")]
-    Deleted(i64),
-    /// An entry that the chain does not account for.
-    #[error("audit entry {0} was inserted: it is not part of the chain")]
-    Inserted(i64),
-    /// Entries were moved: this one does not follow the one before it.
-    #[error("audit entry {0} was reordered: it does not follow entry {1} in the chain")]
-    Reordered(i64, i64),
+/// Every entry in sequence order; a row whose columns do not have the
+/// types corsgate writes is the tampering it names.
+pub(crate) fn entries(conn: &Connection) -> rusqlite::Result<Vec<Result<Entry, Tamper>>> {
+    crate::rows::read(
+        conn,
+        "audit",
+        &format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq"),
+        &[
+            "seq",
+            "at",
+            "actor",
+            "action",
+            "version",
+            "detail",
+            "prev_hash",
+            "hash",
+            "key_id",
+            "sig",
+        ],
+        entry_of,
+    )
 }
 
-/// Walk the chain; `Ok(n)` when all `n` entries are intact.
-pub(crate) fn verify(conn: &Connection) -> Result<usize, VerifyError> {
-    let entries = entries(conn)?;
-    let head: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT count, hash FROM audit_head WHERE singleton = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+/// The chain walk over `entries`: how many lead the chain intact from the
+/// start, and the first problem after them.
+pub(crate) fn walk(entries: &[Entry], head: Option<(i64, String)>) -> (usize, Option<Tamper>) {
     let (head_count, head_hash) = head.unwrap_or((0, GENESIS.to_owned()));
-    let hashes: std::collections::HashMap<&str, i64> = entries
-        .iter()
-        .map(|e| (e.prev_hash.as_str(), e.seq))
-        .collect();
-    let mut prev_hash = GENESIS.to_owned();
-    let mut expected = 1;
-    for e in &entries {
-        let recomputed = chain_hash(
-            &e.prev_hash,
-            &e.at,
-            &e.actor,
-            &e.action,
-            e.version,
-            &e.detail,
-        );
+    let linked: std::collections::HashSet<&str> =
+        entries.iter().map(|e| e.prev_hash.as_str()).collect();
+    let mut prev_hash = GENESIS;
+    for (i, e) in entries.iter().enumerate() {
+        let expected = i as i64 + 1;
         if e.seq > head_count {
-            return Err(Tamper::Inserted(e.seq).into());
+            return (i, Some(Tamper::Inserted(e.seq)));
         }
         if e.seq != expected {
-            return Err(Tamper::Deleted(expected).into());
+            return (i, Some(Tamper::Deleted(expected)));
         }
-        if recomputed != e.hash {
-            return Err(Tamper::Edited(e.seq).into());
+        if !e.hash_matches() {
+            return (i, Some(Tamper::Edited(e.seq)));
         }
         if e.prev_hash != prev_hash {
             // Self-consistent but in the wrong place: moved, unless no
             // entry anywhere links to it (then it was made up).
-            let linked = hashes.contains_key(e.hash.as_str()) || e.hash == head_hash;
-            return Err(if linked {
-                Tamper::Reordered(e.seq, e.seq - 1)
-            } else {
-                Tamper::Inserted(e.seq)
-            }
-            .into());
+            let moved = linked.contains(e.hash.as_str()) || e.hash == head_hash;
+            return (
+                i,
+                Some(if moved {
+                    Tamper::Reordered(e.seq, e.seq - 1)
+                } else {
+                    Tamper::Inserted(e.seq)
+                }),
+            );
         }
-        prev_hash.clone_from(&e.hash);
-        expected += 1;
+        prev_hash = &e.hash;
     }
-    if expected - 1 < head_count {
-        return Err(Tamper::Deleted(expected).into());
+    let n = entries.len();
+    if (n as i64) < head_count {
+        return (n, Some(Tamper::Deleted(n as i64 + 1)));
     }
     if prev_hash != head_hash {
-        return Err(Tamper::Edited(expected - 1).into());
+        return (n.saturating_sub(1), Some(Tamper::Edited(n as i64)));
     }
-    Ok(entries.len())
-}
-
-/// Why verification failed.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    /// The chain is broken.
-    #[error(transparent)]
-    Tamper(#[from] Tamper),
-    /// The database could not be read.
-    #[error("cannot read the audit log: {0}")]
-    Db(#[from] rusqlite::Error),
+    (n, None)
 }

@@ -7,8 +7,12 @@
 //!   time, comment, full content, content hash, lint results and policy-test
 //!   results; one of them is *active*;
 //! - **audit**: an append-only log, each entry hash-chained to the previous
-//!   one ([`audit`]), written in the same transaction as the change it
-//!   records.
+//!   one and the head after it signed ([`audit`], [`signing`]), written in
+//!   the same transaction as the change it records.
+//!
+//! Nothing read back is taken on trust: a version is returned only if its
+//! content matches its hash and an authenticated audit entry recorded that
+//! hash ([`verify`]); otherwise the read fails with the [`Tamper`] found.
 //!
 //! A candidate is validated completely (syntax, references, policy
 //! compilation, lints, policy tests) *before* anything is written; a
@@ -21,6 +25,9 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+mod rows;
+pub mod signing;
+pub mod verify;
 
 use corsgate_config::Loaded;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -28,7 +35,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-pub use audit::{Entry, Tamper, VerifyError};
+pub use audit::Entry;
+pub use signing::{KeyError, PublicKey, Signer};
+pub use verify::{Report, Signing, Tamper, VerifyError};
 
 /// One stored configuration version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -75,16 +84,42 @@ pub enum ApplyError {
     /// use, an unreadable certificate); not stored.
     #[error("the gateway could not apply it: {0}")]
     NotApplied(String),
+    /// A stored version failed verification (rollback to it, or the
+    /// active one); nothing was changed.
+    #[error("store integrity: {0}")]
+    Tampered(Tamper),
     /// The database failed.
     #[error("store: {0}")]
     Db(#[from] rusqlite::Error),
+}
+
+impl From<VerifyError> for ApplyError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Tamper(t) => ApplyError::Tampered(t),
+            VerifyError::Db(e) => ApplyError::Db(e),
+        }
+    }
 }
 
 /// The store.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Signs each new entry's head, when configured.
+    signer: Option<Signer>,
+    /// Keys whose signatures are trusted (the signer's own among them).
+    keys: Vec<PublicKey>,
+    /// How far signatures were checked already.
+    checked: verify::Checked,
+    /// The last chain walk, with SQLite's `data_version` and the head it
+    /// saw: while neither changed, no other connection wrote the file and
+    /// this one appended nothing, so the walk still holds.
+    walked: std::sync::Mutex<Option<Walked>>,
 }
+
+/// A chain walk and what it was made against: `data_version`, the head.
+type Walked = (i64, Option<(i64, String)>, Report);
 
 fn now() -> String {
     time::OffsetDateTime::now_utc()
@@ -92,25 +127,48 @@ fn now() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 const VERSION_COLUMNS: &str =
     "id, parent, author, created_at, comment, content, content_hash, lints, policy_tests";
 
-fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Version> {
-    Ok(Version {
-        id: r.get(0)?,
-        parent: r.get(1)?,
-        author: r.get(2)?,
-        created_at: r.get(3)?,
-        comment: r.get(4)?,
-        content: r.get(5)?,
-        content_hash: r.get(6)?,
-        lints: r.get(7)?,
-        policy_tests: r.get(8)?,
-    })
+/// Versions matching `filter` (an SQL tail: `WHERE …`), oldest first, each
+/// read leniently ([`rows`]).
+pub(crate) fn read_versions(
+    conn: &Connection,
+    filter: &str,
+) -> rusqlite::Result<Vec<Result<Version, Tamper>>> {
+    rows::read(
+        conn,
+        "versions",
+        &format!("SELECT {VERSION_COLUMNS} FROM versions {filter} ORDER BY id"),
+        &[
+            "id",
+            "parent",
+            "author",
+            "created_at",
+            "comment",
+            "content",
+            "content_hash",
+            "lints",
+            "policy_tests",
+        ],
+        |c| {
+            Ok(Version {
+                id: c.int(0)?,
+                parent: c.opt_int(1)?,
+                author: c.text(2)?,
+                created_at: c.text(3)?,
+                comment: c.text(4)?,
+                content: c.text(5)?,
+                content_hash: c.text(6)?,
+                lints: c.text(7)?,
+                policy_tests: c.text(8)?,
+            })
+        },
+    )
 }
 
 impl Store {
@@ -145,7 +203,144 @@ impl Store {
              );",
         )?;
         audit::create(&conn)?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            signer: None,
+            keys: Vec::new(),
+            checked: verify::Checked::default(),
+            walked: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Sign every entry from now on with `signer`, and trust signatures by
+    /// it and by `previous` (public keys of earlier signing keys). When the
+    /// head is not signed by this key yet (a store written before signing,
+    /// or after a key rotation), an `audit.signing_key` entry is appended
+    /// first: its signed head covers the whole history before it through
+    /// the chain, so nothing has to be rewritten.
+    pub fn sign_with(
+        &mut self,
+        signer: Signer,
+        previous: Vec<PublicKey>,
+    ) -> rusqlite::Result<Option<Entry>> {
+        self.keys = previous;
+        self.keys.push(signer.public().clone());
+        let last: Option<(i64, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT seq, key_id FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1).ok().flatten())),
+            )
+            .optional()?;
+        let id = signer.public().id().to_owned();
+        self.signer = Some(signer);
+        let previous_key = match &last {
+            Some((_, Some(k))) if *k == id => return Ok(None),
+            Some((_, k)) => k.clone(),
+            None => None,
+        };
+        // Never sign over a chain that does not verify: the new signature
+        // would seem to vouch for what was changed.
+        let report = self.verify(None)?;
+        let unsigned = report.signing == Signing::Unsigned;
+        let problems: Vec<&Tamper> = report
+            .problems
+            .iter()
+            .filter(|p| !(unsigned && matches!(p, Tamper::HeadNotSigned(..))))
+            .collect();
+        if !problems.is_empty() {
+            tracing::error!(problem = %problems[0], "the audit chain does not verify; no signing entry is added over it");
+            return Ok(None);
+        }
+        if unsigned {
+            tracing::warn!(
+                entries = report.entries,
+                "the audit log has no signatures yet; signing from now on, covering the earlier entries \
+                 (if this store was signed before, its signatures were removed: check it with \
+                 `corsgate audit verify --expect-head`)"
+            );
+        }
+        let detail = serde_json::json!({
+            "keyId": id,
+            "previousKeyId": previous_key,
+            "entriesBefore": last.as_ref().map_or(0, |l| l.0),
+        });
+        self.record("system", "audit.signing_key", None, &detail)
+            .map(Some)
+    }
+
+    /// The keys whose signatures this store trusts.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// Verify everything (every signature), with the store's trusted keys
+    /// and `expect_head`, the head hash recorded outside the store.
+    pub fn verify(&self, expect_head: Option<&str>) -> rusqlite::Result<Report> {
+        verify::check(&self.conn, &self.keys, expect_head, None, true)
+    }
+
+    /// [`Store::verify`] with other keys (the `audit verify` command).
+    pub fn verify_with(
+        &self,
+        keys: &[PublicKey],
+        expect_head: Option<&str>,
+    ) -> rusqlite::Result<Report> {
+        verify::check(&self.conn, keys, expect_head, None, true)
+    }
+
+    fn checked(&self, v: Option<Result<Version, Tamper>>) -> Result<Option<Version>, VerifyError> {
+        let Some(v) = v.transpose()? else {
+            return Ok(None);
+        };
+        let data_version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let head = audit::head(&self.conn)?;
+        let mut walked = self.walked.lock().unwrap_or_else(|p| p.into_inner());
+        let report = match &*walked {
+            Some((dv, h, r)) if *dv == data_version && *h == head => r.clone(),
+            _ => {
+                let r = verify::check(&self.conn, &self.keys, None, Some(&self.checked), false)?;
+                *walked = Some((data_version, head, r.clone()));
+                r
+            }
+        };
+        drop(walked);
+        match report.version_problem(&v) {
+            Some(t) => {
+                tracing::error!(version = v.id, problem = %t, "a stored version failed verification and is not used");
+                Err(t.into())
+            }
+            None => Ok(Some(v)),
+        }
+    }
+
+    /// The newest version that verifies, with the report that says so;
+    /// what start-up serves when the active version does not verify.
+    pub fn newest_verified(&self) -> rusqlite::Result<(Option<Version>, Report)> {
+        let report = self.verify(None)?;
+        let newest = read_versions(&self.conn, "")?
+            .into_iter()
+            .filter_map(Result::ok)
+            .rfind(|v| report.version_problem(v).is_none());
+        Ok((newest, report))
+    }
+
+    /// The id the `active` table names, unverified.
+    pub fn active_id(&self) -> rusqlite::Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT version FROM active WHERE singleton = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+    }
+
+    /// The head hash (`None` for an empty log).
+    pub fn head(&self) -> rusqlite::Result<Option<(i64, String)>> {
+        audit::head(&self.conn)
     }
 
     /// The database file.
@@ -153,37 +348,28 @@ impl Store {
         &self.path
     }
 
-    /// The active version, if any.
-    pub fn active(&self) -> rusqlite::Result<Option<Version>> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {VERSION_COLUMNS} FROM versions WHERE id = (SELECT version FROM active WHERE singleton = 1)"
-                ),
-                [],
-                version_row,
-            )
-            .optional()
+    /// The active version, if any, verified.
+    pub fn active(&self) -> Result<Option<Version>, VerifyError> {
+        match self.active_id()? {
+            Some(id) => self.get(id),
+            None => Ok(None),
+        }
     }
 
-    /// One version.
-    pub fn get(&self, id: i64) -> rusqlite::Result<Option<Version>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {VERSION_COLUMNS} FROM versions WHERE id = ?1"),
-                [id],
-                version_row,
-            )
-            .optional()
+    /// One version, verified: its content matches its hash and an
+    /// authenticated audit entry recorded that hash.
+    pub fn get(&self, id: i64) -> Result<Option<Version>, VerifyError> {
+        let row = read_versions(&self.conn, &format!("WHERE id = {id}"))?;
+        self.checked(row.into_iter().next())
     }
 
-    /// Every version, oldest first.
-    pub fn history(&self) -> rusqlite::Result<Vec<Version>> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {VERSION_COLUMNS} FROM versions ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], version_row)?;
-        rows.collect()
+    /// Every version, oldest first (listing only: content is verified when
+    /// a version is read with [`Store::get`]); a malformed row fails.
+    pub fn history(&self) -> Result<Vec<Version>, VerifyError> {
+        read_versions(&self.conn, "")?
+            .into_iter()
+            .map(|r| r.map_err(VerifyError::from))
+            .collect()
     }
 
     /// Validate `content` and, if it is valid and `based_on` is still the
@@ -237,6 +423,7 @@ impl Store {
         let at = now();
         // IMMEDIATE: the base check and the write are one atomic step even
         // with several processes on the same file.
+        let signer = self.signer.as_ref();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -251,7 +438,7 @@ impl Store {
         let Some(loaded) = report.loaded.as_ref().filter(|_| report.errors.is_empty()) else {
             let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
             let detail = serde_json::json!({ "comment": comment, "errors": errors }).to_string();
-            audit::append(&tx, &at, author, "config.rejected", None, &detail)?;
+            audit::append(&tx, signer, &at, author, "config.rejected", None, &detail)?;
             tx.commit()?;
             return Err(ApplyError::Rejected(errors));
         };
@@ -260,7 +447,7 @@ impl Store {
             // in the same transaction instead.
             let detail =
                 serde_json::json!({ "comment": comment, "errors": [why.clone()] }).to_string();
-            audit::append(&tx, &at, author, "config.rejected", None, &detail)?;
+            audit::append(&tx, signer, &at, author, "config.rejected", None, &detail)?;
             tx.commit()?;
             return Err(ApplyError::NotApplied(why));
         }
@@ -289,7 +476,7 @@ impl Store {
             "content_hash": hash,
         })
         .to_string();
-        audit::append(&tx, &at, author, action, Some(id), &detail)?;
+        audit::append(&tx, signer, &at, author, action, Some(id), &detail)?;
         tx.commit()?;
         self.get(id)?.ok_or(ApplyError::NoSuchVersion(id))
     }
@@ -365,22 +552,39 @@ impl Store {
         version: Option<i64>,
         detail: &serde_json::Value,
     ) -> rusqlite::Result<Entry> {
+        let signer = self.signer.as_ref();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let e = audit::append(&tx, &now(), actor, action, version, &detail.to_string())?;
+        let e = audit::append(
+            &tx,
+            signer,
+            &now(),
+            actor,
+            action,
+            version,
+            &detail.to_string(),
+        )?;
         tx.commit()?;
         Ok(e)
     }
 
-    /// The audit log, oldest first.
-    pub fn audit(&self) -> rusqlite::Result<Vec<Entry>> {
-        audit::entries(&self.conn)
+    /// The audit log, oldest first; a malformed row fails, named.
+    pub fn audit(&self) -> Result<Vec<Entry>, VerifyError> {
+        audit::entries(&self.conn)?
+            .into_iter()
+            .map(|r| r.map_err(VerifyError::from))
+            .collect()
     }
 
-    /// Walk the audit chain; the number of intact entries, or the first
-    /// edited, deleted, inserted or reordered one.
+    /// Verify the store with its trusted keys; the number of entries, or
+    /// the first problem (an edited, deleted, inserted, reordered, forged
+    /// or malformed entry; a version that does not match).
     pub fn verify_audit(&self) -> Result<usize, VerifyError> {
-        audit::verify(&self.conn)
+        let report = self.verify(None)?;
+        match report.problems.into_iter().next() {
+            Some(t) => Err(t.into()),
+            None => Ok(report.entries),
+        }
     }
 }
