@@ -236,13 +236,12 @@ fn forward(errors: &mut Errors<'_>, at: &str, f: &Forward, prefix_cond: Option<&
         );
     }
     for (ui, u) in f.upstreams.iter().enumerate() {
-        match u.parse::<http::Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {}
-            _ => errors.push(
+        if let Some(why) = not_an_upstream(u) {
+            errors.push(
                 format!("{at}.upstreams[{ui}]"),
                 E::InvalidUpstream,
-                format!("{u:?} is not an http://host:port URL"),
-            ),
+                format!("{u:?} is not an http://host:port URL: {why}"),
+            );
         }
     }
     let rewrite = f.rewrite.as_ref();
@@ -274,6 +273,32 @@ fn forward(errors: &mut Errors<'_>, at: &str, f: &Forward, prefix_cond: Option<&
         http2: f.http2,
         rewrite_host,
         rewrite_path,
+    }
+}
+
+/// Why `u` is not an `http://host:port` base URL. The two upstream
+/// clients read it differently: one connects to everything after
+/// `http://`, the other builds a URL, so a path, a user or a missing port
+/// would work on one path and fail (or go elsewhere) on the other.
+fn not_an_upstream(u: &str) -> Option<&'static str> {
+    let Ok(uri) = u.parse::<http::Uri>() else {
+        return Some("not a URL");
+    };
+    let Some(authority) = uri.authority() else {
+        return Some("no host");
+    };
+    if uri.scheme_str() != Some("http") {
+        return Some("the scheme is http");
+    }
+    if authority.as_str().contains('@') {
+        return Some("no user information");
+    }
+    if authority.port_u16().is_none_or(|p| p == 0) {
+        return Some("the port is explicit (1 to 65535)");
+    }
+    match uri.path_and_query().map(|pq| pq.as_str()) {
+        None | Some("" | "/") => None,
+        Some(_) => Some("no path or query (use forward.rewrite.path)"),
     }
 }
 

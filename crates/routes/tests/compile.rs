@@ -360,6 +360,34 @@ fn every_refusal_has_its_id_and_location() {
             5,
             34,
         ),
+        (
+            r#"{ forward: { upstreams: ["http://x"] } }"#,
+            "vservices[0].rules[0].forward.upstreams[0]",
+            "invalid-upstream",
+            5,
+            34,
+        ),
+        (
+            r#"{ forward: { upstreams: ["http://x:1/base"] } }"#,
+            "vservices[0].rules[0].forward.upstreams[0]",
+            "invalid-upstream",
+            5,
+            34,
+        ),
+        (
+            r#"{ forward: { upstreams: ["http://u@x:1"] } }"#,
+            "vservices[0].rules[0].forward.upstreams[0]",
+            "invalid-upstream",
+            5,
+            34,
+        ),
+        (
+            r#"{ forward: { upstreams: ["http://x:0"] } }"#,
+            "vservices[0].rules[0].forward.upstreams[0]",
+            "invalid-upstream",
+            5,
+            34,
+        ),
         // Header changes with invalid names or values used to be dropped.
         (
             r#"{ direct: { status: 200 }, requestHeaders: { set: { "x y": v } } }"#,
