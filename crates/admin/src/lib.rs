@@ -426,7 +426,7 @@ pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Re
         )),
         (&Method::POST, ["api", "v1", "shadow"]) => match parse_json::<ShadowBody>(&body) {
             Ok(b) => {
-                let report = corsgate_config::check_str(&b.content, Some("<candidate>"));
+                let report = corsgate_routes::check_str(&b.content, Some("<candidate>"));
                 match report.loaded {
                     Some(loaded) if report.errors.is_empty() => {
                         if let Some(sh) = &state.shadow {

@@ -78,8 +78,9 @@ pub struct Imported {
     pub vservices: Vec<VService>,
     /// Notes.
     pub notes: Vec<Note>,
-    /// Problems that refuse the configuration.
-    pub errors: Vec<(Source, String)>,
+    /// Problems that refuse the configuration, with a stable ID where
+    /// they have one.
+    pub errors: Vec<(Source, Option<&'static str>, String)>,
     /// Native path (`vservices[0].rules[3]`, relative to the generated
     /// vServices; `policies.NAME`) → where it came from.
     pub provenance: Vec<(String, Source)>,
@@ -191,7 +192,12 @@ impl Ctx<'_> {
     }
     fn error(&mut self, path: &str, message: String) {
         let source = self.src(path);
-        self.out.errors.push((source, message));
+        self.out.errors.push((source, None, message));
+    }
+    /// A refusal with a stable ID.
+    fn refuse(&mut self, path: &str, id: &'static str, message: String) {
+        let source = self.src(path);
+        self.out.errors.push((source, Some(id), message));
     }
     /// Report every key of `obj` not in `known`.
     fn extra(&mut self, obj: &Map<String, Value>, path: &str, known: &[&str]) {
@@ -367,6 +373,47 @@ fn path_modifier(c: &mut Ctx<'_>, v: &Value, path: &str) -> Option<PathRewrite> 
             None
         }
     }
+}
+
+/// An integer field of `o` that must fit a `u16` if present: a value of
+/// another type or out of range is refused, never replaced by a default.
+fn small_int(
+    c: &mut Ctx<'_>,
+    o: &Map<String, Value>,
+    at: &str,
+    key: &str,
+    id: &'static str,
+) -> Result<Option<u16>, ()> {
+    match o.get(key) {
+        None => Ok(None),
+        Some(v) => match v.as_u64().and_then(|n| u16::try_from(n).ok()) {
+            Some(n) => Ok(Some(n)),
+            None => {
+                c.refuse(&join(at, key), id, format!("{v} is not a valid {key}"));
+                Err(())
+            }
+        },
+    }
+}
+
+/// A `RequestRedirect` filter. A missing `statusCode` is 302 and a
+/// missing `path` keeps the request's path, as the Gateway API says; a
+/// status or port that is not a number is refused.
+fn request_redirect(c: &mut Ctx<'_>, o: &Map<String, Value>, at: &str) -> Option<Redirect> {
+    c.extra(o, at, &["scheme", "hostname", "path", "port", "statusCode"]);
+    let status = small_int(c, o, at, "statusCode", "invalid-redirect-status");
+    let port = small_int(c, o, at, "port", "invalid-port");
+    let path = o
+        .get("path")
+        .and_then(|p| path_modifier(c, p, &join(at, "path")));
+    Some(Redirect {
+        location: None,
+        scheme: string(o.get("scheme")),
+        hostname: string(o.get("hostname")),
+        port: port.ok()?,
+        path,
+        status: status.ok()?.unwrap_or(302),
+    })
 }
 
 fn route_match(c: &mut Ctx<'_>, m: &Value, path: &str) -> Match {
@@ -564,10 +611,27 @@ fn route(
             }
             rule.matches.push((native, mat));
         }
+        // Each filter type at most once per rule (the Gateway API's rule):
+        // a second one would silently replace the first.
+        let mut seen: Vec<(String, String)> = Vec::new();
         for (fi, f) in arr(r.get("filters")).iter().enumerate() {
             let fat = format!("{at}.filters[{fi}]");
             let Some(f) = f.as_object() else { continue };
             let kind = string(f.get("type")).unwrap_or_default();
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == kind) {
+                let id = if kind == "CORS" {
+                    corsgate_policy::ErrorId::DuplicateCorsFilter.as_str()
+                } else {
+                    "duplicate-filter"
+                };
+                c.refuse(
+                    &fat,
+                    id,
+                    format!("a rule has at most one {kind} filter; the first is {first}"),
+                );
+                continue;
+            }
+            seen.push((kind.clone(), fat.clone()));
             let field = match kind.as_str() {
                 "CORS" => "cors",
                 "RequestHeaderModifier" => "requestHeaderModifier",
@@ -589,6 +653,12 @@ fn route(
                 continue;
             };
             let bat = join(&fat, field);
+            // A filter that is not a mapping used to be skipped, leaving the
+            // rule to forward as if it had no filter.
+            if !body.is_object() {
+                c.error(&bat, format!("`{field}` is a mapping"));
+                continue;
+            }
             match kind.as_str() {
                 "CORS" => {
                     if let Some(spec) = policy_spec(c, body, &bat) {
@@ -604,28 +674,7 @@ fn route(
                 "ResponseHeaderModifier" => rule.response_headers = edits(c, body, &bat),
                 "RequestRedirect" => {
                     let Some(o) = body.as_object() else { continue };
-                    c.extra(
-                        o,
-                        &bat,
-                        &["scheme", "hostname", "path", "port", "statusCode"],
-                    );
-                    rule.redirect = Some(Redirect {
-                        location: None,
-                        scheme: string(o.get("scheme")),
-                        hostname: string(o.get("hostname")),
-                        port: o
-                            .get("port")
-                            .and_then(Value::as_u64)
-                            .and_then(|p| u16::try_from(p).ok()),
-                        path: o
-                            .get("path")
-                            .and_then(|p| path_modifier(c, p, &join(&bat, "path"))),
-                        status: o
-                            .get("statusCode")
-                            .and_then(Value::as_u64)
-                            .and_then(|s| u16::try_from(s).ok())
-                            .unwrap_or(302),
-                    });
+                    rule.redirect = request_redirect(c, o, &bat);
                 }
                 _ => {
                     let Some(o) = body.as_object() else { continue };
@@ -638,6 +687,18 @@ fn route(
                     });
                 }
             }
+        }
+        // A redirect answers without forwarding: a rewrite next to it would
+        // be dropped without a word (the Gateway API forbids the pair).
+        if let (Some(_), Some((_, rw))) = (
+            seen.iter().find(|(k, _)| k == "RequestRedirect"),
+            seen.iter().find(|(k, _)| k == "URLRewrite"),
+        ) {
+            c.refuse(
+                rw,
+                "redirect-with-rewrite",
+                "a rule with a RequestRedirect filter cannot also have a URLRewrite filter".into(),
+            );
         }
         if let Some(t) = obj(r.get("timeouts")) {
             let tat = join(&at, "timeouts");

@@ -7,19 +7,23 @@
 
 #![deny(missing_docs)]
 
+mod ambiguity;
 mod diff;
 pub mod gateway_api;
 mod model;
+mod sources;
 mod spans;
 mod tighten;
 
 pub use diff::{diff, BindingChange, ConfigDiff, FieldChange, PolicyChange};
 pub use gateway_api::NoteKind;
 pub use model::*;
+pub use sources::{Place, Sources};
 pub use spans::{snippet, Location, Spans};
 pub use tighten::{tightenings, Tightening, BROWSER_MAX_AGE_CAP};
 
 use corsgate_policy::{Lint, Policy};
+use sources::ManifestText;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -36,6 +40,9 @@ pub struct ConfigError {
     pub snippet: Option<String>,
     /// Where in the document (`policies.admin.allowOrigins[1]`).
     pub path: String,
+    /// The stable ID of the refusal (`invalid-method`), for the errors
+    /// that have one: every route compiler error and import error does.
+    pub id: Option<&'static str>,
     /// Why.
     pub reason: String,
 }
@@ -51,6 +58,9 @@ impl fmt::Display for ConfigError {
             write!(f, "{}: ", self.path)?;
         }
         f.write_str(&self.reason)?;
+        if let Some(id) = self.id {
+            write!(f, " ({id})")?;
+        }
         if let Some(snippet) = &self.snippet {
             for line in snippet.lines() {
                 write!(f, "\n    {line}")?;
@@ -74,6 +84,8 @@ pub struct Loaded {
     pub policies: BTreeMap<String, Arc<Policy>>,
     /// Non-refusing lints, each with its place in the document.
     pub lints: Vec<ConfigLint>,
+    /// The texts it was read from, to locate what later stages refuse.
+    pub sources: Sources,
 }
 
 /// A lint with its place in the configuration document.
@@ -131,17 +143,31 @@ pub fn input_files(config: &Config, file: &Path) -> Vec<std::path::PathBuf> {
 
 /// Load and validate a configuration file.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+    check_file(path).into_result()
+}
+
+/// Check a configuration file completely ([`check_str`] of its text); an
+/// unreadable file is a report with that one error.
+pub fn check_file(path: &Path) -> Report {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: Some(file.clone()),
-            location: None,
-            snippet: None,
-            path: String::new(),
-            reason: format!("cannot read: {e}"),
-        }])
-    })?;
-    load_str(&text, Some(&file))
+    match std::fs::read_to_string(path) {
+        Ok(text) => check_str(&text, Some(&file)),
+        Err(e) => Report {
+            errors: vec![ConfigError {
+                id: None,
+                file: Some(file),
+                location: None,
+                snippet: None,
+                path: String::new(),
+                reason: format!("cannot read: {e}"),
+            }],
+            lints: Vec::new(),
+            notes: Vec::new(),
+            policy_tests: 0,
+            loaded: None,
+            parsed: None,
+        },
+    }
 }
 
 /// Load and validate a configuration given as YAML text.
@@ -168,9 +194,22 @@ pub struct Report {
     pub policy_tests: usize,
     /// The configuration, when it has no errors.
     pub loaded: Option<Loaded>,
+    /// The configuration as read, with the policies that compiled, even
+    /// when refused: what the route compiler checks further, so that one
+    /// report lists every error at once. `None` when the text did not parse.
+    pub parsed: Option<Loaded>,
 }
 
 impl Report {
+    /// Add refusals found by a later stage (the route compiler): the
+    /// configuration is then refused.
+    pub fn refuse(&mut self, errors: Vec<ConfigError>) {
+        if !errors.is_empty() {
+            self.errors.extend(errors);
+            self.loaded = None;
+        }
+    }
+
     /// The loaded configuration if nothing refuses it, else every error.
     pub fn into_result(self) -> Result<Loaded, ConfigErrors> {
         match self.loaded {
@@ -184,6 +223,7 @@ impl Report {
 fn yaml_error(file: Option<&str>, text: &str, e: &serde_yaml_ng::Error) -> ConfigError {
     let location = e.location().map(|l| (l.line(), l.column()));
     ConfigError {
+        id: None,
         file: file.map(str::to_owned),
         location,
         snippet: location.and_then(|at| snippet(text, at)),
@@ -215,6 +255,7 @@ pub fn check_str(text: &str, file: Option<&str>) -> Report {
                     notes: Vec::new(),
                     policy_tests: 0,
                     loaded: None,
+                    parsed: None,
                 }
             }
         }
@@ -236,6 +277,7 @@ pub fn check_str(text: &str, file: Option<&str>) -> Report {
         for (name, spec) in imp.imported.policies {
             if config.policies.contains_key(&name) {
                 import_errors.push(ConfigError {
+                    id: None,
                     file: file.map(str::to_owned),
                     location: None,
                     snippet: None,
@@ -259,44 +301,8 @@ pub fn check_str(text: &str, file: Option<&str>) -> Report {
         }
     }
     let mut report = check_config(config, file);
-    let native_spans = if manifests_only {
-        Spans::default()
-    } else {
-        Spans::of(text)
-    };
-    // A path under an imported vService, rule or policy is located in the
-    // manifest it came from; anything else in the native file.
-    let place = |path: &str| -> (Option<String>, Option<Location>, Option<String>) {
-        let best = provenance
-            .iter()
-            .filter(|(p, _)| {
-                path == p
-                    || path
-                        .strip_prefix(p.as_str())
-                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
-            })
-            .max_by_key(|(p, _)| p.len());
-        match best {
-            Some((p, src)) => {
-                let m = &sources[src.manifest];
-                let doc_path = format!("{}{}", src.path, &path[p.len()..]);
-                let at = m.spans.get(src.doc).and_then(|s| s.locate(&doc_path));
-                (
-                    Some(m.file.clone()),
-                    at,
-                    at.and_then(|a| snippet(&m.text, a)),
-                )
-            }
-            None => {
-                let at = native_spans.locate(path);
-                (
-                    file.map(str::to_owned),
-                    at,
-                    at.and_then(|a| snippet(text, a)),
-                )
-            }
-        }
-    };
+    let sources = Sources::new(file, (!manifests_only).then_some(text), sources, provenance);
+    let place = |path: &str| sources.place(path);
     for lint in &mut report.lints {
         let (f, at, snip) = place(&lint.path);
         lint.file = f;
@@ -309,8 +315,9 @@ pub fn check_str(text: &str, file: Option<&str>) -> Report {
         e.location = at;
         e.snippet = snip;
     }
-    if let Some(loaded) = &mut report.loaded {
+    for loaded in report.loaded.iter_mut().chain(report.parsed.iter_mut()) {
         loaded.lints.clone_from(&report.lints);
+        loaded.sources = sources.clone();
     }
     if !import_errors.is_empty() {
         report.errors.splice(0..0, import_errors);
@@ -318,14 +325,6 @@ pub fn check_str(text: &str, file: Option<&str>) -> Report {
     }
     report.notes = notes;
     report
-}
-
-/// A manifest's text (after documentation snippets were expanded) and its
-/// span index per document.
-struct ManifestText {
-    file: String,
-    text: String,
-    spans: Vec<Spans>,
 }
 
 struct ImportResult {
@@ -358,6 +357,7 @@ fn import_manifests(g: &GatewayApi, file: Option<&str>, inline: Option<&str>) ->
             Ok(t) => t,
             Err(e) => {
                 errors.push(ConfigError {
+                    id: None,
                     file: file.map(str::to_owned),
                     location: None,
                     snippet: None,
@@ -384,6 +384,7 @@ fn import_manifests(g: &GatewayApi, file: Option<&str>, inline: Option<&str>) ->
         }
         for (line, reason) in snippet_errors {
             errors.push(ConfigError {
+                id: None,
                 file: Some(name.clone()),
                 location: Some((line, 1)),
                 snippet: snippet(&text, (line, 1)),
@@ -408,9 +409,10 @@ fn import_manifests(g: &GatewayApi, file: Option<&str>, inline: Option<&str>) ->
         let at = m.spans.get(src.doc).and_then(|s| s.locate(&src.path));
         (m.file.clone(), at, at.and_then(|a| snippet(&m.text, a)))
     };
-    for (src, reason) in &imported.errors {
+    for (src, id, reason) in &imported.errors {
         let (f, at, snip) = locate(src);
         errors.push(ConfigError {
+            id: *id,
             file: Some(f),
             location: at,
             snippet: snip,
@@ -474,6 +476,7 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
     let mut errors = Vec::new();
     let err = |errors: &mut Vec<ConfigError>, path: String, reason: String| {
         errors.push(ConfigError {
+            id: None,
             file: file.map(str::to_owned),
             location: None,
             snippet: None,
@@ -530,325 +533,10 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
             }
         }
     }
-    let check_ref = |errors: &mut Vec<ConfigError>, path: String, name: &Option<String>| {
-        if let Some(n) = name {
-            if !config.policies.contains_key(n) {
-                err(
-                    errors,
-                    path,
-                    format!("no policy named {n:?} under `policies`"),
-                );
-            }
-        }
-    };
-    check_ref(&mut errors, "cors".into(), &config.cors);
-    let mut names = std::collections::HashSet::new();
-    let mut listens = std::collections::HashSet::new();
-    if config.vservices.is_empty() {
-        err(
-            &mut errors,
-            "vservices".into(),
-            "at least one vService is needed".into(),
-        );
-    }
+    // vServices, bindings and rules are checked by the route compiler
+    // (crate corsgate-routes), which reports through [`Report::refuse`].
     for (vi, vs) in config.vservices.iter().enumerate() {
-        let at = format!("vservices[{vi}]");
-        if !names.insert(vs.name.clone()) {
-            err(
-                &mut errors,
-                format!("{at}.name"),
-                format!("duplicate vService name {:?}", vs.name),
-            );
-        }
-        if !listens.insert(vs.listen.clone()) && !vs.listen.ends_with(":0") {
-            err(
-                &mut errors,
-                format!("{at}.listen"),
-                format!("{} is used by another vService", vs.listen),
-            );
-        }
-        if vs.listen.parse::<std::net::SocketAddr>().is_err() {
-            err(
-                &mut errors,
-                format!("{at}.listen"),
-                format!("{:?} is not an address like 127.0.0.1:8080", vs.listen),
-            );
-        }
-        for (field, ms) in [
-            ("headerTimeoutMs", vs.limits.header_timeout_ms),
-            ("idleTimeoutMs", vs.limits.idle_timeout_ms),
-        ] {
-            // A day is far beyond any client's patience; a larger value is
-            // a typo, and would not fit the timer.
-            if ms == 0 || ms > 86_400_000 {
-                err(
-                    &mut errors,
-                    format!("{at}.limits.{field}"),
-                    format!("{ms} is not a timeout between 1 ms and one day (86400000)"),
-                );
-            }
-        }
-        for (field, n, max) in [
-            ("maxConnections", vs.limits.max_connections as u64, 1 << 24),
-            (
-                "http2MaxConcurrentStreams",
-                u64::from(vs.limits.http2_max_concurrent_streams),
-                1 << 16,
-            ),
-            (
-                "http2MaxPendingResets",
-                vs.limits.http2_max_pending_resets as u64,
-                1 << 16,
-            ),
-        ] {
-            // Zero would refuse every connection (or stream); the upper
-            // bounds are far past what one process serves.
-            if n == 0 || n > max {
-                err(
-                    &mut errors,
-                    format!("{at}.limits.{field}"),
-                    format!("{n} is not between 1 and {max}"),
-                );
-            }
-        }
-        check_ref(&mut errors, format!("{at}.cors"), &vs.cors);
-        for (host, p) in &vs.host_cors {
-            check_ref(
-                &mut errors,
-                format!("{at}.hostCors.{host}"),
-                &Some(p.clone()),
-            );
-        }
-        for (pi, pc) in vs.path_cors.iter().enumerate() {
-            check_ref(
-                &mut errors,
-                format!("{at}.pathCors[{pi}].cors"),
-                &Some(pc.cors.clone()),
-            );
-            if !pc.prefix.starts_with('/') {
-                err(
-                    &mut errors,
-                    format!("{at}.pathCors[{pi}].prefix"),
-                    "a path prefix starts with /".into(),
-                );
-            }
-        }
-        for (ri, rule) in vs.rules.iter().enumerate() {
-            let at = format!("{at}.rules[{ri}]");
-            check_ref(&mut errors, format!("{at}.cors"), &rule.cors);
-            let actions = usize::from(rule.forward.is_some())
-                + usize::from(rule.direct.is_some())
-                + usize::from(rule.redirect.is_some());
-            if actions != 1 {
-                err(
-                    &mut errors,
-                    at.clone(),
-                    "a rule has exactly one action: forward, direct or redirect".into(),
-                );
-            }
-            if let Some(f) = &rule.forward {
-                if f.upstreams.is_empty() {
-                    err(
-                        &mut errors,
-                        format!("{at}.forward.upstreams"),
-                        "at least one upstream URL".into(),
-                    );
-                }
-                for (ui, u) in f.upstreams.iter().enumerate() {
-                    match u.parse::<http::Uri>() {
-                        Ok(uri)
-                            if uri.scheme_str() == Some("http") && uri.authority().is_some() => {}
-                        _ => err(
-                            &mut errors,
-                            format!("{at}.forward.upstreams[{ui}]"),
-                            format!("{u:?} is not an http://host:port URL"),
-                        ),
-                    }
-                }
-                for (pi, p) in f.upgrades.iter().enumerate() {
-                    let at = format!("{at}.forward.upgrades[{pi}]");
-                    if p.eq_ignore_ascii_case("h2c") {
-                        err(
-                            &mut errors,
-                            at,
-                            "h2c is never tunnelled: an HTTP/2 connection through the gateway \
-                             would carry requests that no rule sees"
-                                .into(),
-                        );
-                    } else if !corsgate_policy::is_token(p.as_bytes()) {
-                        err(
-                            &mut errors,
-                            at,
-                            format!("{p:?} is not a protocol name (a token)"),
-                        );
-                    }
-                }
-            }
-            if let Some(d) = &rule.direct {
-                if http::StatusCode::from_u16(d.status).is_err() {
-                    err(
-                        &mut errors,
-                        format!("{at}.direct.status"),
-                        format!("{} is not an HTTP status", d.status),
-                    );
-                }
-            }
-            let prefix_matched = rule
-                .matches
-                .path
-                .as_ref()
-                .is_some_and(|p| p.prefix.is_some());
-            let path_rewrite = |errors: &mut Vec<ConfigError>, at: String, p: &PathRewrite| match (
-                &p.full, &p.prefix,
-            ) {
-                (Some(_), None) => {}
-                (None, Some(_)) if prefix_matched => {}
-                (None, Some(_)) => err(
-                    errors,
-                    at,
-                    "a prefix replacement needs a `match.path.prefix` condition to replace".into(),
-                ),
-                _ => err(errors, at, "give exactly one of full or prefix".into()),
-            };
-            if let Some(r) = &rule.redirect {
-                if !(300..400).contains(&r.status) {
-                    err(
-                        &mut errors,
-                        format!("{at}.redirect.status"),
-                        "a redirect status is 3xx".into(),
-                    );
-                }
-                let computed = r.scheme.is_some()
-                    || r.hostname.is_some()
-                    || r.port.is_some()
-                    || r.path.is_some();
-                match (&r.location, computed) {
-                    (Some(l), false) => {
-                        if http::HeaderValue::from_str(l).is_err() {
-                            err(
-                                &mut errors,
-                                format!("{at}.redirect.location"),
-                                "not a valid header value".into(),
-                            );
-                        }
-                    }
-                    // Nothing replaced: the request's own URL.
-                    (None, _) => {}
-                    (Some(_), true) => err(
-                        &mut errors,
-                        format!("{at}.redirect"),
-                        "give either a fixed location or any of scheme, hostname, port, path"
-                            .into(),
-                    ),
-                }
-                if let Some(sc) = &r.scheme {
-                    if sc != "http" && sc != "https" {
-                        err(
-                            &mut errors,
-                            format!("{at}.redirect.scheme"),
-                            "http or https".into(),
-                        );
-                    }
-                }
-                if let Some(p) = &r.path {
-                    path_rewrite(&mut errors, format!("{at}.redirect.path"), p);
-                }
-            }
-            if let Some(p) = rule
-                .forward
-                .as_ref()
-                .and_then(|f| f.rewrite.as_ref())
-                .and_then(|r| r.path.as_ref())
-            {
-                path_rewrite(&mut errors, format!("{at}.forward.rewrite.path"), p);
-            }
-            for (which, edits) in [
-                ("requestHeaders", &rule.request_headers),
-                ("responseHeaders", &rule.response_headers),
-            ] {
-                let names = edits
-                    .set
-                    .iter()
-                    .chain(&edits.add)
-                    .map(|(k, v)| (k, Some(v)))
-                    .chain(edits.remove.iter().map(|k| (k, None)));
-                for (k, v) in names {
-                    if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                        err(
-                            &mut errors,
-                            format!("{at}.{which}"),
-                            format!("{k:?} is not a header name"),
-                        );
-                    }
-                    if v.is_some_and(|v| http::HeaderValue::from_str(v).is_err()) {
-                        err(
-                            &mut errors,
-                            format!("{at}.{which}"),
-                            format!("the value of {k:?} is not a valid header value"),
-                        );
-                    }
-                }
-            }
-            for (qi, q) in rule.matches.query.iter().enumerate() {
-                if let Some(re) = &q.regex {
-                    if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
-                        err(
-                            &mut errors,
-                            format!("{at}.match.query[{qi}].regex"),
-                            e.to_string(),
-                        );
-                    }
-                }
-            }
-            if let Some(pm) = &rule.matches.path {
-                let kinds = [&pm.exact, &pm.prefix, &pm.regex]
-                    .iter()
-                    .filter(|k| k.is_some())
-                    .count();
-                if kinds != 1 {
-                    err(
-                        &mut errors,
-                        format!("{at}.match.path"),
-                        "give exactly one of exact, prefix or regex".into(),
-                    );
-                }
-                if let Some(re) = &pm.regex {
-                    if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
-                        err(&mut errors, format!("{at}.match.path.regex"), e.to_string());
-                    }
-                }
-                for p in [&pm.exact, &pm.prefix].into_iter().flatten() {
-                    if !p.starts_with('/') {
-                        err(
-                            &mut errors,
-                            format!("{at}.match.path"),
-                            "a path starts with /".into(),
-                        );
-                    }
-                }
-            }
-            for (hi, h) in rule.matches.headers.iter().enumerate() {
-                if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
-                    err(
-                        &mut errors,
-                        format!("{at}.match.headers[{hi}].name"),
-                        "not a header name".into(),
-                    );
-                }
-                if let Some(re) = &h.regex {
-                    if let Err(e) = regex::Regex::new(&format!("^(?:{re})$")) {
-                        err(
-                            &mut errors,
-                            format!("{at}.match.headers[{hi}].regex"),
-                            e.to_string(),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    for (vi, vs) in config.vservices.iter().enumerate() {
-        lints.extend(preflight_ambiguity(vi, vs));
+        lints.extend(ambiguity::preflight_ambiguity(vi, vs));
     }
     if let Some(admin) = &config.admin {
         let (admin_errors, admin_lints) = admin_checks(admin);
@@ -893,17 +581,19 @@ fn check_config(config: Config, file: Option<&str>) -> Report {
             }
         }
     }
-    let loaded = errors.is_empty().then(|| Loaded {
+    let parsed = Loaded {
         config,
         policies,
         lints: lints.clone(),
-    });
+        sources: Sources::file_only(file),
+    };
     Report {
+        loaded: errors.is_empty().then(|| parsed.clone()),
+        parsed: Some(parsed),
         errors,
         lints,
         notes: Vec::new(),
         policy_tests,
-        loaded,
     }
 }
 
@@ -957,55 +647,4 @@ fn admin_checks(admin: &Admin) -> (Vec<(String, String)>, Vec<ConfigLint>) {
         }
     }
     (errors, lints)
-}
-
-/// `L-PREFLIGHT-AMBIGUOUS` (R17): a preflight cannot carry header *values*,
-/// so a rule with a header value or regex condition "could match" every
-/// preflight for its host, path, methods and query. A later rule with the
-/// same host, path, method and query conditions but another policy then
-/// never answers preflights: the earlier rule's policy does.
-fn preflight_ambiguity(vi: usize, vs: &VService) -> Vec<ConfigLint> {
-    let mut out = Vec::new();
-    for (j, later) in vs.rules.iter().enumerate() {
-        let shadowed_by = vs.rules[..j].iter().position(|earlier| {
-            earlier.cors != later.cors
-                && earlier
-                    .matches
-                    .headers
-                    .iter()
-                    .any(|h| h.value.is_some() || h.regex.is_some())
-                && earlier.matches.hosts == later.matches.hosts
-                && earlier.matches.path == later.matches.path
-                && earlier.matches.methods == later.matches.methods
-                && earlier.matches.query == later.matches.query
-        });
-        if let Some(i) = shadowed_by {
-            let name = |r: &Rule| r.cors.clone().unwrap_or_else(|| "(inherited)".into());
-            out.push(ConfigLint {
-                path: format!("vservices[{vi}].rules[{j}]"),
-                file: None,
-                location: None,
-                snippet: None,
-                lint: Lint {
-                    id: corsgate_policy::LintId::PreflightAmbiguous,
-                    severity: corsgate_policy::Severity::Warn,
-                    at: corsgate_policy::FieldPath {
-                        field: "rules",
-                        index: Some(j),
-                    },
-                    message: format!(
-                        "preflights for this rule's requests are matched by rules[{i}] first \
-                         (its header value conditions cannot be checked on a preflight), so \
-                         policy {:?} answers them instead of {:?}",
-                        name(&vs.rules[i]),
-                        name(later)
-                    ),
-                    fix: "distinguish the rules by path, method or a header-presence condition, \
-                          or give them the same policy"
-                        .into(),
-                },
-            });
-        }
-    }
-    out
 }

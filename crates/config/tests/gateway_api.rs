@@ -342,3 +342,68 @@ fn a_bare_manifest_file_can_be_checked() {
         .iter()
         .any(|n| n.message.contains("documentation snippet")));
 }
+
+/// Filters the import used to resolve silently (the second of two CORS
+/// filters won, a status given as a string became 302, a rewrite next to a
+/// redirect was dropped, a filter that is not a mapping was skipped) are
+/// refused in the manifest, with their IDs: `(filters, id, line, column)`.
+/// The filters start on line 21 of the manifest.
+#[test]
+fn filters_that_would_resolve_silently_are_refused_in_the_manifest() {
+    let cors =
+        |o: &str| format!("        - type: CORS\n          cors: {{ allowOrigins: [\"{o}\"] }}\n");
+    let cases: Vec<(String, Option<&str>, usize, usize)> = vec![
+        (
+            cors("https://a.example") + &cors("https://b.example"),
+            Some("duplicate-cors-filter"),
+            23,
+            11,
+        ),
+        (
+            "        - { type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: a, value: b }] } }\n        - { type: RequestHeaderModifier, requestHeaderModifier: { remove: [a] } }\n".into(),
+            Some("duplicate-filter"),
+            22,
+            11,
+        ),
+        (
+            "        - { type: URLRewrite, urlRewrite: { hostname: a.example } }\n        - { type: RequestRedirect, requestRedirect: { statusCode: \"301\" } }\n".into(),
+            Some("invalid-redirect-status"),
+            22,
+            67,
+        ),
+        (
+            "        - { type: RequestRedirect, requestRedirect: { port: -1, hostname: a.example } }\n        - { type: URLRewrite, urlRewrite: { hostname: a.example } }\n".into(),
+            Some("invalid-port"),
+            21,
+            61,
+        ),
+        (
+            "        - { type: RequestRedirect, requestRedirect: { hostname: a.example } }\n        - { type: URLRewrite, urlRewrite: { hostname: a.example } }\n".into(),
+            Some("redirect-with-rewrite"),
+            22,
+            11,
+        ),
+        (
+            "        - { type: ResponseHeaderModifier, responseHeaderModifier: { add: [{ name: a, value: b }] } }\n        - { type: RequestRedirect, requestRedirect: null }\n".into(),
+            None,
+            22,
+            53,
+        ),
+    ];
+    for (i, (filters, id, line, col)) in cases.iter().enumerate() {
+        let body = format!(
+            "  rules:\n    - backendRefs: [{{ name: api, port: 8080 }}]\n      filters:\n{filters}"
+        );
+        let (report, _) = check_files(
+            &format!("filters{i}"),
+            &[("gw.yaml", TABLE), ("m.yaml", &route(&body))],
+        );
+        let e = report
+            .errors
+            .iter()
+            .find(|e| e.id == *id && e.file.as_deref().is_some_and(|f| f.ends_with("m.yaml")))
+            .unwrap_or_else(|| panic!("no {id:?} error for\n{filters}: {:?}", report.errors));
+        assert_eq!(e.location, Some((*line, *col)), "{filters}{e}");
+        assert!(report.loaded.is_none());
+    }
+}

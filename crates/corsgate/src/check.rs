@@ -44,7 +44,7 @@ fn lint_line(l: &ConfigLint, out: &mut String) {
 
 /// Check `text` (from `file`) and render the result.
 pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
-    let report = corsgate_config::check_str(text, Some(file));
+    let report = corsgate_routes::check_str(text, Some(file));
     let warnings = count(&report, Severity::Warn)
         + report
             .notes
@@ -64,6 +64,7 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
             .map(|e| {
                 json!({
                     "file": e.file,
+                    "id": e.id,
                     "line": e.location.map(|l| l.0),
                     "column": e.location.map(|l| l.1),
                     "path": e.path,

@@ -201,7 +201,7 @@ fn main() -> ExitCode {
                 },
                 None => (DEFAULT_CONFIG.to_owned(), "<embedded default>".to_owned()),
             };
-            let loaded = match corsgate_config::load_str(&text, Some(&name)) {
+            let loaded = match corsgate_routes::load_str(&text, Some(&name)) {
                 Ok(l) => l,
                 Err(e) => {
                     eprintln!("{e}");
@@ -232,7 +232,13 @@ fn main() -> ExitCode {
                 headers: parsed,
                 credentials: credentials == Credentials::Include,
             };
-            let compiled = corsgate_gateway::router::compile(&loaded.config, &loaded.policies);
+            let compiled = match corsgate_gateway::router::compile(&loaded) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
             match corsgate_gateway::explain::explain(&compiled, &loaded.policies, &req) {
                 Ok(e) => {
                     if json {
@@ -341,7 +347,7 @@ fn main() -> ExitCode {
                 || "<embedded default>".to_owned(),
                 |p| p.display().to_string(),
             );
-            let loaded = corsgate_config::load_str(&text, Some(&name));
+            let loaded = corsgate_routes::load_str(&text, Some(&name));
             let loaded = match loaded {
                 Ok(l) => l,
                 Err(e) => {
@@ -532,7 +538,7 @@ mod tests {
     #[test]
     fn embedded_default_config_loads_and_has_the_demo_vservice() {
         let loaded =
-            corsgate_config::load_str(DEFAULT_CONFIG, None).expect("embedded config is valid");
+            corsgate_routes::load_str(DEFAULT_CONFIG, None).expect("embedded config is valid");
         assert_eq!(loaded.config.vservices[0].name, "demo");
         assert_eq!(loaded.config.vservices[0].listen, "127.0.0.1:8080");
         assert!(loaded.policies.contains_key("public") && loaded.policies.contains_key("admin"));

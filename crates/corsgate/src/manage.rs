@@ -149,7 +149,7 @@ fn managed_from(
             "the configuration file differs from the store's version; serving the store's \
              version (apply the file through the admin API to make it active)"
         );
-        corsgate_config::load_str(&v.content, Some(&format!("store version {}", v.id)))
+        corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
             .map_err(|e| e.to_string())?
     };
     Ok(Managed {
@@ -294,9 +294,13 @@ struct GatewayShadow(corsgate_gateway::shadow::ShadowHandle);
 
 impl corsgate_admin::ShadowControl for GatewayShadow {
     fn install(&self, loaded: &Loaded, content: &str, comment: &str) {
-        self.0.install(corsgate_gateway::shadow::Shadow::new(
-            loaded, content, comment,
-        ));
+        // The admin API checked the candidate with the same route compiler,
+        // so a refusal here is not expected; it is logged, and nothing is
+        // installed.
+        match corsgate_gateway::shadow::Shadow::new(loaded, content, comment) {
+            Ok(shadow) => self.0.install(shadow),
+            Err(e) => tracing::error!(error = %e, "shadow candidate refused"),
+        }
     }
     fn clear(&self) {
         self.0.clear();

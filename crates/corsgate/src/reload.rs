@@ -95,7 +95,7 @@ impl Reloader {
         if matches!(trigger, Trigger::FileChanged) && now == self.fingerprint {
             return;
         }
-        let loaded = match corsgate_config::load_file(&self.path) {
+        let loaded = match corsgate_routes::load_file(&self.path) {
             Ok(l) => l,
             Err(ConfigErrors(errors)) => {
                 for e in &errors {

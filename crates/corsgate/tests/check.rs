@@ -265,3 +265,31 @@ fn audit_verify_reports_intact_and_tampered_logs() {
     let (code, _) = corsgate(&["audit", "verify", "--data-dir", &d]);
     assert_eq!(code, 2);
 }
+
+/// `check` runs the route compiler: a method list written as one string
+/// (which the router used to drop, matching every method) is refused,
+/// located and with its ID, in text and in JSON.
+#[test]
+fn check_refuses_what_the_route_compiler_refuses_located_with_its_id() {
+    let text = "vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    rules:\n      - match: { methods: [\"GET,POST\"] }\n        direct: { status: 200 }\n";
+    let file = write("methods.yaml", text);
+    let (code, out) = corsgate(&["check", &file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "error: {file}:5:28: vservices[0].rules[0].match.methods[0]: \"GET,POST\" is not one method token"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("(invalid-method)"), "{out}");
+    assert!(out.contains("refused; 1 error(s)"), "{out}");
+    let (code, out) = corsgate(&["check", "--json", &file]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let e = &v["errors"][0];
+    assert_eq!(e["id"], "invalid-method");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(5), Some(28))
+    );
+}

@@ -322,6 +322,19 @@ async fn a_changed_file_is_applied_without_a_signal_and_tightening_is_warned() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     wait_for_version(&probe, port, "b").await;
+    // So is one only the route compiler refuses: a method list in one
+    // string, which used to make the rule match every method.
+    gw.write(&config(port, "c", 86400).replace(
+        "match: { path: { prefix: /api } }",
+        "match: { path: { prefix: /api }, methods: [\"GET,PUT\"] }",
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.log().matches("reload refused").count() < 2 {
+        assert!(Instant::now() < deadline, "not refused: {}", gw.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gw.log().contains("(invalid-method)"), "{}", gw.log());
+    wait_for_version(&probe, port, "b").await;
     // And fixing it applies the fix.
     gw.write(&config(port, "a", 86400));
     wait_for_version(&probe, port, "a").await;

@@ -22,7 +22,7 @@ fn bench(c: &mut Criterion) {
     let headers = HeaderMap::new();
     for n in [10usize, 5000] {
         let loaded = corsgate_config::load_str(&config(n), None).expect("bench config");
-        let vs = compile(&loaded.config, &loaded.policies).remove(0);
+        let vs = compile(&loaded).expect("bench routes").remove(0);
         // The last rule: the worst case for a linear scan.
         let path = format!("/svc{}/api/items/42", n - 1);
         let facts = RequestFacts {

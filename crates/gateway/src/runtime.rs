@@ -33,6 +33,9 @@ struct Listener {
 /// Why a reload was refused. The running configuration stays in force.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
+    /// The route compiler refused the configuration.
+    #[error("{0}")]
+    Routes(corsgate_config::ConfigErrors),
     /// A new listener could not be bound.
     #[error("vService {vservice}: cannot listen on {listen}: {source}")]
     Bind {
@@ -57,7 +60,9 @@ impl From<ReloadError> for std::io::Error {
     fn from(e: ReloadError) -> Self {
         match e {
             ReloadError::Bind { source, .. } => source,
-            e @ ReloadError::Tls { .. } => std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            e @ (ReloadError::Tls { .. } | ReloadError::Routes(_)) => {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+            }
         }
     }
 }
@@ -119,7 +124,7 @@ impl Running {
     }
 
     async fn apply(&mut self, loaded: &Loaded) -> Result<ReloadReport, ReloadError> {
-        let compiled = router::compile(&loaded.config, &loaded.policies);
+        let compiled = router::compile(loaded).map_err(ReloadError::Routes)?;
         let old = self.state.load_full();
         let mut report = ReloadReport::default();
         let mut slots: Vec<Option<Slot>> = Vec::new();

@@ -81,13 +81,17 @@ pub(crate) fn verdict(e: &Evaluation) -> Option<bool> {
 }
 
 impl Shadow {
-    /// Compile a candidate.
-    pub fn new(loaded: &Loaded, content: &str, comment: &str) -> Shadow {
-        let vservices = crate::router::compile(&loaded.config, &loaded.policies)
+    /// Compile a candidate, refused as the route compiler refuses it.
+    pub fn new(
+        loaded: &Loaded,
+        content: &str,
+        comment: &str,
+    ) -> Result<Shadow, corsgate_config::ConfigErrors> {
+        let vservices = crate::router::compile(loaded)?
             .into_iter()
             .map(|vs| (vs.listen.clone(), vs))
             .collect();
-        Shadow {
+        Ok(Shadow {
             vservices,
             names: loaded
                 .policies
@@ -98,7 +102,7 @@ impl Shadow {
             comment: comment.to_owned(),
             compared: AtomicU64::new(0),
             findings: Mutex::new(Findings::default()),
-        }
+        })
     }
 
     /// The candidate's configuration text.

@@ -1250,7 +1250,7 @@ vservices:
     let loaded = corsgate_config::load_str(&yaml, None).unwrap();
     let gw = corsgate_gateway::start(&loaded).await.unwrap();
     let a = gw.addr("api").unwrap();
-    let compiled = corsgate_gateway::router::compile(&loaded.config, &loaded.policies);
+    let compiled = corsgate_gateway::router::compile(&loaded).unwrap();
     let base = format!("http://{a}");
     type Case<'a> = (
         &'a str,

@@ -419,7 +419,7 @@ impl Store {
     ) -> Result<Version, ApplyError> {
         // Validation first, outside the transaction: it can take a while
         // (regex compilation, canaries) and needs no lock.
-        let report = corsgate_config::check_str(content, Some("<candidate>"));
+        let report = corsgate_routes::check_str(content, Some("<candidate>"));
         let at = now();
         // IMMEDIATE: the base check and the write are one atomic step even
         // with several processes on the same file.
