@@ -124,43 +124,65 @@ fn authority(
 /// literal, and port is decimal? No userinfo (`@`), no path, no spaces,
 /// no percent-encoding: nothing a backend could read as another host.
 pub(crate) fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
-        let Some(end) = v.iter().position(|&b| b == b']') else {
+    if v.first() == Some(&b'[') {
+        return valid_ip_literal(v);
+    }
+    // One pass over the common shape, a name then an optional port: this
+    // runs on every request.
+    let mut i = 0;
+    let mut prev = b'.';
+    while i < v.len() {
+        let b = v[i];
+        if b == b':' {
+            break;
+        }
+        if !NAME_BYTE[usize::from(b)] || (b == b'.' && prev == b'.') {
             return false;
-        };
-        let literal = &v[1..end];
-        if literal.is_empty()
-            || !literal
-                .iter()
-                .all(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.')
-        {
-            return false;
         }
-        match &v[end + 1..] {
-            [] => (&v[..=end], None),
-            [b':', port @ ..] => (&v[..=end], Some(port)),
-            _ => return false,
-        }
-    } else {
-        match v.iter().position(|&b| b == b':') {
-            Some(i) => (&v[..i], Some(&v[i + 1..])),
-            None => (v, None),
-        }
+        prev = b;
+        i += 1;
+    }
+    i > 0 && (i == v.len() || valid_port(&v[i + 1..]))
+}
+
+/// `host[:port]` bytes allowed in a name: letters, digits, `-`, `_`, `.`.
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+        c += 1;
+    }
+    t
+};
+
+/// `[v6 or v4 literal]` with an optional port.
+fn valid_ip_literal(v: &[u8]) -> bool {
+    let Some(end) = v.iter().position(|&b| b == b']') else {
+        return false;
     };
-    let name_ok = host.first() == Some(&b'[')
-        || (!host.is_empty()
-            && host.first() != Some(&b'.')
-            && !host.windows(2).any(|w| w == b"..")
-            && host
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')));
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) && {
-            let n: u32 = p.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-            n <= 65535
-        }
-    });
-    name_ok && port_ok
+    let literal = &v[1..end];
+    if literal.is_empty()
+        || !literal
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.')
+    {
+        return false;
+    }
+    match &v[end + 1..] {
+        [] => true,
+        [b':', port @ ..] => valid_port(port),
+        _ => false,
+    }
+}
+
+/// A decimal port, 0 to 65535, one to five digits.
+fn valid_port(p: &[u8]) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) && {
+        let n: u32 = p.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+        n <= 65535
+    }
 }
 
 /// The host part of a validated authority, without the port or a trailing
@@ -286,25 +308,38 @@ pub(crate) fn path(raw: &str, slashes: EncodedSlashes) -> Result<Cow<'_, str>, B
 
 /// No escape, backslash, empty, `.` or `..` segment: nothing to change.
 fn is_normal(bytes: &[u8]) -> bool {
+    // Runs on every request: one pass, and only the bytes that can start
+    // something to normalise are looked at closely.
     let mut prev = b'/';
-    for (i, &b) in bytes.iter().enumerate().skip(1) {
-        match b {
-            b'%' | b'\\' => return false,
-            b'/' if prev == b'/' => return false,
-            b'.' if prev == b'/' => {
+    for i in 1..bytes.len() {
+        let b = bytes[i];
+        if SPECIAL[usize::from(b)] {
+            match b {
+                b'%' | b'\\' => return false,
+                b'/' if prev == b'/' => return false,
                 // `.` or `..` as a whole segment.
-                let rest = &bytes[i + 1..];
-                let end = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
-                if end == 0 || (end == 1 && rest[0] == b'.') {
-                    return false;
-                }
+                b'.' if prev == b'/' => match (bytes.get(i + 1), bytes.get(i + 2)) {
+                    (None | Some(b'/'), _) => return false,
+                    (Some(b'.'), None | Some(b'/')) => return false,
+                    _ => {}
+                },
+                _ => {}
             }
-            _ => {}
         }
         prev = b;
     }
     true
 }
+
+/// The bytes [`is_normal`] looks at closely.
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'%' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'/' as usize] = true;
+    t[b'.' as usize] = true;
+    t
+};
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
