@@ -110,6 +110,17 @@ impl Refusal {
     }
 }
 
+/// A preflight that passed validation: what its answer is built from.
+struct Checked<'r> {
+    /// The `Access-Control-Allow-Origin` value.
+    acao: HeaderValue,
+    /// The requested method, trimmed.
+    acrm: &'r [u8],
+    matched: MatchedBy,
+    /// What the browser will refuse in the answer, if anything.
+    browser_blocks: Option<Refusal>,
+}
+
 #[cfg(test)]
 mod refusal_tests {
     use super::*;
@@ -649,10 +660,15 @@ impl Policy {
     /// [`is_preflight`]; the answer is complete and is never forwarded.
     pub fn preflight<H: RequestFields + ?Sized>(&self, headers: &H) -> PreflightResponse {
         match self.preflight_check(headers) {
-            Ok((acao, acrm, matched)) => PreflightResponse {
+            Ok(Checked {
+                acao,
+                acrm,
+                matched,
+                browser_blocks,
+            }) => PreflightResponse {
                 status: StatusCode::OK,
                 outcome: PreflightOutcome::Allowed(matched),
-                browser_blocks: self.browser_blocks(headers, acrm),
+                browser_blocks,
                 allowed: Some(self.preflight_answer(headers, acao, acrm)),
             },
             // R20: no Access-Control-* field at all, only Vary.
@@ -665,30 +681,15 @@ impl Policy {
         }
     }
 
-    /// What the browser will refuse in an allowed preflight's answer: the
-    /// method, then a header, that `allowMethods` or `allowHeaders` does
-    /// not cover (the checks `preflightValidation: strict` refuses on, and
-    /// `explain` reports as [`crate::RequestProblem`]).
-    fn browser_blocks<H: RequestFields + ?Sized>(&self, req: &H, acrm: &[u8]) -> Option<Refusal> {
-        if self.validation == PreflightValidation::Strict {
-            // Strict validation already refused these.
-            return None;
-        }
-        if !self.method_allowed(acrm) {
-            return Some(Refusal::MethodNotAllowed);
-        }
-        let all_allowed = req
-            .values(&ACCESS_CONTROL_REQUEST_HEADERS)
-            .all(|line| list_items(line.as_bytes()).all(|h| self.header_allowed(h)));
-        (!all_allowed).then_some(Refusal::HeaderNotAllowed)
-    }
-
     /// Validate a preflight (R12, R13, R19): the ACAO value, the requested
-    /// method and what matched, or why it is refused.
+    /// method, what matched and what the browser will block in the answer
+    /// (a method or header that `allowMethods` or `allowHeaders` does not
+    /// cover, which `preflightValidation: strict` refuses instead and
+    /// `explain` reports as [`crate::RequestProblem`]), or why it is refused.
     fn preflight_check<'r, H: RequestFields + ?Sized>(
         &self,
         req: &'r H,
-    ) -> Result<(HeaderValue, &'r [u8], MatchedBy), Refusal> {
+    ) -> Result<Checked<'r>, Refusal> {
         let (acao, matched) = match self.exact_origin(req) {
             Some(hit) => hit,
             None => {
@@ -706,24 +707,42 @@ impl Policy {
         if acrm_lines.next().is_some() || !is_token(acrm) {
             return Err(Refusal::InvalidRequestMethod);
         }
-        // R12b: every ACRH item must be a token.
+        // R12b: every ACRH item must be a token. The same pass notes
+        // whether `allowHeaders` covers them all (R19, or the browser's
+        // verdict under `preflightValidation: browser`): one scan of the
+        // request's fields, not two.
+        let mut headers_covered = true;
         for line in req.values(&ACCESS_CONTROL_REQUEST_HEADERS) {
-            if !list_items(line.as_bytes()).all(is_token) {
-                return Err(Refusal::InvalidRequestHeaders);
+            for h in list_items(line.as_bytes()) {
+                if !is_token(h) {
+                    return Err(Refusal::InvalidRequestHeaders);
+                }
+                headers_covered = headers_covered && self.header_allowed(h);
             }
         }
-        if self.validation == PreflightValidation::Strict {
-            if !self.method_allowed(acrm) {
-                return Err(Refusal::MethodNotAllowed);
-            }
-            let all_allowed = req
-                .values(&ACCESS_CONTROL_REQUEST_HEADERS)
-                .all(|line| list_items(line.as_bytes()).all(|h| self.header_allowed(h)));
-            if !all_allowed {
-                return Err(Refusal::HeaderNotAllowed);
-            }
+        let blocks = if !self.method_allowed(acrm) {
+            Some(Refusal::MethodNotAllowed)
+        } else if !headers_covered {
+            Some(Refusal::HeaderNotAllowed)
+        } else {
+            None
+        };
+        match (self.validation, blocks) {
+            // Strict validation refuses what the browser would block.
+            (PreflightValidation::Strict, Some(r)) => Err(r),
+            (PreflightValidation::Strict, None) => Ok(Checked {
+                acao,
+                acrm,
+                matched,
+                browser_blocks: None,
+            }),
+            (_, browser_blocks) => Ok(Checked {
+                acao,
+                acrm,
+                matched,
+                browser_blocks,
+            }),
         }
-        Ok((acao, acrm, matched))
     }
 
     /// The allowed preflight's per-request fields (see
