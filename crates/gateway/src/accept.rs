@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_util::task::TaskTracker;
+use tokio::task::JoinSet;
 
 /// hyper's HTTP/1 read buffer for a header limit: hyper answers on its own
 /// (without CORS) past its buffer, so keep it well above our limit so that
@@ -159,9 +159,11 @@ pub(crate) async fn accept_loop(
     state: State,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
-    let connections = TaskTracker::new();
-    // Dropped connections still busy after the drain.
-    let (kill, killed) = watch::channel(false);
+    // The connections' tasks: counted for `maxConnections`, awaited at the
+    // drain and aborted after its deadline. A set, not a tracker with a
+    // kill signal in every task: the signal was polled on every wake-up of
+    // every connection (callgrind: ~180 instructions per request).
+    let mut connections = JoinSet::new();
     let mut hyper = Hyper::new();
     let mut errors = AcceptErrors {
         backoff: BACKOFF_MIN,
@@ -196,6 +198,8 @@ pub(crate) async fn accept_loop(
             }
         };
         let limits = &current.vservice.limits;
+        // Reap the connections that ended, so that `len` counts live ones.
+        while connections.try_join_next().is_some() {}
         if connections.len() >= limits.max_connections {
             // Refused before a byte is read: closing costs one syscall.
             current.stats.connection_refused();
@@ -218,25 +222,16 @@ pub(crate) async fn accept_loop(
         };
         drop(generation);
         let stop = stop.clone();
-        let mut killed = killed.clone();
-        connections.spawn(async move {
-            let served = serve_connection(stream, acceptor, handler, builder, timeouts, stop);
-            tokio::select! {
-                biased;
-                _ = killed.changed() => {}
-                _ = served => {}
-            }
-        });
+        connections.spawn(serve_connection(
+            stream, acceptor, handler, builder, timeouts, stop,
+        ));
     };
     drop(listener);
-    connections.close();
-    if tokio::time::timeout(drain, connections.wait())
-        .await
-        .is_err()
-    {
+    let finished = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(drain, finished).await.is_err() {
         tracing::warn!(slot, "drain deadline passed; closing busy connections");
-        let _ = kill.send(true);
-        connections.wait().await;
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
     }
 }
 

@@ -673,6 +673,38 @@ async fn graceful_shutdown_completes_an_in_flight_request_and_stops_accepting() 
     stopping.await.unwrap();
 }
 
+/// A request still in flight when the drain deadline passes is cut off:
+/// shutdown returns soon after the deadline, not when the backend answers,
+/// and the client sees its connection closed without a response.
+#[tokio::test]
+async fn shutdown_cuts_off_connections_still_busy_after_the_drain_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (b, _) = backend().await;
+    let yaml = config(b).replace("timeoutMs: 300", "timeoutMs: 10000");
+    let gw = gateway(&yaml).await;
+    let a = gw.addr("api").unwrap();
+    let mut s = tokio::net::TcpStream::connect(a).await.unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    gw.shutdown_within(Duration::from_millis(200)).await;
+    let waited = started.elapsed();
+    // The backend's /slow answers after 3 s.
+    assert!(
+        waited < Duration::from_millis(2500),
+        "shutdown waited {waited:?}"
+    );
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+        "connection left open"
+    );
+    assert!(buf.is_empty(), "a response after the cut: {buf:?}");
+}
+
 #[tokio::test]
 async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
     let (b, seen) = backend().await;

@@ -17,16 +17,18 @@
 //! 501) carries CORS, so a page can read the status.
 
 mod act;
+mod cors;
 pub(crate) mod normalise;
 mod record;
 
 use crate::generation::Generation;
 use crate::request::ClientRequest;
-use crate::router::RequestFacts;
-use crate::upstream::{self, Answer};
+use crate::router::{CompiledVService, RequestFacts, Selection};
+use crate::upstream;
 use crate::Reply;
-use corsgate_policy::{ActualOutcome, Evaluation, PreflightOutcome, RequestFields};
-use record::{AccessLog, CorsDecision};
+use cors::Before;
+use corsgate_policy::RequestFields;
+use record::{AccessLog, Record};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,7 +69,7 @@ pub(crate) async fn handle(
     let uri = req.uri().clone();
 
     // 1. Normalise.
-    let (path, authority, refused) =
+    let (path, authority, client_error) =
         match normalise::request(&req, &uri, vs.paths.encoded_slashes, &vs.limits) {
             Ok(t) => (t.path, t.authority, None),
             Err(bad) => (Cow::Borrowed("/"), None, Some(bad)),
@@ -79,99 +81,51 @@ pub(crate) async fn handle(
 
     // 2. Select.
     let fields = req.fields();
-    let preflight = refused.is_none() && corsgate_policy::is_preflight(&method, &fields);
     let facts = RequestFacts {
         method: &method,
         host,
         path: &path,
         query: uri.query(),
         headers: &fields,
-        preflight,
+        preflight: client_error.is_none() && corsgate_policy::is_preflight(&method, &fields),
     };
-    let selection = if refused.is_none() {
-        vs.select(&facts)
-    } else {
-        // No rule acts on a refused request; its policy is the one in
-        // scope for `/`.
-        let mut s = vs.select(&facts);
-        s.rule = None;
-        s
-    };
-    let rule_name = selection.rule.map_or("-", |r| r.name.as_str());
+    let selection = select(vs, &facts, client_error.is_some());
     let log = AccessLog {
         vs,
-        rule: rule_name,
+        rule: selection.rule.map_or("-", |r| r.name.as_str()),
         method: &method,
         path: &path,
         started,
     };
+    let mut record = Record {
+        stats: &slot.stats,
+        rule: selection.rule.map(|r| r.index),
+        policy: selection.policy,
+        decision: record::CorsDecision::NoPolicy,
+        refused_origin: None,
+        upstream: None,
+        client_error,
+        log,
+    };
 
     // 3. CORS before (R18, R26): a scoped preflight is answered here.
-    let evaluation = selection
-        .policy
-        .map(|p| p.evaluate_classified(preflight, &fields));
-    // The shadow is checked first: it is rarely installed, and the Origin
-    // lookup is then skipped.
-    if let Some((shadow, origin)) = generation
-        .shadow
-        .0
-        .load()
-        .as_ref()
-        .and_then(|s| Some((s, fields.first_value(&http::header::ORIGIN)?)))
-    {
-        let active = evaluation.as_ref().and_then(crate::shadow::verdict);
-        shadow.compare(&vs.listen, &facts, active, origin.as_bytes());
-    }
-    let mut completion = None;
-    let mut decision = CorsDecision::NoPolicy;
-    if let Some(evaluation) = evaluation {
-        match evaluation {
-            Evaluation::Preflight(answer) => {
-                let decision = match answer.outcome {
-                    PreflightOutcome::Allowed(_) => match answer.browser_blocks {
-                        None => CorsDecision::PreflightAllowed,
-                        Some(r) => CorsDecision::PreflightBlocked(r),
-                    },
-                    PreflightOutcome::Refused(r) => CorsDecision::PreflightRefused(r),
-                };
-                // The origin names a refused request in the metrics only.
-                let origin = decision
-                    .refused()
-                    .then(|| fields.first_value(&http::header::ORIGIN))
-                    .flatten();
-                slot.stats.record(
-                    selection.rule.map(|r| r.index),
-                    answer.status.as_u16(),
-                    selection.policy,
-                    decision.outcome(),
-                    origin.map(http::HeaderValue::as_bytes),
-                    None,
-                );
-                log.write(answer.status, None, decision, None);
-                return Reply::Preflight(answer);
-            }
-            Evaluation::Actual(c) => {
-                decision = match c.outcome {
-                    ActualOutcome::NotCors => CorsDecision::NotCors,
-                    ActualOutcome::Allowed(_) => CorsDecision::Allowed,
-                    ActualOutcome::Refused(r) => CorsDecision::Refused(r),
-                };
-                completion = Some(c);
-            }
-            Evaluation::Shadow(_) => decision = CorsDecision::Shadow,
+    let completion = match cors::before(&generation, vs, &selection, &facts) {
+        Before::Answered(answer, decision) => {
+            record.decision = decision;
+            record.refused_origin = refused_origin(&record, &fields);
+            record.write(answer.status);
+            return Reply::Preflight(answer);
         }
-    }
-    // Kept (a shared buffer, not a copy) only to name a refused origin in
-    // the metrics.
-    let refused_origin = if decision.refused() {
-        fields.first_value(&http::header::ORIGIN).cloned()
-    } else {
-        None
+        Before::Act(completion, decision) => {
+            record.decision = decision;
+            record.refused_origin = refused_origin(&record, &fields);
+            completion
+        }
     };
 
     // 4. Act.
-    let (answer, upstream_time, refused) = match refused {
-        Some(bad) => (act::refusal(bad), None, Some(bad)),
+    let answer = match client_error {
+        Some(bad) => act::refusal(bad),
         None => {
             let request = act::Request {
                 req,
@@ -180,68 +134,44 @@ pub(crate) async fn handle(
                 authority: authority.as_ref(),
                 peer,
             };
-            act::run(&generation, vs, selection.rule, request).await
+            let (answer, upstream_time, body_error) =
+                act::run(&generation, vs, selection.rule, request).await;
+            record.upstream = upstream_time;
+            record.client_error = body_error;
+            answer
         }
     };
 
-    // 6. Record: metrics and the access log for the response sent, however
-    // it is sent.
-    let record = |status: http::StatusCode| {
-        if let Some(bad) = refused {
-            slot.stats.client_error(bad);
-        }
-        slot.stats.record(
-            selection.rule.map(|r| r.index),
-            status.as_u16(),
-            selection.policy,
-            decision.outcome(),
-            refused_origin.as_ref().map(http::HeaderValue::as_bytes),
-            upstream_time,
-        );
-        log.write(status, upstream_time, decision, refused);
-    };
+    // 5. CORS after, and 6. record, however the response is sent.
+    cors::after(answer, writes_heads, &selection, completion, &record)
+}
 
-    // 5. CORS after. An upstream response the front writes itself is
-    // passed on as read, its CORS completion written as lines, when nothing
-    // needs its fields in a map (a rule's response-header edits, or a
-    // completion that depends on the whole response).
-    let answer = match answer {
-        Answer::Upstream(up)
-            if writes_heads && selection.rule.is_none_or(|r| r.response_headers.is_empty()) =>
-        {
-            let lines = match (selection.policy, completion.take()) {
-                (Some(policy), Some(c)) => policy.completion_lines(c).map(Some),
-                // No policy, or a shadow one: the response is not changed.
-                _ => Ok(None),
-            };
-            match lines {
-                Ok(cors) => {
-                    record(up.status);
-                    return Reply::Upstream(up, cors);
-                }
-                Err(c) => {
-                    completion = Some(c);
-                    Answer::Upstream(up)
-                }
-            }
-        }
-        other => other,
-    };
-    let mut resp = answer.into_response();
-    if let Some(rule) = selection.rule {
-        if !rule.response_headers.is_empty() && !resp.status().is_informational() {
-            rule.response_headers.apply(resp.headers_mut());
-        }
+/// Stage 2: the rule and the CORS policy in scope (R16, R17). No rule acts
+/// on a request refused by the normalise stage; its policy is the one in
+/// scope for `/`.
+#[inline]
+fn select<'v, H: RequestFields + ?Sized>(
+    vs: &'v CompiledVService,
+    facts: &RequestFacts<'_, H>,
+    refused: bool,
+) -> Selection<'v> {
+    let mut selection = vs.select(facts);
+    if refused {
+        selection.rule = None;
     }
-    // R23-R25: complete whatever response we send, ours or the upstream's;
-    // 1xx (a 101 switching protocols) is left alone (R27).
-    if let (Some(policy), Some(c), false) = (
-        selection.policy,
-        &completion,
-        resp.status().is_informational(),
-    ) {
-        policy.complete(c, resp.headers_mut());
+    selection
+}
+
+/// The origin a refused request named, for the metrics' top refused
+/// origins; nothing for any other request.
+#[inline]
+fn refused_origin<H: RequestFields + ?Sized>(
+    record: &Record<'_>,
+    fields: &H,
+) -> Option<http::HeaderValue> {
+    if record.decision.refused() {
+        fields.first_value(&http::header::ORIGIN).cloned()
+    } else {
+        None
     }
-    record(resp.status());
-    Reply::Response(resp)
 }

@@ -13,11 +13,11 @@
 //! nginx and Envoy.
 
 pub(crate) use crate::client_error::BadRequest;
-use crate::request::ClientRequest;
+use crate::request::{ClientRequest, Fields};
 use corsgate_config::{EncodedSlashes, Limits};
 use corsgate_policy::{list_items, RequestFields};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderValue, Version};
+use http::{HeaderName, HeaderValue, Version};
 use std::borrow::Cow;
 
 /// What a request is routed and forwarded by.
@@ -43,30 +43,19 @@ pub(crate) fn request<'u>(
     if let Some(bad) = req.refusal() {
         return Err(bad);
     }
-    // One pass over the fields for everything this stage reads of them.
-    let fields = req.fields();
-    let mut bytes = 0;
-    let mut host = None;
-    let mut hosts = 0;
-    let mut coded = false;
-    let mut length = None;
-    for (name, value) in fields.iter() {
-        bytes += name.as_str().len() + value.as_bytes().len() + 4;
-        if name == HOST {
-            hosts += 1;
-            host = Some(value);
-        } else if name == TRANSFER_ENCODING {
-            coded = true;
-        } else if name == CONTENT_LENGTH && length.is_none() {
-            length = Some(value);
-        }
-    }
+    let Scan {
+        bytes,
+        host,
+        hosts,
+        coded,
+        length,
+    } = Scan::of(req.fields());
     if hosts > 1 {
         return Err(BadRequest::RepeatedHost);
     }
     let authority = authority(req, host)?;
     if coded {
-        transfer_coding(&fields)?;
+        transfer_coding(&req.fields())?;
     }
     if bytes > limits.max_header_bytes {
         return Err(BadRequest::HeaderTooLarge);
@@ -79,6 +68,47 @@ pub(crate) fn request<'u>(
     }
     let path = path(uri.path(), slashes)?;
     Ok(Target { path, authority })
+}
+
+/// What this stage reads of the fields, in one pass over them.
+#[derive(Default)]
+struct Scan<'r> {
+    /// The fields' size as `maxHeaderBytes` counts it: name, value and
+    /// four bytes (`: ` and CRLF) a line.
+    bytes: usize,
+    host: Option<&'r HeaderValue>,
+    hosts: u32,
+    /// Whether any `Transfer-Encoding` line is present.
+    coded: bool,
+    /// The first `Content-Length` line.
+    length: Option<&'r HeaderValue>,
+}
+
+impl<'r> Scan<'r> {
+    /// One loop per representation rather than one through an iterator
+    /// that picks it at every step: this runs on every request.
+    #[inline]
+    fn of(fields: Fields<'r>) -> Self {
+        let mut s = Scan::default();
+        match fields {
+            Fields::List(l) => l.iter().for_each(|(n, v)| s.add(n, v)),
+            Fields::Map(m) => m.iter().for_each(|(n, v)| s.add(n, v)),
+        }
+        s
+    }
+
+    #[inline(always)]
+    fn add(&mut self, name: &HeaderName, value: &'r HeaderValue) {
+        self.bytes += name.as_str().len() + value.len() + 4;
+        if name == HOST {
+            self.hosts += 1;
+            self.host = Some(value);
+        } else if name == TRANSFER_ENCODING {
+            self.coded = true;
+        } else if name == CONTENT_LENGTH && self.length.is_none() {
+            self.length = Some(value);
+        }
+    }
 }
 
 /// The request's host and port (RFC 9112 §3.2, RFC 9113 §8.3.1), from its
@@ -127,31 +157,48 @@ pub(crate) fn valid_host(v: &[u8]) -> bool {
     if v.first() == Some(&b'[') {
         return valid_ip_literal(v);
     }
-    // One pass over the common shape, a name then an optional port: this
-    // runs on every request.
-    let mut i = 0;
-    let mut prev = b'.';
-    while i < v.len() {
-        let b = v[i];
-        if b == b':' {
-            break;
+    // One pass over the common shape, a name then an optional port, one
+    // table lookup a byte: this runs on every request (callgrind: the
+    // earlier byte-by-byte comparisons cost ~250 instructions for
+    // `127.0.0.1:8080`).
+    let mut after_dot = true;
+    for (i, &b) in v.iter().enumerate() {
+        match HOST_BYTE[usize::from(b)] {
+            HostByte::Name => after_dot = false,
+            // No empty label: not first, not after another dot.
+            HostByte::Dot if !after_dot => after_dot = true,
+            HostByte::Colon => return i > 0 && valid_port(&v[i + 1..]),
+            _ => return false,
         }
-        if !NAME_BYTE[usize::from(b)] || (b == b'.' && prev == b'.') {
-            return false;
-        }
-        prev = b;
-        i += 1;
     }
-    i > 0 && (i == v.len() || valid_port(&v[i + 1..]))
+    !v.is_empty()
 }
 
-/// `host[:port]` bytes allowed in a name: letters, digits, `-`, `_`, `.`.
-static NAME_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
+/// What a byte may be in `host[:port]` outside an IP literal.
+#[derive(Clone, Copy)]
+enum HostByte {
+    /// A letter, digit, `-` or `_`.
+    Name,
+    Dot,
+    /// The port follows.
+    Colon,
+    Invalid,
+}
+
+static HOST_BYTE: [HostByte; 256] = {
+    let mut t = [HostByte::Invalid; 256];
     let mut c = 0;
     while c < 256 {
         let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+        t[c] = if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            HostByte::Name
+        } else if b == b'.' {
+            HostByte::Dot
+        } else if b == b':' {
+            HostByte::Colon
+        } else {
+            HostByte::Invalid
+        };
         c += 1;
     }
     t

@@ -3,7 +3,9 @@
 
 use super::normalise::BadRequest;
 use crate::router::CompiledVService;
-use corsgate_policy::Refusal;
+use corsgate_policy::{Policy, Refusal};
+use http::HeaderValue;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The CORS decision for the access log; formatting happens only when the
@@ -89,5 +91,40 @@ impl AccessLog<'_> {
             cors = %cors,
             client_error = refused.map(BadRequest::label),
         );
+    }
+}
+
+/// What a request came to, recorded once its response status is known: in
+/// the metrics and in the access log.
+pub(super) struct Record<'a> {
+    pub(super) stats: &'a crate::metrics::VServiceMetrics,
+    /// The matched rule's index among the vService's rules.
+    pub(super) rule: Option<usize>,
+    pub(super) policy: Option<&'a Arc<Policy>>,
+    pub(super) decision: CorsDecision,
+    /// The origin, kept only when the policy refused it: the metrics name
+    /// the top refused origins. A shared buffer, not a copy.
+    pub(super) refused_origin: Option<HeaderValue>,
+    pub(super) upstream: Option<Duration>,
+    /// The client error the request was refused for, if any.
+    pub(super) client_error: Option<BadRequest>,
+    pub(super) log: AccessLog<'a>,
+}
+
+impl Record<'_> {
+    pub(super) fn write(&self, status: http::StatusCode) {
+        if let Some(bad) = self.client_error {
+            self.stats.client_error(bad);
+        }
+        self.stats.record(
+            self.rule,
+            status.as_u16(),
+            self.policy,
+            self.decision.outcome(),
+            self.refused_origin.as_ref().map(HeaderValue::as_bytes),
+            self.upstream,
+        );
+        self.log
+            .write(status, self.upstream, self.decision, self.client_error);
     }
 }
