@@ -117,11 +117,29 @@ impl BadRequest {
         }
     }
 
-    /// Index into [`BadRequest::ALL`].
-    pub(crate) fn index(self) -> usize {
-        BadRequest::ALL
-            .iter()
-            .position(|b| *b == self)
-            .unwrap_or_default()
+    /// Index into [`BadRequest::ALL`]: the declaration order, which `ALL`
+    /// lists (checked by a test), so that counting a client error is an
+    /// array index, not a search.
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BadRequest;
+
+    #[test]
+    fn all_lists_every_reason_at_its_index_with_a_distinct_label() {
+        for (i, bad) in BadRequest::ALL.iter().enumerate() {
+            assert_eq!(bad.index(), i, "{bad:?}");
+            assert!(
+                BadRequest::ALL[..i]
+                    .iter()
+                    .all(|b| b.label() != bad.label()),
+                "{bad:?}: label {} repeated",
+                bad.label()
+            );
+        }
     }
 }

@@ -93,13 +93,30 @@ pub(super) async fn run(
                 None if req.uri().path() != r.path => Some(r.path.to_owned()),
                 None => None,
             };
-            let target = path.and_then(|mut t| {
+            let target = match path.map(|mut t| {
                 if let Some(q) = r.query {
                     t.push('?');
                     t.push_str(q);
                 }
-                http::uri::PathAndQuery::try_from(t).ok()
-            });
+                http::uri::PathAndQuery::try_from(t)
+            }) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                // Never the raw target instead: the backend would then see
+                // a path other than the one routed. Unreachable while the
+                // normalised path and compiled rewrites hold only path
+                // characters, and a 500 if that ever stops being true.
+                Some(Err(_)) => {
+                    return (
+                        Answer::Response(upstream::gateway_response(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "cannot build the upstream target\n",
+                        )),
+                        None,
+                        None,
+                    )
+                }
+            };
             let fwd = Forwarded {
                 peer_ip: r.peer.ip,
                 host: r.authority.cloned(),
