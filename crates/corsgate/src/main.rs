@@ -356,6 +356,9 @@ fn main() -> ExitCode {
                 }
             };
             reload::log_lints(&loaded.lints);
+            let reloader = config
+                .clone()
+                .map(|path| reload::Reloader::new(path, loaded.clone(), &text));
             if let Some(n) = fdlimit::raise() {
                 tracing::debug!(limit = n, "file descriptors");
             }
@@ -416,9 +419,7 @@ fn main() -> ExitCode {
                     _ => None,
                 };
                 let (tx, mut triggers) = tokio::sync::mpsc::unbounded_channel();
-                let mut reloader = config
-                    .clone()
-                    .map(|path| reload::Reloader::new(path, loaded));
+                let mut reloader = reloader;
                 // Kept alive for as long as the gateway runs.
                 let _watch = match (&reloader, no_watch) {
                     (Some(r), false) => match reload::watch(&r.inputs(), tx.clone()) {
@@ -430,6 +431,12 @@ fn main() -> ExitCode {
                     },
                     _ => None,
                 };
+                if _watch.is_some() && admin_rt.is_none() {
+                    // A file changed after it was loaded and before the
+                    // watch began raised no event: check once now (a no-op
+                    // when nothing changed).
+                    let _ = tx.send(reload::Trigger::FileChanged);
+                }
                 spawn_sighup(tx);
                 // Created once, before the loop, so that no signal falls
                 // between two registrations.

@@ -69,11 +69,20 @@ fn fingerprint(files: &[PathBuf]) -> Vec<Option<String>> {
 }
 
 impl Reloader {
-    /// Start from the configuration at `path` that is running now.
-    pub fn new(path: PathBuf, current: Loaded) -> Self {
+    /// Start from the configuration at `path` that is running now, loaded
+    /// from `text`. Call it as soon as the configuration is loaded: the
+    /// fingerprint is taken from `text` and, for the manifests, from the
+    /// files as they are now, so that a file changed while the listeners
+    /// start differs from it and is applied by the first check.
+    pub fn new(path: PathBuf, current: Loaded, text: &str) -> Self {
         let files = corsgate_config::input_files(&current.config, &path);
+        let mut fingerprint = fingerprint(&files);
+        if let Some(first) = fingerprint.first_mut() {
+            // input_files lists the configuration file first.
+            *first = Some(text.to_owned());
+        }
         Reloader {
-            fingerprint: fingerprint(&files),
+            fingerprint,
             path,
             current,
             generation: 1,
