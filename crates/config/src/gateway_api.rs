@@ -1234,6 +1234,7 @@ pub fn import(docs: &[(usize, usize, Value)], cfg: &GatewayApi) -> Imported {
                                     http2: false,
                                     rewrite: r.rewrite.clone(),
                                     upgrades: crate::model::default_upgrades(),
+                                    forwarded_headers: Default::default(),
                                 };
                                 if f.rewrite
                                     .as_ref()

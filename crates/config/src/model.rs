@@ -471,6 +471,32 @@ pub struct Forward {
     /// gateway would carry requests no rule sees (docs/security.md).
     #[serde(default = "default_upgrades")]
     pub upgrades: Vec<String>,
+    /// What the upstream is told about the client in `X-Forwarded-For`,
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto` (default `append`).
+    #[serde(default)]
+    pub forwarded_headers: ForwardedHeaders,
+}
+
+/// How a forwarding rule writes `X-Forwarded-For`, `X-Forwarded-Host` and
+/// `X-Forwarded-Proto`. In every mode the client's own `X-Forwarded-Host`
+/// and `X-Forwarded-Proto` are dropped: the gateway knows the answers and
+/// a client could lie about them.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardedHeaders {
+    /// The client's `X-Forwarded-For` entries, then its address (as
+    /// nginx's `$proxy_add_x_forwarded_for`); host and proto set (default).
+    #[default]
+    Append,
+    /// `X-Forwarded-For` holds only the client's address: for an edge
+    /// gateway, where whatever the client sent is its own word.
+    Replace,
+    /// None of the three is sent, and the client's `X-Forwarded-For` is
+    /// dropped too: for backends that must not see them, and the bytes
+    /// saved on every request.
+    Off,
 }
 
 pub(crate) fn default_upgrades() -> Vec<String> {

@@ -63,6 +63,15 @@ async fn backend() -> (SocketAddr, Seen) {
 }
 
 async fn gateway(backend: SocketAddr, paths: &str) -> corsgate_gateway::Running {
+    gateway_forwarding(backend, paths, "").await
+}
+
+/// [`gateway`] with `extra` added to the forwarding rule's settings.
+async fn gateway_forwarding(
+    backend: SocketAddr,
+    paths: &str,
+    extra: &str,
+) -> corsgate_gateway::Running {
     let yaml = format!(
         r#"
 policies:
@@ -83,7 +92,7 @@ vservices:
         match: {{ hosts: [blocked.test] }}
         direct: {{ status: 403, body: "blocked host" }}
       - name: backend
-        forward: {{ upstreams: ["http://{backend}"] }}
+        forward: {{ upstreams: ["http://{backend}"]{extra} }}
 "#
     );
     let loaded = corsgate_config::load_str(&yaml, Some("test.yaml")).unwrap();
@@ -370,6 +379,58 @@ async fn forwarding_fields_are_written_by_the_gateway() {
         } else {
             assert_eq!(host[0], &format!("host: {addr}"), "case {i}");
             assert!(!fields.iter().any(|f| f.starts_with("x-forwarded-host")));
+        }
+    }
+}
+
+/// `forwardedHeaders` chooses what the upstream is told, the same on both
+/// upstream paths (a bodiless GET through corsgate's exchange, a POST with
+/// a body through hyper's client), and a client's forged host and proto
+/// never pass in any mode.
+#[tokio::test]
+async fn forwarded_headers_follow_the_rule_on_both_upstream_paths() {
+    let forged =
+        "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: https\r\n";
+    let requests = [
+        format!("GET /a HTTP/1.1\r\nHost: api.test\r\n{forged}\r\n"),
+        format!("POST /a HTTP/1.1\r\nHost: api.test\r\nContent-Length: 2\r\n{forged}\r\nhi"),
+    ];
+    let table: [(&str, &[&str]); 3] = [
+        (
+            "",
+            &[
+                "x-forwarded-for: 192.0.2.7, 127.0.0.1",
+                "x-forwarded-host: api.test",
+                "x-forwarded-proto: http",
+            ],
+        ),
+        (
+            ", forwardedHeaders: replace",
+            &[
+                "x-forwarded-for: 127.0.0.1",
+                "x-forwarded-host: api.test",
+                "x-forwarded-proto: http",
+            ],
+        ),
+        (", forwardedHeaders: off", &[]),
+    ];
+    for (extra, expect) in table {
+        let (addr, seen) = backend().await;
+        let gw = gateway_forwarding(addr, "{}", extra).await;
+        let gw_addr = gw.addr("v").unwrap();
+        for raw in &requests {
+            let r = send(gw_addr, raw.as_bytes()).await;
+            assert_eq!(r.status, 200, "{extra}: {raw}: {r:?}");
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), requests.len(), "{extra}");
+        for (i, (_, fields)) in seen.iter().enumerate() {
+            let forwarding: Vec<&str> = fields
+                .iter()
+                .map(String::as_str)
+                .filter(|f| f.starts_with("x-forwarded-"))
+                .collect();
+            assert_eq!(forwarding, expect, "{extra:?}, request {i}: {fields:?}");
         }
     }
 }

@@ -26,6 +26,8 @@ pub enum Action {
         rewrite_path: Option<PathChange>,
         /// Protocols a client may upgrade to (`Upgrade`), lower case.
         upgrades: Vec<String>,
+        /// How `X-Forwarded-*` are written.
+        forwarded_headers: corsgate_config::ForwardedHeaders,
     },
     /// Answer directly.
     Direct {

@@ -291,6 +291,7 @@ fn forward(errors: &mut Errors<'_>, at: &str, f: &Forward, prefix_cond: Option<&
         rewrite_host,
         rewrite_path,
         upgrades: f.upgrades.iter().map(|p| p.to_ascii_lowercase()).collect(),
+        forwarded_headers: f.forwarded_headers,
     }
 }
 

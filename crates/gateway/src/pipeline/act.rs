@@ -61,6 +61,7 @@ pub(super) async fn run(
             rewrite_host,
             rewrite_path,
             upgrades,
+            forwarded_headers,
             ..
         } => {
             let (Some(upstream), Some(client)) = (
@@ -124,6 +125,7 @@ pub(super) async fn run(
                 target,
                 tls: r.peer.tls,
                 http2: *http2,
+                mode: *forwarded_headers,
             };
             let limits = upstream::BodyLimit(vs.limits.max_body_bytes);
             upstream::forward(client, upstream, *timeout, req, limits, fwd, upgrade).await

@@ -8,8 +8,11 @@
 //! backend building absolute URLs from them would build them for the
 //! attacker's host). `X-Forwarded-For` is appended to, as nginx's
 //! `$proxy_add_x_forwarded_for` does; its earlier entries are the client's
-//! word and are documented as such.
+//! word and are documented as such. A rule's `forwardedHeaders` chooses
+//! otherwise: `replace` (the peer only) or `off` (none of the three, the
+//! client's `X-Forwarded-For` dropped too).
 
+use corsgate_config::ForwardedHeaders;
 use corsgate_policy::RequestFields;
 use http::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 
@@ -33,6 +36,8 @@ pub(crate) struct Forwarded<'a> {
     pub tls: bool,
     /// Whether the upstream client speaks HTTP/2.
     pub http2: bool,
+    /// Which `X-Forwarded-*` fields to write, and how.
+    pub mode: ForwardedHeaders,
 }
 
 /// Is `name` a field the gateway writes itself, so the client's is never
@@ -62,6 +67,9 @@ impl Forwarded<'_> {
     /// lines, folded, then the peer), `X-Forwarded-Host` (when the client
     /// named a host), `X-Forwarded-Proto`.
     pub(crate) fn write_lines<H: RequestFields + ?Sized>(&self, client: &H, out: &mut Vec<u8>) {
+        if self.mode == ForwardedHeaders::Off {
+            return;
+        }
         out.extend_from_slice(b"x-forwarded-for: ");
         self.write_for(client, out);
         out.extend_from_slice(b"\r\n");
@@ -78,7 +86,11 @@ impl Forwarded<'_> {
     /// The `X-Forwarded-For` value: every earlier line of the client's,
     /// folded in order, then the peer.
     fn write_for<H: RequestFields + ?Sized>(&self, client: &H, out: &mut Vec<u8>) {
-        for prior in client.values(&X_FORWARDED_FOR) {
+        let prior = match self.mode {
+            ForwardedHeaders::Append => Some(client.values(&X_FORWARDED_FOR)),
+            ForwardedHeaders::Replace | ForwardedHeaders::Off => None,
+        };
+        for prior in prior.into_iter().flatten() {
             out.extend_from_slice(prior.as_bytes());
             out.extend_from_slice(b", ");
         }
@@ -103,6 +115,9 @@ impl Forwarded<'_> {
                     headers.insert(HOST, v);
                 }
             }
+        }
+        if self.mode == ForwardedHeaders::Off {
+            return;
         }
         // Built from valid field values and an IP address.
         if let Ok(v) = HeaderValue::from_bytes(&xff) {

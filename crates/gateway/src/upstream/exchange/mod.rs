@@ -338,6 +338,7 @@ mod tests {
             target: None,
             tls: true,
             http2: false,
+            mode: corsgate_config::ForwardedHeaders::Append,
         };
         let encode = |fields| {
             let head = RequestHead {
