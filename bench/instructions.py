@@ -16,8 +16,12 @@ thread. The backend is the same nginx `return 200` as load.py's.
 
 Usage: python3 bench/instructions.py [--seconds 5] [--workloads W1,W2,W3,W4]
                                      [--keep DIR] [--corsgate BINARY]
-Needs: valgrind, wrk, nginx (apt-get install valgrind wrk nginx) and the
-release builds named in load.py.
+
+Beyond the default W1-W4, --workloads takes B1 (a proxied POST with a 1 KiB
+JSON body and CORS: the body path), H1 and H2 (W1 and W2 over HTTP/2
+without TLS, driven by h2load: hyper's server and the map path).
+Needs: valgrind, wrk, nginx, and h2load for H1 and H2 (apt-get install
+valgrind wrk nginx nghttp2-client), and the release builds named in load.py.
 """
 
 import argparse
@@ -41,20 +45,43 @@ def wrk(port, path, script, seconds):
     return int(re.search(r"(\d+) requests in", out).group(1))
 
 
+def h2load(port, workload, seconds):
+    """Requests h2load completed: HTTP/2 without TLS (prior knowledge, which
+    corsgate's listener accepts), one stream at a time per connection."""
+    method, path, headers = H2_WORKLOADS[workload]
+    cmd = ["h2load", "-c4", "-m1", "-D", str(seconds), "-H", f":method: {method}"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}{path}"], capture_output=True,
+                         text=True, check=True).stdout
+    return int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", out).group(1))
+
+
+# The HTTP/2 paths: W1 and W2 over h2c (hyper's server and the map path).
+H2_WORKLOADS = {"H1": load.WORKLOADS["W1"], "H2": load.WORKLOADS["W2"]}
+
+
 def count(name, cmd, port, workload, tmp, seconds, env):
     """Instructions per request of `cmd` serving `workload`."""
-    method, path, headers = load.WORKLOADS[workload]
-    script = load.wrk_script(tmp, workload, method, headers)
+    if workload in H2_WORKLOADS:
+        def run(s):
+            return h2load(port, workload, s)
+    else:
+        method, path, headers = load.WORKLOADS[workload]
+        script = load.wrk_script(tmp, workload, method, headers)
+
+        def run(s):
+            return wrk(port, path, script, s)
     out = os.path.join(tmp, f"{name}-{workload}.callgrind")
     vg = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"] + cmd,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         load.wait_port(port, timeout=60)
-        wrk(port, path, script, 2)
+        run(2)
         subprocess.run(["callgrind_control", "-i", "on", str(vg.pid)], check=True,
                        capture_output=True)
-        requests = wrk(port, path, script, seconds)
+        requests = run(seconds)
         subprocess.run(["callgrind_control", "-d", str(vg.pid)], check=True, capture_output=True)
     finally:
         os.killpg(vg.pid, signal.SIGTERM)

@@ -25,6 +25,7 @@ corsgate-gateway --example fixed_response`.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -204,7 +205,13 @@ WORKLOADS = {
     "W3": ("GET", "/plain/items", {}),
     "W4": ("GET", "/cors/items", {"Origin": REFUSED}),
     "F": ("OPTIONS", "/cors/items", {"Origin": ALLOWED, "Access-Control-Request-Method": "PUT"}),
+    # Not in the default set: a proxied POST with a 1 KiB JSON body and
+    # CORS (the body path; bench/load_tls.py measures it against nginx).
+    "B1": ("POST", "/cors/items", {"Origin": ALLOWED, "Content-Type": "application/json"}),
 }
+# Request bodies, by workload.
+BODIES = {"B1": ('{"items": [' + ", ".join(f'{{"id": {i}, "name": "item-{i:04d}"}}'
+                                          for i in range(40)) + "]}")[:1024].ljust(1024)}
 
 
 def wrk_script(tmp, name, method, headers):
@@ -213,6 +220,8 @@ def wrk_script(tmp, name, method, headers):
         f.write(f'wrk.method = "{method}"\n')
         for k, v in headers.items():
             f.write(f'wrk.headers["{k}"] = "{v}"\n')
+        if name in BODIES:
+            f.write(f"wrk.body = {json.dumps(BODIES[name])}\n")
     return path
 
 
