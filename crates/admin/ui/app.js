@@ -81,7 +81,9 @@ window.addEventListener('hashchange', show);
 
 (async () => {
   try {
-    signedIn(await api('/ui/session'));
+    const s = await api('/ui/session');
+    if (s.signedIn) signedIn(s);
+    else signedOut('');
   } catch {
     signedOut('');
   }

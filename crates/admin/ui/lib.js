@@ -46,7 +46,8 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 export function table(headers, rows, { caption, rowClass } = {}) {
-  return el('div', { class: 'scroll' }, el('table', {},
+  // Focusable so a keyboard can scroll a wide table (axe: scrollable-region-focusable).
+  return el('div', { class: 'scroll', tabindex: '0', role: 'region', 'aria-label': caption || `table: ${headers.join(', ')}` }, el('table', {},
     caption ? el('caption', { class: 'muted' }, caption) : null,
     el('thead', {}, el('tr', {}, headers.map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', {}, rows.map((r, i) => el('tr', { class: rowClass ? rowClass(i) : null }, r.map((c) => el('td', {}, c)))))));

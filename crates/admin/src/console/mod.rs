@@ -250,9 +250,11 @@ async fn route(state: &Arc<AdminState>, req: Request<Incoming>) -> Resp {
             match s {
                 Some(s) => reply(
                     StatusCode::OK,
-                    &json!({ "name": s.token.name, "role": role_name(&s.token), "csrf": s.csrf, "tls": tls }),
+                    &json!({ "signedIn": true, "name": s.token.name, "role": role_name(&s.token), "csrf": s.csrf, "tls": tls }),
                 ),
-                None => error(StatusCode::UNAUTHORIZED, "not signed in"),
+                // 200, not 401: a page asking whether it is signed in is not
+                // a failed request (and logs no error in the browser).
+                None => reply(StatusCode::OK, &json!({ "signedIn": false })),
             }
         }
         (Method::GET | Method::HEAD, p) => assets::serve(p, req.headers()),
@@ -276,7 +278,7 @@ fn login(state: &AdminState, body: &Bytes) -> Resp {
         Ok((id, csrf)) => {
             let mut r = reply(
                 StatusCode::OK,
-                &json!({ "name": t.name, "role": role_name(&t), "csrf": csrf, "tls": state.tls.is_some() }),
+                &json!({ "signedIn": true, "name": t.name, "role": role_name(&t), "csrf": csrf, "tls": state.tls.is_some() }),
             );
             r.headers_mut().insert(
                 header::SET_COOKIE,
