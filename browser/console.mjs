@@ -280,6 +280,10 @@ function scenarios(p, gw) {
         return r.status;
       });
       expect(forged === 403, `forged apply from the viewer's session: ${forged}`);
+      await open(page, 'explain');
+      await page.fill('#ex-url', `http://api.example.com:${p.gateway}/items`);
+      await page.click('#ex-run');
+      await page.waitForSelector('#ex-result [data-overall]', { timeout: 5000 });
       expect((await bearer(p, '/api/v1/versions')).versions.length === before, 'the forged apply changed the history');
     }],
     ['an invalid origin is shown at its line before anything is applied', async (ctx) => {
