@@ -218,9 +218,19 @@ function scenarios(p, gw) {
         explain: async () => expect(await page.$('#ex-run'), 'explain: no form'),
         shadow: async () => expect(await page.$('[data-shadowing="false"]'), 'shadow: state missing'),
         fleet: async () => expect((await page.getAttribute('#fleet-mode', 'data-mode')) === 'single' && (await page.textContent('main')).includes('in sync'), 'fleet: single-instance view missing'),
-        traffic: async () => expect((await page.$$('#traffic-charts svg')).length === 3, 'traffic: charts missing'),
+        traffic: async () => {
+          expect((await page.$$('#traffic-charts svg')).length === 3, 'traffic: charts missing');
+          const label = await page.getAttribute('#chart-decisions svg', 'aria-label');
+          expect(/public allowed 6\b/.test(label) && /partner allowed 2\b/.test(label), `traffic: decisions chart says ${label}`);
+          const refused = await page.getAttribute('#chart-refused svg', 'aria-label');
+          expect(refused.includes(`evil.example.com:${p.sites} 3`), `traffic: refused chart says ${refused}`);
+        },
       };
-      await acao(p, `http://evil.example.com:${p.sites}`); // a refused origin for the traffic chart
+      // Traffic for the charts: allowed, refused and partner requests.
+      for (let i = 0; i < 6; i++) await acao(p, `http://app.example.com:${p.sites}`);
+      for (let i = 0; i < 3; i++) await acao(p, `http://evil.example.com:${p.sites}`);
+      await acao(p, `http://other.example.net:${p.sites}`);
+      for (let i = 0; i < 2; i++) await acao(p, `http://partner.example.com:${p.sites}`, '/partner/feed');
       for (const name of PAGES) {
         for (const [w, h, tag] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
           await page.setViewportSize({ width: w, height: h });
@@ -301,6 +311,16 @@ function scenarios(p, gw) {
       const lines = await page.$$eval('#validation-errors li', (l) => l.map((e) => e.dataset.line));
       expect(lines.includes(String(line)), `error not at line ${line}: ${lines}`);
       expect(await page.$(`.gutter span.err[data-line="${line}"]`), `line ${line} not marked in the editor`);
+      // The marked number sits beside its line of text, and is in view.
+      const align = await page.evaluate((n) => {
+        const area = document.getElementById('config-editor');
+        const mark = document.querySelector(`.gutter span[data-line="${n}"]`).getBoundingClientRect();
+        const cs = getComputedStyle(area);
+        const textTop = area.getBoundingClientRect().top + parseFloat(cs.paddingTop) + (n - 1) * parseFloat(cs.lineHeight) - area.scrollTop;
+        const box = document.querySelector('.editor').getBoundingClientRect();
+        return { off: Math.abs(mark.top - textTop), visible: mark.top >= box.top && mark.bottom <= box.bottom };
+      }, line);
+      expect(align.off < 3 && align.visible, `line ${line}: number ${align.off.toFixed(1)} px from its text, visible ${align.visible}`);
       expect(!(await page.$('#apply')), 'apply offered for an invalid edit');
       expect((await bearer(p, '/api/v1/versions')).versions.length === 1, 'something was applied');
       await page.screenshot({ path: path.join(SHOTS, 'edit-error-desktop.png'), fullPage: true });

@@ -88,7 +88,7 @@ export function parseMetrics(text) {
 // Horizontal bar chart as SVG; bars = [{label, value}].
 export function barChart(title, bars, { color = '#0b5cad' } = {}) {
   const NS = 'http://www.w3.org/2000/svg';
-  const w = 560, rowH = 22, left = 230, top = 8;
+  const w = 560, rowH = 26, left = 250, top = 8;
   const h = top * 2 + Math.max(1, bars.length) * rowH;
   const max = Math.max(1, ...bars.map((b) => b.value));
   const svg = document.createElementNS(NS, 'svg');
@@ -106,9 +106,9 @@ export function barChart(title, bars, { color = '#0b5cad' } = {}) {
   bars.forEach((b, i) => {
     const y = top + i * rowH;
     const bw = Math.max(1, Math.round(((w - left - 50) * b.value) / max));
-    add('text', { x: left - 6, y: y + 15, 'text-anchor': 'end' }, b.label.length > 34 ? b.label.slice(0, 33) + '…' : b.label);
+    add('text', { x: left - 6, y: y + 17, 'text-anchor': 'end' }, b.label.length > 32 ? b.label.slice(0, 31) + '…' : b.label);
     add('rect', { x: left, y: y + 3, width: bw, height: rowH - 6, fill: color });
-    add('text', { x: left + bw + 4, y: y + 15 }, String(b.value));
+    add('text', { x: left + bw + 4, y: y + 17 }, String(b.value));
   });
   return svg;
 }

@@ -50,7 +50,7 @@ export async function render(root) {
       v.valid ? el('p', { class: 'ok', id: 'validation-result' }, `Valid. ${v.policyTests} policy test(s) pass.`)
         : el('p', { class: 'error', id: 'validation-result', role: 'alert' }, `Refused: ${v.errors.length} error(s). Nothing was applied.`),
       v.errors.length ? list : null, v.lints.length ? el('h2', {}, 'Lints') : null, v.lints.length ? lints : null);
-    if (v.errors[0] && v.errors[0].line) focusLine(area, v.errors[0].line);
+    if (v.errors[0] && v.errors[0].line) focusLine(area, gutter, v.errors[0].line);
     if (!v.valid) return;
     review.append(el('h2', {}, `Changes against version ${v.base}`), diffView(v.diff), propagationView(v.propagation));
     if (!canEdit()) return;
@@ -79,8 +79,12 @@ export async function render(root) {
   });
 }
 
-function focusLine(area, line) {
+// Select the line in the editor and scroll the editor (not the textarea,
+// which is as tall as its text) so it is in view beside its number.
+function focusLine(area, gutter, line) {
   const lines = area.value.split('\n');
   const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
   area.setSelectionRange(start, start + (lines[line - 1] || '').length);
+  area.scrollTop = 0;
+  gutter.querySelector(`[data-line="${line}"]`)?.scrollIntoView({ block: 'center' });
 }

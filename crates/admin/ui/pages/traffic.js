@@ -20,7 +20,7 @@ export async function render(root) {
     const fig = (id, title, bars, color) => el('figure', { id }, el('figcaption', {}, el('strong', {}, title)), barChart(title, bars.slice(0, 10), { color }));
     charts.replaceChildren(
       fig('chart-decisions', 'CORS decisions by policy', sum(decisions, (r) => `${r.labels.policy} ${r.labels.decision}`)),
-      fig('chart-reasons', 'Decisions by reason', sum(decisions, (r) => r.labels.reason)),
+      fig('chart-reasons', 'Decisions by reason', sum(decisions, (r) => (r.labels.reason ? `${r.labels.decision}: ${r.labels.reason}` : r.labels.decision))),
       fig('chart-refused', 'Top refused origins', sum(refused, (r) => r.labels.origin), '#b00020'));
     stamp.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
   };
