@@ -10,7 +10,10 @@ export async function render(root) {
     let r = null;
     try { r = await api('/api/v1/shadow'); } catch (e) { if (e.status !== 404) { report.replaceChildren(errorBox(e)); return; } }
     if (!r) { report.replaceChildren(el('p', { class: 'muted', 'data-shadowing': 'false' }, 'No candidate is being shadowed.')); return; }
-    const rows = (kind) => r.findings.filter((f) => f.change === kind).map((f) => [f.origin, f.policy, String(f.count), el('code', {}, f.sample)]);
+    const rows = (kind) => {
+      const found = r.findings.filter((f) => f.change === kind).map((f) => [f.origin, f.policy, String(f.count), el('code', {}, f.sample)]);
+      return found.length ? found : [['none so far', '—', '0', '—']];
+    };
     report.replaceChildren(el('p', { 'data-shadowing': 'true' }, `Shadowing "${r.comment}": ${r.compared} CORS request(s) compared${r.dropped ? `, ${r.dropped} findings dropped` : ''}.`),
       el('h2', {}, 'Newly refused'), el('div', { id: 'newly-refused' }, table(['origin', 'candidate policy', 'requests', 'sample'], rows('newly_refused'))),
       el('h2', {}, 'Newly allowed'), el('div', { id: 'newly-allowed' }, table(['origin', 'candidate policy', 'requests', 'sample'], rows('newly_allowed'))));
