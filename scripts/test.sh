@@ -24,6 +24,8 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# The console suite edits the store's SQLite file to tamper with the audit log.
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -35,3 +37,6 @@ echo "== browser suite (Chromium $(chromium --version 2>/dev/null | awk '{print 
 # cargo test above built target/debug/corsgate; this is a no-op then.
 cargo build --locked -p corsgate
 node browser/run.mjs
+
+echo "== console suite (screenshots in target/console-screenshots/)"
+node browser/console.mjs

@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+pub mod console;
 mod denials;
 mod listener;
 mod openapi;
@@ -21,6 +22,7 @@ mod replies;
 
 use replies::{applied, config_of, full, propagation, summary, Refused};
 
+pub use console::{Console, ExplainInput, Explainer};
 pub use denials::Denials;
 pub use listener::{serve, tls_acceptor, Limits};
 
@@ -90,6 +92,8 @@ pub struct AdminState {
     /// What start-up found wrong with the store, if anything: `/ready`
     /// answers 503 with it and `/metrics` reports the store not intact.
     pub integrity: Mutex<Option<String>>,
+    /// The web console's sessions and engines (see [`console`]).
+    pub console: Console,
 }
 
 /// The gateway's shadow candidate (R29).
@@ -138,7 +142,11 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 fn authenticate<'a>(state: &'a AdminState, req: &Request<Incoming>) -> Option<&'a Token> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ")?.trim();
+    token_for(state, value.strip_prefix("Bearer ")?.trim())
+}
+
+/// The accepted token equal to `token`, if any.
+pub(crate) fn token_for<'a>(state: &'a AdminState, token: &str) -> Option<&'a Token> {
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     // Compare with every token so timing does not tell which one matched.
     let mut found = None;
@@ -151,9 +159,14 @@ fn authenticate<'a>(state: &'a AdminState, req: &Request<Incoming>) -> Option<&'
 }
 
 /// The role a request needs, decided from its method alone (so the answer
-/// does not depend on whether the path exists).
-fn required_role(method: &Method) -> Role {
-    if method == Method::GET || method == Method::HEAD {
+/// does not depend on whether the path exists), except the two read-only
+/// computations a viewer's console posts a body to: validating a
+/// candidate and explaining a request.
+fn required_role(method: &Method, path: &str) -> Role {
+    if method == Method::GET
+        || method == Method::HEAD
+        || (method == Method::POST && (path == "/api/v1/validate" || path == "/api/v1/explain"))
+    {
         Role::Viewer
     } else {
         Role::Editor
@@ -227,6 +240,15 @@ async fn with_store<T: Send + 'static>(
 }
 
 pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
+    if console::is_console(req.uri().path()) {
+        return console::serve(state, req).await;
+    }
+    let mut r = dispatch(state, req).await;
+    console::harden(r.headers_mut());
+    r
+}
+
+async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
     if let Some(r) = probes::declared_too_large(&state, &req) {
         return r;
@@ -237,7 +259,14 @@ pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Re
     if req.method() == Method::GET && path == "/ready" {
         return probes::ready(&state);
     }
-    let Some(token) = authenticate(&state, &req) else {
+    let session = match authenticate(&state, &req) {
+        Some(_) => None,
+        None => match console::session_token(&state, &req) {
+            Ok(t) => t,
+            Err(r) => return *r,
+        },
+    };
+    let Some(token) = authenticate(&state, &req).or(session.as_ref()) else {
         state
             .denials
             .unauthenticated(&format!("{} {}", req.method(), path));
@@ -262,7 +291,7 @@ pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Re
         })
         .await;
     }
-    let need = required_role(req.method());
+    let need = required_role(req.method(), &path);
     if token.role < need {
         let what = format!("{} {}", req.method(), path);
         if let Some(audit) = state.denials.forbidden(&token.name, &what) {
@@ -530,7 +559,10 @@ pub(crate) async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Re
             })
             .await
         }
-        _ => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
+        _ => match console::api::route(&state, &method, segments.as_slice(), &body).await {
+            Some(r) => r,
+            None => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
+        },
     };
     let resp = result.unwrap_or_else(|r| r);
     if let Some(m) = state.metrics.as_ref().filter(|_| method == Method::POST) {

@@ -13,7 +13,7 @@ pub fn document() -> Value {
         "info": {
             "title": "corsgate admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Versioned, audited CORS configuration. Every request except GET /openapi.json and GET /ready needs `Authorization: Bearer <token>`; GET needs the viewer role, POST the editor role."
+            "description": "Versioned, audited CORS configuration. Every request except GET /openapi.json and GET /ready needs `Authorization: Bearer <token>`; GET (and POST to /api/v1/validate and /api/v1/explain) needs the viewer role, other POST and DELETE the editor role. The console under /ui/ signs in at POST /ui/login and then authenticates with a session cookie instead; a cookie-authenticated change needs X-CSRF-Token and a same-site Origin."
         },
         "security": [{ "bearer": [] }],
         "paths": {
@@ -62,6 +62,25 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["base"], "additionalProperties": false, "properties": { "base": { "type": ["integer", "null"] }, "comment": { "type": "string" } } } } } },
                 "responses": { "201": { "description": "promoted", "content": { "application/json": { "schema": version } } }, "401": unauthorized, "403": forbidden, "404": { "description": "no candidate" }, "409": { "description": "stale base" } }
             } },
+            "/api/v1/validate": { "post": {
+                "summary": "Everything an apply would say about a candidate, applying nothing: each error and lint with line and column, policy tests run, and when valid the semantic diff and the tightenings against the active version (viewer role: it changes nothing)",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["content"], "additionalProperties": false, "properties": { "content": { "type": "string" } } } } } },
+                "responses": { "200": { "description": "`valid`, `errors` [{line, column, path, id, reason, message}], `lints`, `policyTests`, `base`, `diff`, `propagation`" }, "400": { "description": "malformed JSON" }, "401": unauthorized, "403": forbidden }
+            } },
+            "/api/v1/effective": { "get": { "summary": "The active version's vServices, listeners and rules, each rule with the policy that applies and its binding level (rule, path, host, vService, global, none), chosen by the route compiler for a request the rule matches", "responses": { "200": { "description": "effective policies" }, "401": unauthorized, "403": forbidden, "404": { "description": "no active version" } } } },
+            "/api/v1/explain": { "post": {
+                "summary": "`corsgate explain --json` against the active version: the legs a browser sends, corsgate's answer to each and the browser's verdict with its reasons (viewer role: it changes nothing)",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["origin", "method", "url"], "additionalProperties": false, "properties": { "origin": { "type": "string" }, "method": { "type": "string" }, "url": { "type": "string" }, "headers": { "type": "array", "items": { "type": "array", "items": { "type": "string" }, "minItems": 2, "maxItems": 2 } }, "credentials": { "type": "boolean" } } } } } },
+                "responses": { "200": { "description": "`version` and `explanation`, the CLI's JSON" }, "400": { "description": "malformed or not explainable" }, "401": unauthorized, "403": forbidden, "404": { "description": "no active version" } }
+            } },
+            "/ui/login": { "post": {
+                "summary": "Console sign-in: a token in the body opens a session (cookie `corsgate_session`, HttpOnly, SameSite=Strict, Path=/, Secure with TLS); needs an Origin equal to the listener's",
+                "security": [],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["token"], "additionalProperties": false, "properties": { "token": { "type": "string" } } } } } },
+                "responses": { "200": { "description": "`name`, `role`, `csrf` (send it as X-CSRF-Token on every change)" }, "401": { "description": "token not accepted" }, "403": { "description": "another origin" } }
+            } },
+            "/ui/session": { "get": { "summary": "The console session of the cookie: `signedIn`, and when signed in `name`, `role`, `csrf`", "security": [], "responses": { "200": { "description": "session" } } } },
+            "/ui/logout": { "post": { "summary": "End the console session (X-CSRF-Token and same Origin needed)", "security": [], "responses": { "200": { "description": "signed out" }, "403": { "description": "no CSRF token" } } } },
             "/ready": { "get": { "summary": "Readiness: 200 while the store verified at start-up, 503 with the problem when tampering was found (no token needed)", "security": [], "responses": { "200": { "description": "ready" }, "503": { "description": "the store failed verification" } } } },
             "/metrics": { "get": { "summary": "Prometheus metrics (text format)", "responses": { "200": { "description": "metrics", "content": { "text/plain": {} } }, "401": unauthorized, "403": forbidden } } },
             "/api/v1/audit": { "get": { "summary": "The audit log, oldest first", "responses": { "200": { "description": "entries" }, "401": unauthorized, "403": forbidden } } },

@@ -66,6 +66,7 @@ async fn start(dir: &std::path::Path) -> Admin {
         tls: None,
         denials: corsgate_admin::Denials::default(),
         integrity: Mutex::default(),
+        console: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -64,6 +64,7 @@ async fn start(
         tls,
         denials: Denials::default(),
         integrity: Mutex::default(),
+        console: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -301,6 +302,35 @@ async fn the_admin_listener_speaks_tls_with_a_generated_certificate() {
     )
     .await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // The console's sign-in over TLS: the cookie is Secure, and only an
+    // https:// Origin is the listener's own.
+    for (origin, want) in [("https://x", "HTTP/1.1 200"), ("http://x", "HTTP/1.1 403")] {
+        let tcp = TcpStream::connect(a.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("admin.test").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let body = r#"{"token": "v-secret"}"#;
+        let head = format!(
+            "POST /ui/login HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        let resp = until_closed(&mut tls, Duration::from_secs(5)).await.1;
+        assert!(resp.starts_with(want), "{origin}: {resp}");
+        if want.ends_with("200") {
+            let cookie = resp
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+                .unwrap_or_default();
+            assert!(
+                cookie.contains("HttpOnly")
+                    && cookie.contains("SameSite=Strict")
+                    && cookie.ends_with("; Secure"),
+                "{cookie}"
+            );
+        } else {
+            assert!(!resp.to_ascii_lowercase().contains("set-cookie"), "{resp}");
+        }
+    }
     // Plain HTTP to the TLS listener gets no answer.
     let mut plain = TcpStream::connect(a.addr).await.unwrap();
     let resp = request(&mut plain, "GET /openapi.json HTTP/1.1").await;

@@ -3,6 +3,7 @@
 mod admin_cli;
 mod audit;
 mod check;
+mod console;
 mod fdlimit;
 mod manage;
 mod reload;

@@ -214,6 +214,10 @@ pub async fn start_admin(
         tls,
         denials: corsgate_admin::Denials::default(),
         integrity: Mutex::new(managed.integrity),
+        console: corsgate_admin::Console {
+            explain: Some(crate::console::explainer()),
+            ..Default::default()
+        },
     });
     let listener = tokio::net::TcpListener::bind(&admin.listen)
         .await
