@@ -90,13 +90,34 @@ impl EtcdStore {
         &self.client
     }
 
+    /// A read, tried again on other members while the one it reached is
+    /// unavailable (a member that died stays in the client's rotation for
+    /// a moment): reads change nothing, so a retry is always safe.
+    pub(crate) async fn range(
+        &self,
+        key: impl Into<Vec<u8>>,
+        opts: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse, etcd_client::Error> {
+        let key = key.into();
+        let mut attempt = 0;
+        loop {
+            match self.client.kv_client().get(key.clone(), opts.clone()).await {
+                Err(e) if attempt < READ_ATTEMPTS && unavailable(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
     pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
         table: &'static str,
         row: i64,
     ) -> Result<Read<T>, ReadError> {
-        let resp = self.client.kv_client().get(key, None).await?;
+        let resp = self.range(key, None).await?;
         let Some(kv) = resp.kvs().first() else {
             return Ok(Read {
                 value: None,
@@ -133,11 +154,7 @@ impl EtcdStore {
             .with_sort(SortTarget::Key, SortOrder::Descend)
             .with_limit(1)
             .with_keys_only();
-        let resp = self
-            .client
-            .kv_client()
-            .get(self.keys.versions(), Some(opts))
-            .await?;
+        let resp = self.range(self.keys.versions(), Some(opts)).await?;
         Ok(resp
             .kvs()
             .first()
@@ -150,9 +167,7 @@ impl EtcdStore {
     async fn entry_rows(&self) -> Result<Vec<Result<corsgate_store::Entry, Tamper>>, ReadError> {
         let under = self.keys.audit();
         let resp = self
-            .client
-            .kv_client()
-            .get(under.clone(), Some(GetOptions::new().with_prefix()))
+            .range(under.clone(), Some(GetOptions::new().with_prefix()))
             .await?;
         Ok(resp
             .kvs()
@@ -170,9 +185,7 @@ impl EtcdStore {
     async fn version_rows(&self) -> Result<Vec<Result<Version, Tamper>>, ReadError> {
         let under = self.keys.versions();
         let resp = self
-            .client
-            .kv_client()
-            .get(under.clone(), Some(GetOptions::new().with_prefix()))
+            .range(under.clone(), Some(GetOptions::new().with_prefix()))
             .await?;
         Ok(resp
             .kvs()
@@ -261,6 +274,19 @@ impl EtcdStore {
             .into_iter()
             .map(|r| r.map_err(ReadError::from))
             .collect()
+    }
+}
+
+/// How often a read is tried again on an unavailable member.
+const READ_ATTEMPTS: u64 = 5;
+
+/// The member could not be reached (as opposed to a refusal).
+fn unavailable(e: &etcd_client::Error) -> bool {
+    match e {
+        // gRPC status 14, UNAVAILABLE.
+        etcd_client::Error::GRpcStatus(s) => s.code() as i32 == 14,
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
     }
 }
 
