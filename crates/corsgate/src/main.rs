@@ -4,6 +4,7 @@ mod admin_cli;
 mod audit;
 mod check;
 mod fdlimit;
+mod fleet;
 mod manage;
 mod reload;
 
@@ -126,6 +127,10 @@ enum AuditCommand {
         /// The data directory holding corsgate.db.
         #[arg(long, default_value = "corsgate-data")]
         data_dir: PathBuf,
+        /// Verify the store this configuration's `admin.store.etcd` names
+        /// (the fleet's etcd cluster) instead of the data directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// A trusted public key (PEM); repeat for earlier keys after a
         /// rotation. Without one, signatures are not checked.
         #[arg(long = "public-key")]
