@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod connect;
+pub mod follow;
 pub mod layout;
 mod write;
 
@@ -290,7 +291,7 @@ fn unavailable(e: &etcd_client::Error) -> bool {
     }
 }
 
-fn malformed(table: &'static str, row: i64) -> Tamper {
+pub(crate) fn malformed(table: &'static str, row: i64) -> Tamper {
     Tamper::Malformed {
         table,
         row,
