@@ -22,6 +22,7 @@
 pub mod connect;
 pub mod follow;
 pub mod layout;
+pub mod local;
 mod write;
 
 use corsgate_store::verify::{self, Report};
