@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit, property, integration, doc
 # tests, and the end-to-end suite in a real Chromium (installed here when
-# missing). This is the README's test command; .ci/run calls it.
+# missing, as are protoc and etcd). This is the README's test command;
+# .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+echo "== build and fleet prerequisites"
+# The etcd client's gRPC code is generated at build time by protoc, and the
+# fleet tests start real etcd members: install what is missing on a fresh
+# Debian.
+prereq=()
+command -v protoc >/dev/null || prereq+=(protobuf-compiler)
+command -v etcd >/dev/null || prereq+=(etcd-server)
+if [ "${#prereq[@]}" -gt 0 ]; then
+  echo "installing ${prereq[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${prereq[@]}" >/dev/null
+fi
 
 echo "== rustfmt"
 cargo fmt --all -- --check
@@ -19,7 +35,6 @@ cargo test --workspace --locked
 echo "== browser suite: prerequisites"
 # The browser suite drives Debian's Chromium with playwright-core from npm
 # (never a downloaded browser). Install what is missing on a fresh Debian.
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)

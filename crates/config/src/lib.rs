@@ -13,6 +13,7 @@ pub mod gateway_api;
 mod model;
 mod sources;
 mod spans;
+mod store;
 mod tighten;
 
 pub use diff::{diff, BindingChange, ConfigDiff, FieldChange, PolicyChange};
@@ -20,6 +21,7 @@ pub use gateway_api::NoteKind;
 pub use model::*;
 pub use sources::{Place, Sources};
 pub use spans::{snippet, Location, Spans};
+pub use store::{EtcdAuth, EtcdStore, EtcdTls, StoreBackend};
 pub use tighten::{tightenings, Tightening, BROWSER_MAX_AGE_CAP};
 
 use corsgate_policy::{Lint, Policy};
@@ -645,6 +647,9 @@ fn admin_checks(admin: &Admin) -> (Vec<(String, String)>, Vec<ConfigLint>) {
         if value == 0 {
             errors.push((format!("admin.{field}"), "must be at least 1".into()));
         }
+    }
+    if let Some(store) = &admin.store {
+        errors.extend(store::store_checks(store));
     }
     (errors, lints)
 }

@@ -63,6 +63,10 @@ pub struct Admin {
     /// Connections served at once; more are refused with 503 (default 64).
     #[serde(default = "default_admin_connections")]
     pub max_connections: usize,
+    /// Where versions and the audit chain live (default: SQLite in the
+    /// data directory; `etcd` for a fleet, docs/fleet.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<crate::store::StoreBackend>,
 }
 
 fn default_admin_listen() -> String {

@@ -5,6 +5,7 @@ mod audit;
 mod check;
 mod console;
 mod fdlimit;
+mod fleet;
 mod manage;
 mod reload;
 
@@ -127,6 +128,10 @@ enum AuditCommand {
         /// The data directory holding corsgate.db.
         #[arg(long, default_value = "corsgate-data")]
         data_dir: PathBuf,
+        /// Verify the store this configuration's `admin.store.etcd` names
+        /// (the fleet's etcd cluster) instead of the data directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// A trusted public key (PEM); repeat for earlier keys after a
         /// rotation. Without one, signatures are not checked.
         #[arg(long = "public-key")]

@@ -75,6 +75,16 @@ pub fn open(
     text: &str,
     loaded: Loaded,
 ) -> Result<Managed, String> {
+    if admin.store.as_ref().is_some_and(|s| s.etcd.is_some()) {
+        // Never a silent fallback to a private SQLite history while the
+        // configuration asks for the shared one.
+        return Err(format!(
+            "{file}: admin.store.etcd: this corsgate does not serve the admin API from etcd yet \
+             (the etcd store is crate corsgate-etcd, docs/fleet.md); remove admin.store to use \
+             the SQLite store in {}",
+            data_dir.display()
+        ));
+    }
     let mut store = Store::open(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     sign(&mut store, admin, data_dir)?;
     let (newest, report) = store.newest_verified().map_err(|e| format!("store: {e}"))?;

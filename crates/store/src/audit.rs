@@ -255,7 +255,7 @@ pub(crate) fn entries(conn: &Connection) -> rusqlite::Result<Vec<Result<Entry, T
 
 /// The chain walk over `entries`: how many lead the chain intact from the
 /// start, and the first problem after them.
-pub(crate) fn walk(entries: &[Entry], head: Option<(i64, String)>) -> (usize, Option<Tamper>) {
+pub fn walk(entries: &[Entry], head: Option<(i64, String)>) -> (usize, Option<Tamper>) {
     let (head_count, head_hash) = head.unwrap_or((0, GENESIS.to_owned()));
     let linked: std::collections::HashSet<&str> =
         entries.iter().map(|e| e.prev_hash.as_str()).collect();

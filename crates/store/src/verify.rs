@@ -210,9 +210,31 @@ pub fn check(
     cache: Option<&Checked>,
     whole: bool,
 ) -> rusqlite::Result<Report> {
+    let rows = audit::entries(conn)?;
+    let head = audit::head(conn)?;
+    let versions = if whole {
+        Some(crate::read_versions(conn, "")?)
+    } else {
+        None
+    };
+    Ok(check_rows(rows, head, versions, keys, expect_head, cache))
+}
+
+/// [`check`] over rows already read, from whichever backend holds them:
+/// the audit entries in `seq` order, the head record, and (for a whole
+/// check) every version. Each row is either what was read or the
+/// [`Tamper`] found reading it.
+pub fn check_rows(
+    rows: Vec<Result<Entry, Tamper>>,
+    head: Option<(i64, String)>,
+    versions: Option<Vec<Result<Version, Tamper>>>,
+    keys: &[PublicKey],
+    expect_head: Option<&str>,
+    cache: Option<&Checked>,
+) -> Report {
     let mut problems = Vec::new();
     let mut entries = Vec::new();
-    for row in audit::entries(conn)? {
+    for row in rows {
         match row {
             Ok(e) => entries.push(e),
             Err(t) => {
@@ -224,7 +246,7 @@ pub fn check(
         }
     }
     let malformed = !problems.is_empty();
-    let (intact, chain_problem) = audit::walk(&entries, audit::head(conn)?);
+    let (intact, chain_problem) = audit::walk(&entries, head);
     if !malformed {
         problems.extend(chain_problem);
     }
@@ -270,10 +292,10 @@ pub fn check(
         expected_at,
         entry_of_version,
     };
-    if whole {
-        cross_check(conn, &mut report, prefix)?;
+    if let Some(versions) = versions {
+        cross_check(versions, &mut report, prefix);
     }
-    Ok(report)
+    report
 }
 
 /// The last entry whose signature this process has checked, by seq and
@@ -358,9 +380,9 @@ fn signatures(
 
 /// Every version against its hash and its entry, and every version-creating
 /// entry against its version.
-fn cross_check(conn: &Connection, report: &mut Report, prefix: &[Entry]) -> rusqlite::Result<()> {
+fn cross_check(versions: Vec<Result<Version, Tamper>>, report: &mut Report, prefix: &[Entry]) {
     let mut present = std::collections::HashSet::new();
-    for row in crate::read_versions(conn, "")? {
+    for row in versions {
         report.versions += 1;
         match row {
             Ok(v) => {
@@ -389,5 +411,4 @@ fn cross_check(conn: &Connection, report: &mut Report, prefix: &[Entry]) -> rusq
             }
         }
     }
-    Ok(())
 }
