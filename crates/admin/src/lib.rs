@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+mod backend;
 pub mod console;
 mod denials;
 mod listener;
@@ -22,13 +23,13 @@ mod replies;
 
 use replies::{applied, config_of, full, propagation, summary, Refused};
 
+pub use backend::{ActivateFn, Backend};
 pub use console::{Console, ExplainInput, Explainer};
 pub use denials::Denials;
 pub use listener::{serve, tls_acceptor, Limits};
 
 use bytes::Bytes;
 use corsgate_config::{Loaded, Role};
-use corsgate_store::Store;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -67,8 +68,9 @@ impl Token {
 
 /// Everything the admin API serves from.
 pub struct AdminState {
-    /// The store (SQLite work runs on blocking threads).
-    pub store: Arc<Mutex<Store>>,
+    /// The store: SQLite, or a shared one behind [`Backend`] (its work
+    /// runs on blocking threads).
+    pub store: Arc<Mutex<dyn Backend>>,
     /// Accepted tokens.
     pub tokens: Vec<Token>,
     /// Request body limit.
@@ -223,12 +225,12 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Box<Resp>>
 /// Run `f` with the store on a blocking thread.
 async fn with_store<T: Send + 'static>(
     state: &Arc<AdminState>,
-    f: impl FnOnce(&mut Store, &Activate) -> T + Send + 'static,
+    f: impl FnOnce(&mut dyn Backend, &Activate) -> T + Send + 'static,
 ) -> Result<T, Resp> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
         let mut store = state.store.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut store, &state.activate)
+        f(&mut *store, &state.activate)
     })
     .await
     .map_err(|e| {

@@ -87,6 +87,10 @@ fn apply_error_reply(e: ApplyError) -> Resp {
             &json!({ "error": "the gateway could not apply the configuration; nothing was stored", "reason": why }),
         ),
         ApplyError::Db(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("store: {e}")),
+        ApplyError::Unavailable(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("store unavailable: {e}; read the active version before trying again"),
+        ),
     }
 }
 

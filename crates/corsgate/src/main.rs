@@ -6,6 +6,7 @@ mod check;
 mod console;
 mod fdlimit;
 mod fleet;
+mod fleet_store;
 mod manage;
 mod reload;
 

@@ -21,8 +21,8 @@ pub type Activation = (Loaded, oneshot::Sender<Result<(), String>>);
 
 /// The store opened and the configuration to serve.
 pub struct Managed {
-    /// The store.
-    pub store: Store,
+    /// The SQLite store; `None` with `admin.store.etcd`.
+    pub store: Option<Store>,
     /// What to serve: the store's active version.
     pub loaded: Loaded,
     /// The version served.
@@ -76,14 +76,14 @@ pub fn open(
     loaded: Loaded,
 ) -> Result<Managed, String> {
     if admin.store.as_ref().is_some_and(|s| s.etcd.is_some()) {
-        // Never a silent fallback to a private SQLite history while the
-        // configuration asks for the shared one.
-        return Err(format!(
-            "{file}: admin.store.etcd: this corsgate does not serve the admin API from etcd yet \
-             (the etcd store is crate corsgate-etcd, docs/fleet.md); remove admin.store to use \
-             the SQLite store in {}",
-            data_dir.display()
-        ));
+        // The shared store decides; no SQLite store is made.
+        let (loaded, served) = crate::fleet_store::open(admin, file, text, loaded)?;
+        return Ok(Managed {
+            store: None,
+            loaded,
+            served,
+            integrity: None,
+        });
     }
     let mut store = Store::open(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     sign(&mut store, admin, data_dir)?;
@@ -102,7 +102,7 @@ pub fn open(
             "store bootstrapped from the configuration file"
         );
         return Ok(Managed {
-            store,
+            store: Some(store),
             loaded,
             served: Some(v.id),
             integrity,
@@ -163,7 +163,7 @@ fn managed_from(
             .map_err(|e| e.to_string())?
     };
     Ok(Managed {
-        store,
+        store: Some(store),
         loaded,
         served,
         integrity: None,
@@ -178,8 +178,9 @@ pub struct AdminRuntime {
     pub stop: tokio::sync::watch::Sender<bool>,
     /// Where it listens.
     pub addr: std::net::SocketAddr,
-    /// The store, for reloads from the file on SIGHUP.
-    pub store: Arc<Mutex<Store>>,
+    /// The SQLite store, for reloads from the file on SIGHUP (`None` on
+    /// etcd).
+    pub store: Option<Arc<Mutex<Store>>>,
     /// The same activation path the admin API uses.
     pub activate: corsgate_admin::Activate,
     /// The gateway's metrics (the version gauge follows SIGHUP applies).
@@ -211,7 +212,14 @@ pub async fn start_admin(
         Some(t) => Some(corsgate_admin::tls_acceptor(t)?),
         None => None,
     };
-    let store = Arc::new(Mutex::new(managed.store));
+    let sqlite = managed.store.map(|s| Arc::new(Mutex::new(s)));
+    let store: Arc<Mutex<dyn corsgate_admin::Backend>> = match &sqlite {
+        Some(s) => s.clone(),
+        None => Arc::new(Mutex::new(crate::fleet_store::EtcdBackend {
+            store: crate::fleet_store::connect(admin).await?,
+            runtime: tokio::runtime::Handle::current(),
+        })),
+    };
     let state = Arc::new(AdminState {
         metrics: Some(Arc::new(GatewayMetrics(metrics.clone()))),
         shadow: Some(Arc::new(GatewayShadow(shadow))),
@@ -239,7 +247,7 @@ pub async fn start_admin(
         activations: rx,
         stop,
         addr,
-        store,
+        store: sqlite,
         activate,
         metrics,
     })
@@ -250,7 +258,12 @@ pub async fn start_admin(
 /// Runs on its own task: the activation it causes is answered by the main
 /// loop, which must not be waiting for this.
 pub fn reload_from_file(rt: &AdminRuntime, path: &Path) {
-    let store = rt.store.clone();
+    let Some(store) = rt.store.clone() else {
+        tracing::warn!(
+            "SIGHUP: the configuration is kept in etcd; apply the file through the admin API"
+        );
+        return;
+    };
     let activate = rt.activate.clone();
     let metrics = rt.metrics.clone();
     let path = path.to_path_buf();

@@ -91,6 +91,10 @@ pub enum ApplyError {
     /// The database failed.
     #[error("store: {0}")]
     Db(#[from] rusqlite::Error),
+    /// A shared store (etcd) could not be reached; whether a change sent
+    /// before the failure took effect is known only by reading it back.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<VerifyError> for ApplyError {

@@ -1,0 +1,191 @@
+//! `corsgate run` on the fleet's etcd store: the admin API's backend, and
+//! the start-up read of what to serve.
+
+use corsgate_admin::{ActivateFn, Backend};
+use corsgate_config::Loaded;
+use corsgate_etcd::{ApplyError as EtcdError, EtcdStore, ReadError};
+use corsgate_store::{ApplyError, Entry, Report, Version};
+use std::path::Path;
+use tokio::runtime::Handle;
+
+/// Connect to the store `admin.store.etcd` names, signing as
+/// `admin.auditKeyFile` says (as on SQLite).
+pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String> {
+    let settings = admin
+        .store
+        .as_ref()
+        .and_then(|s| s.etcd.as_ref())
+        .ok_or("no admin.store.etcd")?;
+    let client = corsgate_etcd::connect::connect(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut store = EtcdStore::new(client, &settings.prefix);
+    if let Some(key) = &admin.audit_key_file {
+        let signer = corsgate_store::Signer::read(Path::new(key)).map_err(|e| e.to_string())?;
+        let previous = admin
+            .audit_previous_public_key_files
+            .iter()
+            .map(|p| corsgate_store::PublicKey::read(Path::new(p)).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        store.sign_with(signer, previous);
+    }
+    Ok(store)
+}
+
+/// What to serve at start: the store's active version, or the file as
+/// version 1 when the store is empty. Runs on its own short-lived runtime
+/// (start-up happens before the gateway's runtime exists).
+pub fn open(
+    admin: &corsgate_config::Admin,
+    file: &str,
+    text: &str,
+    loaded: Loaded,
+) -> Result<(Loaded, Option<i64>), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let mut store = connect(admin).await?;
+        match store
+            .active()
+            .await
+            .map_err(|e| format!("etcd store: {e}"))?
+        {
+            Some(v) => {
+                if v.content != text {
+                    tracing::warn!(
+                        version = v.id,
+                        file,
+                        "the configuration file differs from the store's active version; \
+                         serving the store's version"
+                    );
+                }
+                let l =
+                    corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
+                        .map_err(|e| e.to_string())?;
+                Ok((l, Some(v.id)))
+            }
+            None => {
+                let v = store
+                    .apply(None, "file", &format!("bootstrap from {file}"), text)
+                    .await
+                    .map_err(|e| format!("etcd store: {e}"))?;
+                tracing::info!(
+                    version = v.id,
+                    file,
+                    "etcd store bootstrapped from the configuration file"
+                );
+                Ok((loaded, Some(v.id)))
+            }
+        }
+    })
+}
+
+/// The etcd store behind the admin API. Its methods run on blocking
+/// threads and wait for etcd on the gateway's runtime.
+pub struct EtcdBackend {
+    /// The store.
+    pub store: EtcdStore,
+    /// The gateway's runtime, where the etcd client lives.
+    pub runtime: Handle,
+}
+
+fn text<E: ToString>(e: E) -> String {
+    e.to_string()
+}
+
+fn change_error(e: EtcdError) -> ApplyError {
+    match e {
+        EtcdError::Stale { based_on, active } => ApplyError::Stale { based_on, active },
+        EtcdError::Rejected(errors) => ApplyError::Rejected(errors),
+        EtcdError::NoSuchVersion(id) => ApplyError::NoSuchVersion(id),
+        EtcdError::Tampered(t) => ApplyError::Tampered(t),
+        e @ (EtcdError::Etcd(_) | EtcdError::Busy) => ApplyError::Unavailable(e.to_string()),
+    }
+}
+
+impl EtcdBackend {
+    fn wait<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(f)
+    }
+
+    /// The change is committed for the whole fleet; this instance takes it
+    /// at once (its follower then finds it already in force). When this
+    /// instance cannot, it stays on its running version and says so.
+    fn activate(&self, v: Version, activate: ActivateFn<'_>) -> Result<Version, ApplyError> {
+        let loaded =
+            corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
+                .map_err(|e| ApplyError::NotApplied(e.to_string()))?;
+        if let Err(e) = activate(&loaded) {
+            tracing::error!(version = v.id, error = %e, "version {} is active in the store but this instance could not apply it; it keeps its running version", v.id);
+        }
+        Ok(v)
+    }
+}
+
+impl Backend for EtcdBackend {
+    fn active_id(&self) -> Result<Option<i64>, String> {
+        self.wait(self.store.active_id()).map_err(text)
+    }
+    fn head(&self) -> Result<Option<(i64, String)>, String> {
+        self.wait(self.store.head()).map_err(text)
+    }
+    fn active(&self) -> Result<Option<Version>, String> {
+        self.wait(self.store.active()).map_err(text)
+    }
+    fn get(&self, id: i64) -> Result<Option<Version>, String> {
+        self.wait(self.store.get(id)).map_err(text)
+    }
+    fn history(&self) -> Result<Vec<Version>, String> {
+        self.wait(self.store.history()).map_err(text)
+    }
+    fn apply_with(
+        &mut self,
+        based_on: Option<i64>,
+        author: &str,
+        comment: &str,
+        content: &str,
+        activate: ActivateFn<'_>,
+    ) -> Result<Version, ApplyError> {
+        let runtime = self.runtime.clone();
+        let v = runtime
+            .block_on(self.store.apply(based_on, author, comment, content))
+            .map_err(change_error)?;
+        self.activate(v, activate)
+    }
+    fn rollback_with(
+        &mut self,
+        based_on: Option<i64>,
+        to: i64,
+        author: &str,
+        comment: &str,
+        activate: ActivateFn<'_>,
+    ) -> Result<Version, ApplyError> {
+        let runtime = self.runtime.clone();
+        let v = runtime
+            .block_on(self.store.rollback(based_on, to, author, comment))
+            .map_err(change_error)?;
+        self.activate(v, activate)
+    }
+    fn record(
+        &mut self,
+        actor: &str,
+        action: &str,
+        version: Option<i64>,
+        detail: &serde_json::Value,
+    ) -> Result<(), String> {
+        let runtime = self.runtime.clone();
+        runtime
+            .block_on(self.store.record(actor, action, version, detail))
+            .map(|_| ())
+            .map_err(text)
+    }
+    fn audit(&self) -> Result<Vec<Entry>, String> {
+        self.wait(self.store.audit()).map_err(text)
+    }
+    fn verify(&self, expect_head: Option<&str>) -> Result<Report, String> {
+        self.wait(self.store.verify_with(None, expect_head))
+            .map_err(|e: ReadError| e.to_string())
+    }
+}
