@@ -89,6 +89,8 @@ pub struct EtcdBackend {
     pub store: EtcdStore,
     /// The gateway's runtime, where the etcd client lives.
     pub runtime: Handle,
+    /// The version this instance serves (shared with the follower).
+    pub applied: crate::fleet_sync::Applied,
 }
 
 fn text<E: ToString>(e: E) -> String {
@@ -117,8 +119,13 @@ impl EtcdBackend {
         let loaded =
             corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
                 .map_err(|e| ApplyError::NotApplied(e.to_string()))?;
-        if let Err(e) = activate(&loaded) {
-            tracing::error!(version = v.id, error = %e, "version {} is active in the store but this instance could not apply it; it keeps its running version", v.id);
+        match activate(&loaded) {
+            Ok(()) => self
+                .applied
+                .store(v.id, std::sync::atomic::Ordering::SeqCst),
+            Err(e) => {
+                tracing::error!(version = v.id, error = %e, "version {} is active in the store but this instance could not apply it; it keeps its running version", v.id)
+            }
         }
         Ok(v)
     }

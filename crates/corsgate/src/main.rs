@@ -7,6 +7,7 @@ mod console;
 mod fdlimit;
 mod fleet;
 mod fleet_store;
+mod fleet_sync;
 mod manage;
 mod reload;
 
@@ -413,7 +414,7 @@ fn main() -> ExitCode {
                     print_demo_hints(&running);
                 }
                 let mut admin_rt = match (managed, &admin) {
-                    (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics(), running.shadow()).await {
+                    (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics(), running.shadow(), &data_dir).await {
                         Ok(rt) => {
                             tracing::info!(addr = %rt.addr, "admin API listening");
                             Some(rt)

@@ -194,6 +194,7 @@ pub async fn start_admin(
     admin: &corsgate_config::Admin,
     metrics: Arc<corsgate_gateway::metrics::Metrics>,
     shadow: corsgate_gateway::shadow::ShadowHandle,
+    data_dir: &Path,
 ) -> Result<AdminRuntime, String> {
     let (tx, rx) = mpsc::channel::<Activation>(1);
     let activate: corsgate_admin::Activate = Arc::new(move |loaded: &Loaded| {
@@ -215,10 +216,23 @@ pub async fn start_admin(
     let sqlite = managed.store.map(|s| Arc::new(Mutex::new(s)));
     let store: Arc<Mutex<dyn corsgate_admin::Backend>> = match &sqlite {
         Some(s) => s.clone(),
-        None => Arc::new(Mutex::new(crate::fleet_store::EtcdBackend {
-            store: crate::fleet_store::connect(admin).await?,
-            runtime: tokio::runtime::Handle::current(),
-        })),
+        None => {
+            let applied = Arc::new(std::sync::atomic::AtomicI64::new(
+                managed.served.unwrap_or(0),
+            ));
+            crate::fleet_sync::spawn(
+                crate::fleet_store::connect(admin).await?,
+                data_dir.to_path_buf(),
+                activate.clone(),
+                applied.clone(),
+                metrics.clone(),
+            );
+            Arc::new(Mutex::new(crate::fleet_store::EtcdBackend {
+                store: crate::fleet_store::connect(admin).await?,
+                runtime: tokio::runtime::Handle::current(),
+                applied,
+            }))
+        }
     };
     let state = Arc::new(AdminState {
         metrics: Some(Arc::new(GatewayMetrics(metrics.clone()))),

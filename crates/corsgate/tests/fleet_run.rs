@@ -17,8 +17,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_corsgate");
 const EDITOR_HASH: &str = "2ab2be1f6eca11ec9aeb4cda517586091446724556c17637fadb27d0cee08173";
 
 fn config(port: u16, admin_port: u16, origin: &str, endpoint: &str) -> String {
+    let endpoint = format!("\"{endpoint}\"");
+    config_on(&port.to_string(), admin_port, origin, &endpoint)
+}
+
+/// `endpoints`: the YAML list's items, quoted.
+fn config_on(port: &str, admin_port: u16, origin: &str, endpoints: &str) -> String {
     format!(
-        "policies:\n  p:\n    allowOrigins: [\"{origin}\"]\n    allowMethods: [GET]\nvservices:\n  - name: api\n    listen: \"127.0.0.1:{port}\"\n    cors: p\n    rules:\n      - direct: {{ status: 200, body: ok }}\nadmin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n  store:\n    etcd: {{ endpoints: [\"{endpoint}\"] }}\n"
+        "policies:\n  p:\n    allowOrigins: [\"{origin}\"]\n    allowMethods: [GET]\nvservices:\n  - name: api\n    listen: \"127.0.0.1:{port}\"\n    cors: p\n    rules:\n      - direct: {{ status: 200, body: ok }}\nadmin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n  store:\n    etcd: {{ endpoints: [{endpoints}] }}\n"
     )
 }
 
@@ -95,7 +101,7 @@ impl Gateway {
                 );
             }
             if std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok()
-                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && (port == 0 || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
             {
                 return Gateway { child, log };
             }
@@ -106,6 +112,30 @@ impl Gateway {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The data-plane port a `127.0.0.1:0` listener got, from the log.
+    fn data_port(&self) -> u16 {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("vservice") && l.contains("listening"))
+            .unwrap_or_else(|| panic!("no listening line in {log}"));
+        let at = line.find("127.0.0.1:").expect("an address") + "127.0.0.1:".len();
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    }
+}
+
+/// Wait until `check` holds, for at most ten seconds.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -198,5 +228,79 @@ fn the_admin_api_applies_rolls_back_and_verifies_on_etcd_and_the_gateway_serves_
         "no SQLite store was made"
     );
     drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn three_gateways_on_a_three_member_cluster_serve_an_apply_and_a_rollback_made_through_one() {
+    let cluster = etcd::Cluster::start(3, &[]);
+    let endpoints = cluster
+        .endpoints()
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = etcd::temp_dir("run-three");
+    let (a, b) = ("https://a.example", "https://b.example");
+    // Every data-plane listener is 127.0.0.1:0, so the one stored
+    // configuration fits three processes on this host; each takes its own
+    // admin port from its own file.
+    let gateways: Vec<(Gateway, u16, PathBuf)> = (0..3)
+        .map(|i| {
+            let admin_port = etcd::free_port();
+            let cfg = dir.join(format!("gw{i}.yaml"));
+            std::fs::write(&cfg, config_on("0", admin_port, a, &endpoints)).unwrap();
+            let data = dir.join(format!("data{i}"));
+            (Gateway::start(&cfg, &data, 0, admin_port), admin_port, data)
+        })
+        .collect();
+    let ports: Vec<u16> = gateways.iter().map(|(g, _, _)| g.data_port()).collect();
+    for &p in &ports {
+        assert!(allows(p, a) && !allows(p, b), "port {p}");
+    }
+    let admin_a = gateways[0].1;
+
+    let next = config_on("0", admin_a, b, &endpoints);
+    let (s, v) = admin(
+        admin_a,
+        "POST",
+        "/api/v1/versions",
+        &json!({ "base": 1, "comment": "to b", "content": next }),
+    );
+    assert_eq!(s, 201, "{v}");
+    for (i, &p) in ports.iter().enumerate() {
+        eventually(&format!("gateway {i} serves version 2"), || {
+            allows(p, b) && !allows(p, a)
+        });
+    }
+
+    let (s, v) = admin(
+        admin_a,
+        "POST",
+        "/api/v1/rollback",
+        &json!({ "base": 2, "to": 1 }),
+    );
+    assert_eq!(s, 201, "{v}");
+    for (i, &p) in ports.iter().enumerate() {
+        eventually(&format!("gateway {i} serves version 3"), || {
+            allows(p, a) && !allows(p, b)
+        });
+    }
+    // Each follower keeps what it applied on its own disk.
+    for (i, (g, _, data)) in gateways.iter().enumerate().skip(1) {
+        eventually(&format!("gateway {i} keeps version 3 on disk"), || {
+            corsgate_etcd::local::LastApplied::load(data)
+                .ok()
+                .flatten()
+                .is_some_and(|l| l.version == 3)
+        });
+        assert!(
+            g.log()
+                .contains("configuration applied from the etcd store"),
+            "{}",
+            g.log()
+        );
+    }
+    drop(gateways);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -79,7 +79,7 @@ impl Follower {
         let change = match resp.kvs().first() {
             None => Change::Empty,
             Some(kv) => Change::Active {
-                version: self.version_of(kv.value()).await?,
+                version: Self::version_of(&self.store, kv.value()).await?,
                 resynced: true,
             },
         };
@@ -87,10 +87,12 @@ impl Follower {
         Ok(change)
     }
 
-    async fn version_of(&self, pointer: &[u8]) -> Result<Version, ReadError> {
+    /// Borrows only the store, so that a follower can run on a spawned
+    /// task (its watch stream is `Send` but not `Sync`).
+    async fn version_of(store: &EtcdStore, pointer: &[u8]) -> Result<Version, ReadError> {
         let p: crate::layout::Pointer =
             serde_json::from_slice(pointer).map_err(|_| crate::malformed("versions", 0))?;
-        match self.store.get(p.version).await? {
+        match store.get(p.version).await? {
             Some(v) if v.content_hash == p.content_hash => Ok(v),
             _ => Err(corsgate_store::Tamper::VersionDeleted {
                 version: p.version,
@@ -111,7 +113,7 @@ impl Follower {
         }
         loop {
             if let Some((revision, value)) = self.pending.clone() {
-                let version = self.version_of(&value).await;
+                let version = Self::version_of(&self.store, &value).await;
                 if let Err(ReadError::Etcd(_)) = &version {
                     // Not read: tried again on the next call.
                     return version.map(|_| Change::Empty);
