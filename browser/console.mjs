@@ -80,6 +80,7 @@ function config(p) {
     allowOrigins: ["${o('partner.example.com')}"]
     allowMethods: [GET]
     maxAge: 60
+    tests: { allow: ["${o('partner.example.com')}"], deny: ["${o('evil.example.com')}"] }
 cors: public
 admin:
   listen: "127.0.0.1:${p.admin}"
@@ -143,12 +144,12 @@ function watch(page, p) {
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     const url = m.location()?.url || '';
-    // Errors the suite provokes on purpose, or answers the pages expect
-    // (no shadow candidate, no /fleet on a single instance).
+    // Only errors the suite provokes on purpose (a wrong token, a stale
+    // apply, ...): the pages themselves cause no failed load.
     if (/Failed to load resource/.test(m.text()) && page.__expected.some((re) => re.test(url))) return;
     consoleErrors.push(`${m.text()} (${url})`);
   });
-  page.__expected = [/\/api\/v1\/shadow$/, /\/fleet$/];
+  page.__expected = [];
   page.on('response', (r) => {
     if (!r.url().startsWith(`http://127.0.0.1:${p.admin}/`)) return;
     const h = r.headers();
@@ -211,7 +212,13 @@ function scenarios(p, gw) {
           expect(rows.some((r) => r.includes('backend') && r.includes('public') && r.includes('global')), `overview: backend rule not shown bound globally to public: ${rows.join(' / ')}`);
           expect(rows.some((r) => r.includes(`127.0.0.1:${p.gateway}`)), 'overview: listener missing');
         },
-        policies: async () => expect((await page.textContent('main')).includes(`http://partner.example.com:${p.sites}`), 'policies: partner origin missing'),
+        policies: async () => {
+          expect((await page.textContent('main')).includes(`http://partner.example.com:${p.sites}`), 'policies: partner origin missing');
+          // Each policy test is listed with its result.
+          const tests = await page.textContent('#policy-tests');
+          expect(tests.includes('tests.deny[0]') && tests.includes(`http://evil.example.com:${p.sites}`) && /passed/.test(tests), `policies: tests not listed: ${tests}`);
+          expect((await page.textContent('#policy-tests-summary')).startsWith('2 policy test(s), 0 failed'), 'policies: test summary');
+        },
         edit: async () => expect((await page.inputValue('#config-editor')).includes(`127.0.0.1:${p.admin}`), 'edit: active content not loaded'),
         history: async () => expect((await page.textContent('main')).includes('(active)'), 'history: no active version'),
         audit: async () => expect((await page.getAttribute('#audit-verdict', 'data-intact')) === 'true', 'audit: chain not verified'),
@@ -385,8 +392,10 @@ function scenarios(p, gw) {
       await page.selectOption('#diff-to', '2');
       await page.click('#diff-show');
       await page.waitForFunction((o) => document.getElementById('diff-result').textContent.includes(o), app2);
-      page.once('dialog', (d) => d.accept('app2 broke checkout'));
       await page.click('[data-rollback="1"]');
+      // The comment is asked for in a labelled form, not a dialog.
+      await page.fill('#rollback-comment', 'app2 broke checkout');
+      await page.click('#rollback-confirm');
       await page.waitForFunction(() => /Rolled back/.test(document.getElementById('history-outcome')?.textContent || ''));
       expect(await acao(p, app2) === null, 'app2 still allowed after the rollback');
       expect(await acao(p, `http://app.example.com:${p.sites}`) === `http://app.example.com:${p.sites}`, 'app lost after rollback');

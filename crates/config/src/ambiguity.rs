@@ -1,6 +1,7 @@
 //! `L-PREFLIGHT-AMBIGUOUS`: rules whose preflights another rule answers.
 
-use crate::{ConfigLint, Lint, Rule, VService};
+use crate::{ConfigLint, Rule, VService};
+use corsgate_policy::Lint;
 
 /// `L-PREFLIGHT-AMBIGUOUS` (R17): a preflight cannot carry header *values*,
 /// so a rule with a header value or regex condition "could match" every

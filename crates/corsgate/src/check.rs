@@ -57,50 +57,61 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
     } else {
         0
     };
-    if as_json {
-        let errors: Vec<_> = report
-            .errors
-            .iter()
-            .map(|e| {
-                json!({
-                    "file": e.file,
-                    "id": e.id,
-                    "line": e.location.map(|l| l.0),
-                    "column": e.location.map(|l| l.1),
-                    "path": e.path,
-                    "reason": e.reason,
-                })
+    let text = if as_json {
+        json_text(file, &report, valid, strict)
+    } else {
+        plain_text(file, &report, valid, strict, warnings)
+    };
+    Outcome { text, status }
+}
+
+/// The `--json` document: the same errors, lints and notes as the text,
+/// as fields a script can read.
+fn json_text(file: &str, report: &Report, valid: bool, strict: bool) -> String {
+    let errors: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| {
+            json!({
+                "file": e.file,
+                "id": e.id,
+                "line": e.location.map(|l| l.0),
+                "column": e.location.map(|l| l.1),
+                "path": e.path,
+                "reason": e.reason,
             })
-            .collect();
-        let lints: Vec<_> = report.lints.iter().map(ConfigLint::to_json).collect();
-        let notes: Vec<_> = report
-            .notes
-            .iter()
-            .map(|n| {
-                json!({
-                    "file": n.file,
-                    "kind": n.kind.as_str(),
-                    "line": n.location.map(|l| l.0),
-                    "column": n.location.map(|l| l.1),
-                    "path": n.path,
-                    "message": n.message,
-                })
+        })
+        .collect();
+    let lints: Vec<_> = report.lints.iter().map(ConfigLint::to_json).collect();
+    let notes: Vec<_> = report
+        .notes
+        .iter()
+        .map(|n| {
+            json!({
+                "file": n.file,
+                "kind": n.kind.as_str(),
+                "line": n.location.map(|l| l.0),
+                "column": n.location.map(|l| l.1),
+                "path": n.path,
+                "message": n.message,
             })
-            .collect();
-        let doc = json!({
-            "notes": notes,
-            "file": file,
-            "valid": valid,
-            "strict": strict,
-            "errors": errors,
-            "lints": lints,
-            "policyTests": report.policy_tests,
-        });
-        return Outcome {
-            text: format!("{doc:#}\n"),
-            status,
-        };
-    }
+        })
+        .collect();
+    let doc = json!({
+        "notes": notes,
+        "file": file,
+        "valid": valid,
+        "strict": strict,
+        "errors": errors,
+        "lints": lints,
+        "policyTests": report.policy_tests,
+    });
+    format!("{doc:#}\n")
+}
+
+/// The text for a person: errors, lints, notes (compatibility notes
+/// grouped last), then a one-line summary.
+fn plain_text(file: &str, report: &Report, valid: bool, strict: bool, warnings: usize) -> String {
     let mut out = String::new();
     for e in &report.errors {
         let _ = writeln!(out, "error: {e}");
@@ -142,12 +153,12 @@ pub fn check(file: &str, text: &str, strict: bool, as_json: bool) -> Outcome {
         out,
         "{file}: {summary}; {} error(s), {warnings} warning(s), {} info{}",
         report.errors.len(),
-        count(&report, Severity::Info),
+        count(report, Severity::Info),
         if strict && warnings > 0 && valid {
             " (--strict: warnings fail)"
         } else {
             ""
         }
     );
-    Outcome { text: out, status }
+    out
 }

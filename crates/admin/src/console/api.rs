@@ -228,8 +228,46 @@ pub(crate) fn effective(version: i64, loaded: &Loaded) -> Value {
         "version": version,
         "globalCors": loaded.config.cors,
         "policies": loaded.config.policies,
+        "policyTests": policy_tests(loaded),
         "vservices": vservices,
     })
+}
+
+/// Each policy's tests (`tests.allow`, `tests.deny`) with their results,
+/// run by the policy crate's own `run_tests`, as `corsgate check` runs
+/// them: `{ policy: [{ at, origin, expect, passed, reason }] }`.
+fn policy_tests(loaded: &Loaded) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, spec) in &loaded.config.policies {
+        let failures = loaded
+            .policies
+            .get(name)
+            .map(|p| p.run_tests())
+            .unwrap_or_default();
+        let case = |kind: &str, i: usize, origin: &String| {
+            let at = format!("tests.{kind}[{i}]");
+            let failed = failures.iter().find(|f| f.at == at);
+            json!({
+                "at": at,
+                "origin": origin,
+                "expect": if kind == "allow" { "allowed" } else { "refused" },
+                "passed": failed.is_none(),
+                "reason": failed.map(|f| f.reason.clone()),
+            })
+        };
+        let cases: Vec<Value> = (spec.tests.allow.iter().enumerate())
+            .map(|(i, o)| case("allow", i, o))
+            .chain(
+                spec.tests
+                    .deny
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| case("deny", i, o)),
+            )
+            .collect();
+        out.insert(name.clone(), Value::Array(cases));
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -285,6 +323,36 @@ vservices:
             ]
         );
         assert_eq!(rules[1]["bindingPrefix"], "/partner");
+    }
+
+    #[test]
+    fn effective_lists_each_policy_test_with_its_result() {
+        let with_tests = BASE.replace(
+            "    maxAge: 600\n",
+            "    maxAge: 600\n    tests: { allow: [\"https://app.example.com\"], deny: [\"https://evil.example\"] }\n",
+        );
+        let loaded = corsgate_routes::load_str(&with_tests, None).unwrap();
+        let e = effective(1, &loaded);
+        let public = e["policyTests"]["public"].as_array().unwrap();
+        let got: Vec<(&str, &str, &str, bool)> = public
+            .iter()
+            .map(|t| {
+                (
+                    t["at"].as_str().unwrap(),
+                    t["origin"].as_str().unwrap(),
+                    t["expect"].as_str().unwrap(),
+                    t["passed"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("tests.allow[0]", "https://app.example.com", "allowed", true),
+                ("tests.deny[0]", "https://evil.example", "refused", true),
+            ]
+        );
+        assert_eq!(e["policyTests"]["partner"], json!([]));
     }
 
     #[test]

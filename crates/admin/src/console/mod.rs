@@ -248,9 +248,16 @@ async fn route(state: &Arc<AdminState>, req: Request<Incoming>) -> Resp {
             let s = cookie(req.headers(), COOKIE)
                 .and_then(|id| state.console.sessions.get(id, Instant::now()));
             match s {
+                // `shadowing`: whether a candidate is installed, so that the
+                // Shadow page asks for its report only when there is one
+                // (a 404 would be a failed load in the browser's console).
                 Some(s) => reply(
                     StatusCode::OK,
-                    &json!({ "signedIn": true, "name": s.token.name, "role": role_name(&s.token), "csrf": s.csrf, "tls": tls }),
+                    &json!({
+                        "signedIn": true, "name": s.token.name, "role": role_name(&s.token),
+                        "csrf": s.csrf, "tls": tls,
+                        "shadowing": state.shadow.as_ref().is_some_and(|sh| sh.content().is_some()),
+                    }),
                 ),
                 // 200, not 401: a page asking whether it is signed in is not
                 // a failed request (and logs no error in the browser).

@@ -1,21 +1,10 @@
-// Fleet: every instance with its applied version, sync state and last
-// error, from /fleet when this gateway belongs to a fleet; otherwise this
-// node alone, from its own state.
+// Fleet: this node's applied version, sync state and readiness, from its
+// own state. The view of every instance of a fleet comes with the fleet's
+// `GET /fleet` (docs/fleet.md); until then there is one instance.
 import { api, el, table } from '../lib.js';
 
 export async function render(root) {
   root.append(el('h1', {}, 'Fleet'));
-  const r = await fetch('/fleet', { credentials: 'same-origin', cache: 'no-store', headers: { accept: 'application/json' } });
-  let fleet = null;
-  if (r.ok && (r.headers.get('content-type') || '').includes('json')) fleet = await r.json();
-  const instances = fleet && (fleet.instances || fleet.members || (Array.isArray(fleet) ? fleet : null));
-  if (instances) {
-    root.append(el('p', { id: 'fleet-mode', 'data-mode': 'fleet' }, `${instances.length} instance(s).`),
-      table(['instance', 'applied version', 'sync', 'last error'], instances.map((i) => [
-        String(i.name ?? i.id ?? i.instance ?? '?'), String(i.appliedVersion ?? i.applied ?? i.version ?? '—'),
-        String(i.sync ?? i.state ?? i.status ?? '—'), String(i.lastError ?? i.error ?? '—')])));
-    return;
-  }
   const [active, ready, metrics] = await Promise.all([
     api('/api/v1/versions/active'),
     fetch('/ready', { cache: 'no-store' }).then((x) => x.json()).catch(() => ({})),

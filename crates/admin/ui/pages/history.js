@@ -48,9 +48,21 @@ export async function render(root) {
   await show();
 }
 
-async function rollback(to, base, out) {
-  const comment = window.prompt(`Roll back to version ${to}: why? (required)`);
-  if (!comment || !comment.trim()) { out.replaceChildren(el('p', { class: 'error', role: 'alert' }, 'Rollback needs a comment; nothing was changed.')); return; }
+// Ask for the rollback's comment in a form beside the table (labelled and
+// usable by keyboard, unlike a prompt dialog), then roll back.
+function rollback(to, base, out) {
+  const comment = el('input', { id: 'rollback-comment', type: 'text', required: true, autocomplete: 'off' });
+  const form = el('form', { id: 'rollback-form', class: 'row' },
+    el('div', {}, el('label', { for: 'rollback-comment' }, `Why roll back to version ${to}? (required)`), comment),
+    el('button', { type: 'submit', id: 'rollback-confirm' }, `Roll back to ${to}`),
+    el('button', { type: 'button', class: 'secondary', id: 'rollback-cancel', onclick: () => out.replaceChildren() }, 'Cancel'));
+  form.addEventListener('submit', (ev) => { ev.preventDefault(); confirmRollback(to, base, comment.value, out); });
+  out.replaceChildren(form);
+  comment.focus();
+}
+
+async function confirmRollback(to, base, comment, out) {
+  if (!comment || !comment.trim()) { out.append(el('p', { class: 'error', role: 'alert' }, 'Rollback needs a comment; nothing was changed.')); return; }
   try {
     const r = await api('/api/v1/rollback', { method: 'POST', body: { base, to, comment } });
     out.replaceChildren(el('p', { class: 'ok', role: 'status' }, `Rolled back: version ${r.id} equals version ${to}.`));

@@ -16,9 +16,14 @@ export async function render(root) {
   }
   const other = lints.filter((l) => !(l.path || '').startsWith('policies.'));
   if (other.length) root.append(el('h2', {}, 'Other lints'), lintTable(other));
-  const t = active.policyTests || {};
+  // Each policy's tests (tests.allow / tests.deny) and their results, run
+  // by the same code as `corsgate check`.
+  const cases = Object.entries(eff.policyTests || {}).flatMap(([policy, list]) => list.map((t) => ({ policy, ...t })));
+  const failed = cases.filter((t) => !t.passed).length;
   root.append(el('h2', {}, 'Policy tests'),
-    el('p', { class: t.failed ? 'error' : 'ok' }, `${t.run ?? 0} policy test(s) run at apply, ${t.failed ?? 0} failed.`),
+    el('p', { id: 'policy-tests-summary', class: failed ? 'error' : 'ok' }, `${cases.length} policy test(s), ${failed} failed.`),
+    cases.length ? el('div', { id: 'policy-tests' }, table(['policy', 'test', 'origin', 'must be', 'result'],
+      cases.map((t) => [t.policy, el('code', {}, t.at), el('code', {}, t.origin), t.expect, t.passed ? 'passed' : `failed: ${t.reason}`]))) : null,
     el('p', { class: 'muted' }, 'A configuration whose tests fail is refused, so the active version always passes its own tests.'));
 }
 

@@ -8,7 +8,11 @@ export async function render(root) {
   const out = el('div', { id: 'shadow-outcome', 'aria-live': 'polite' });
   const refresh = async () => {
     let r = null;
-    try { r = await api('/api/v1/shadow'); } catch (e) { if (e.status !== 404) { report.replaceChildren(errorBox(e)); return; } }
+    try {
+      // Asked first, so that no candidate is not a failed request.
+      const s = await api('/ui/session');
+      if (s.shadowing) r = await api('/api/v1/shadow');
+    } catch (e) { if (e.status !== 404) { report.replaceChildren(errorBox(e)); return; } }
     if (!r) { report.replaceChildren(el('p', { class: 'muted', 'data-shadowing': 'false' }, 'No candidate is being shadowed.')); return; }
     const rows = (kind) => {
       const found = r.findings.filter((f) => f.change === kind).map((f) => [f.origin, f.policy, String(f.count), el('code', {}, f.sample)]);

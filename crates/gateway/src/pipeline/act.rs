@@ -87,36 +87,17 @@ pub(super) async fn run(
                 rule.request_headers.apply(req.headers_mut());
                 ClientRequest::from_map(req)
             };
-            // The path forwarded is the one routed: the normalised path,
-            // changed by the rule's rewrite if it has one.
-            let path = match rewrite_path {
-                Some(change) => Some(change.apply(r.path)),
-                None if req.uri().path() != r.path => Some(r.path.to_owned()),
-                None => None,
-            };
-            let target = match path.map(|mut t| {
-                if let Some(q) = r.query {
-                    t.push('?');
-                    t.push_str(q);
-                }
-                http::uri::PathAndQuery::try_from(t)
-            }) {
-                None => None,
-                Some(Ok(t)) => Some(t),
-                // Never the raw target instead: the backend would then see
-                // a path other than the one routed. Unreachable while the
-                // normalised path and compiled rewrites hold only path
-                // characters, and a 500 if that ever stops being true.
-                Some(Err(_)) => {
-                    return (
-                        Answer::Response(upstream::gateway_response(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "cannot build the upstream target\n",
-                        )),
-                        None,
-                        None,
-                    )
-                }
+            let Ok(target) =
+                upstream_target(rewrite_path.as_ref(), req.uri().path(), r.path, r.query)
+            else {
+                return (
+                    Answer::Response(upstream::gateway_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "cannot build the upstream target\n",
+                    )),
+                    None,
+                    None,
+                );
             };
             let fwd = Forwarded {
                 peer_ip: r.peer.ip,
@@ -140,23 +121,53 @@ pub(super) async fn run(
             *resp.headers_mut() = headers.clone();
             (Answer::Response(resp), None, None)
         }
-        Action::Redirect { status, target } => {
-            let host = r.authority.and_then(|v| v.to_str().ok()).unwrap_or("");
-            let resp = match target.location(r.peer.tls, host, r.path, r.query) {
-                Some(location) => {
-                    let mut resp = Response::new(upstream::empty());
-                    *resp.status_mut() = *status;
-                    resp.headers_mut().insert(http::header::LOCATION, location);
-                    resp
-                }
-                None => upstream::gateway_response(
-                    StatusCode::BAD_REQUEST,
-                    "cannot build the redirect target\n",
-                ),
-            };
-            (Answer::Response(resp), None, None)
-        }
+        Action::Redirect { status, target } => (redirect(*status, target, &r), None, None),
     }
+}
+
+/// The path and query to send upstream, when they differ from the
+/// request's target: the path forwarded is the one routed (the normalised
+/// path), changed by the rule's rewrite if it has one.
+///
+/// `Err`: the target cannot be built. Never the raw target instead: the
+/// backend would then see a path other than the one routed. Unreachable
+/// while normalised paths and compiled rewrites hold only path characters;
+/// the caller answers 500 if that ever stops being true.
+fn upstream_target(
+    rewrite: Option<&crate::router::PathChange>,
+    sent: &str,
+    routed: &str,
+    query: Option<&str>,
+) -> Result<Option<http::uri::PathAndQuery>, http::uri::InvalidUri> {
+    let mut t = match rewrite {
+        Some(change) => change.apply(routed),
+        None if sent != routed => routed.to_owned(),
+        None => return Ok(None),
+    };
+    if let Some(q) = query {
+        t.push('?');
+        t.push_str(q);
+    }
+    http::uri::PathAndQuery::try_from(t).map(Some)
+}
+
+/// A redirect rule's answer: its status and `Location`, or a 400 when the
+/// target cannot be built from this request.
+fn redirect(status: StatusCode, target: &crate::router::RedirectTarget, r: &Request<'_>) -> Answer {
+    let host = r.authority.and_then(|v| v.to_str().ok()).unwrap_or("");
+    let resp = match target.location(r.peer.tls, host, r.path, r.query) {
+        Some(location) => {
+            let mut resp = Response::new(upstream::empty());
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(http::header::LOCATION, location);
+            resp
+        }
+        None => upstream::gateway_response(
+            StatusCode::BAD_REQUEST,
+            "cannot build the redirect target\n",
+        ),
+    };
+    Answer::Response(resp)
 }
 
 /// Is every protocol the client asks to switch to (`Upgrade: websocket`,

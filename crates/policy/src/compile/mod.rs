@@ -4,11 +4,12 @@
 //! Compilation collects *every* problem rather than stopping at the first,
 //! so `check` can report them all at once.
 
+mod safety;
+
 use crate::canary;
 use crate::error::{ErrorId, FieldPath, PolicyError};
 use crate::lint::{Lint, LintId, Severity};
 use crate::matcher::{self, EntryError, OriginEntry, OriginMatcher};
-use crate::origin::{parse_origin, RequestOrigin, Scheme};
 use crate::policy::{AllowList, Expose, Policy};
 use crate::spec::PolicySpec;
 use crate::token::{is_forbidden_request_header, is_token, GATEWAY_API_METHODS};
@@ -328,149 +329,6 @@ impl Builder<'_> {
         }
     }
 
-    /// Origin-related lints and R5 that need the whole picture.
-    fn origin_safety(&mut self, entries: &[(usize, OriginEntry)]) {
-        let spec = self.spec;
-        let creds = spec.allow_credentials;
-        for (i, e) in entries {
-            let at = FieldPath::item("allowOrigins", *i);
-            let any_scope = match e {
-                OriginEntry::Any => Some("every origin"),
-                OriginEntry::AnyHost { .. } => Some("every origin of that scheme and port"),
-                _ => None,
-            };
-            if let (Some(scope), true) = (any_scope, creds) {
-                if spec.unsafe_allow_any_origin_with_credentials {
-                    self.lint(
-                        LintId::CredAny,
-                        Severity::Error,
-                        at,
-                        format!(
-                            "{} with credentials reflects {scope} with \
-                             Access-Control-Allow-Credentials: true (explicit opt-in recorded)",
-                            spec.allow_origins[*i]
-                        ),
-                        "list the trusted origins instead",
-                    );
-                } else {
-                    self.error(
-                        ErrorId::CredentialsWithAnyOrigin,
-                        at,
-                        &spec.allow_origins[*i],
-                        format!(
-                            "with allowCredentials: true this makes the gateway reflect {scope} \
-                             together with Access-Control-Allow-Credentials: true, so any site \
-                             can read responses with the user's cookies (browsers reject a \
-                             literal `*` with credentials). List the trusted origins, or set \
-                             unsafeAllowAnyOriginWithCredentials: true to accept the risk"
-                        ),
-                    );
-                }
-            }
-            if let OriginEntry::Subdomain {
-                suffix,
-                scheme,
-                port,
-            } = e
-            {
-                if is_public_suffix(suffix) {
-                    self.lint(
-                        LintId::PublicSuffix,
-                        Severity::Error,
-                        at,
-                        format!(
-                            "`{}` is a public suffix: anyone can register a name under it",
-                            suffix
-                        ),
-                        "name your own registrable domain, e.g. https://*.example.com",
-                    );
-                }
-                // The wildcard canaries are a self-test of the matcher (P1).
-                let single = OriginMatcher::new(&[(*i, e.clone())], None, false);
-                let a = if *port == scheme.default_port() {
-                    suffix.clone()
-                } else {
-                    format!("{suffix}:{port}")
-                };
-                let hits: Vec<String> =
-                    canary::canaries(scheme.as_str(), &a, suffix, *scheme == Scheme::Https)
-                        .into_iter()
-                        .filter(|c| match parse_origin(c) {
-                            RequestOrigin::Valid(o) => single.find(&o).is_some(),
-                            _ => false,
-                        })
-                        .collect();
-                if !hits.is_empty() {
-                    self.lint(
-                        LintId::RegexCanary,
-                        Severity::Error,
-                        at,
-                        format!("wildcard matches attacker canaries {hits:?}"),
-                        "report this as a corsgate bug",
-                    );
-                }
-            }
-            if creds && e.scheme() == Some(Scheme::Http) {
-                self.http_creds(at, &spec.allow_origins[*i]);
-            }
-        }
-        if creds {
-            for (i, p) in spec.allow_origin_regexes.iter().enumerate() {
-                let body = canary::pattern_body(p);
-                if body.starts_with("http://") || body.starts_with("https?://") {
-                    self.http_creds(FieldPath::item("allowOriginRegexes", i), p);
-                }
-            }
-        }
-        if spec.allow_null_origin {
-            let (severity, msg) = if creds {
-                (
-                    Severity::Error,
-                    "`null` with credentials lets any sandboxed attacker page read users' data",
-                )
-            } else {
-                (
-                    Severity::Warn,
-                    "any page can send `Origin: null` (sandboxed iframes, data: URLs)",
-                )
-            };
-            self.lint(
-                LintId::Null,
-                severity,
-                FieldPath::whole("allowNullOrigin"),
-                msg.into(),
-                "serve the sandboxed content from a real origin and list that",
-            );
-        }
-        if spec.allow_origins.is_empty()
-            && spec.allow_origin_regexes.is_empty()
-            && !spec.allow_null_origin
-        {
-            self.lint(
-                LintId::Empty,
-                Severity::Warn,
-                FieldPath::whole("allowOrigins"),
-                "no origin is allowed; the policy only strips headers and answers preflights \
-                 with refusals"
-                    .into(),
-                "add the frontend origins to allowOrigins",
-            );
-        }
-    }
-
-    fn http_creds(&mut self, at: FieldPath, value: &str) {
-        self.lint(
-            LintId::HttpOriginCreds,
-            Severity::Warn,
-            at,
-            format!(
-                "{value} is plain http: a network attacker can inject script there and read \
-                 credentialed responses"
-            ),
-            "allow only https:// origins when credentials are on",
-        );
-    }
-
     fn list_lints(&mut self) {
         let spec = self.spec;
         for (field, list, what) in [
@@ -559,16 +417,6 @@ fn build_list(list: &[String], lower: bool) -> AllowList {
 pub(crate) fn promoted(v: HeaderValue) -> HeaderValue {
     drop(v.clone());
     v
-}
-
-/// Is `suffix` (lower case) exactly a public suffix on the embedded list?
-/// Only suffixes named by an explicit rule count, so `*.localhost` or
-/// `*.internal` in development configs are not flagged.
-pub(crate) fn is_public_suffix(suffix: &str) -> bool {
-    match psl::suffix(suffix.as_bytes()) {
-        Some(s) => s.is_known() && s.as_bytes() == suffix.as_bytes(),
-        None => false,
-    }
 }
 
 impl Policy {
