@@ -6,6 +6,7 @@ use corsgate_config::Loaded;
 use corsgate_etcd::{ApplyError as EtcdError, EtcdStore, ReadError};
 use corsgate_store::{ApplyError, Entry, Report, Version};
 use std::path::Path;
+use std::time::Duration;
 use tokio::runtime::Handle;
 
 /// Connect to the store `admin.store.etcd` names, signing as
@@ -33,10 +34,13 @@ pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String
 }
 
 /// What to serve at start: the store's active version, or the file as
-/// version 1 when the store is empty. Runs on its own short-lived runtime
-/// (start-up happens before the gateway's runtime exists).
+/// version 1 when the store is empty. When etcd cannot be reached, the
+/// last version this instance applied (kept in `data_dir`) is served at
+/// once and the follower catches up when etcd returns. Runs on its own
+/// short-lived runtime (start-up happens before the gateway's runtime).
 pub fn open(
     admin: &corsgate_config::Admin,
+    data_dir: &Path,
     file: &str,
     text: &str,
     loaded: Loaded,
@@ -45,13 +49,27 @@ pub fn open(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async {
-        let mut store = connect(admin).await?;
-        match store
-            .active()
+    let wait = admin
+        .store
+        .as_ref()
+        .and_then(|s| s.etcd.as_ref())
+        .map_or(5000, |e| e.timeout_ms.max(1000));
+    let read = runtime.block_on(async {
+        let store = connect(admin).await.map_err(Unreached)?;
+        let active = tokio::time::timeout(Duration::from_millis(wait), store.active())
             .await
-            .map_err(|e| format!("etcd store: {e}"))?
-        {
+            .map_err(|_| Unreached(format!("no answer within {wait} ms")))?;
+        match active {
+            Err(ReadError::Etcd(e)) => Err(Unreached(e.to_string())),
+            r => Ok((store, r)),
+        }
+    });
+    let (mut store, active) = match read {
+        Ok(r) => r,
+        Err(Unreached(why)) => return last_applied(data_dir, &why),
+    };
+    runtime.block_on(async {
+        match active.map_err(|e| format!("etcd store: {e}"))? {
             Some(v) => {
                 if v.content != text {
                     tracing::warn!(
@@ -80,6 +98,32 @@ pub fn open(
             }
         }
     })
+}
+
+/// etcd could not be reached (as opposed to a store that answered).
+struct Unreached(String);
+
+/// Start from the local copy of the last version applied.
+fn last_applied(data_dir: &Path, why: &str) -> Result<(Loaded, Option<i64>), String> {
+    let copy = corsgate_etcd::local::LastApplied::load(data_dir)
+        .map_err(|e| format!("etcd is unreachable ({why}) and the local copy is unusable: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "etcd is unreachable ({why}) and {} holds no version applied before; nothing to serve",
+                data_dir.display()
+            )
+        })?;
+    tracing::warn!(
+        version = copy.version,
+        error = why,
+        "etcd is unreachable: serving the last version applied here, from local disk, until it returns"
+    );
+    let loaded = corsgate_routes::load_str(
+        &copy.content,
+        Some(&format!("local copy of version {}", copy.version)),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((loaded, Some(copy.version)))
 }
 
 /// The etcd store behind the admin API. Its methods run on blocking

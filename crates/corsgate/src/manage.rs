@@ -77,7 +77,7 @@ pub fn open(
 ) -> Result<Managed, String> {
     if admin.store.as_ref().is_some_and(|s| s.etcd.is_some()) {
         // The shared store decides; no SQLite store is made.
-        let (loaded, served) = crate::fleet_store::open(admin, file, text, loaded)?;
+        let (loaded, served) = crate::fleet_store::open(admin, data_dir, file, text, loaded)?;
         return Ok(Managed {
             store: None,
             loaded,

@@ -304,3 +304,136 @@ fn three_gateways_on_a_three_member_cluster_serve_an_apply_and_a_rollback_made_t
     drop(gateways);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_instance_that_cannot_take_a_version_keeps_its_last_good_one_and_catches_up_after() {
+    let cluster = etcd::Cluster::start(1, &[]);
+    let endpoints = format!("\"{}\"", cluster.endpoints()[0]);
+    let dir = etcd::temp_dir("run-cannot");
+    let (a, b) = ("https://a.example", "https://b.example");
+    let gateways: Vec<(Gateway, u16, PathBuf)> = (0..2)
+        .map(|i| {
+            let admin_port = etcd::free_port();
+            let cfg = dir.join(format!("gw{i}.yaml"));
+            std::fs::write(&cfg, config_on("0", admin_port, a, &endpoints)).unwrap();
+            let data = dir.join(format!("data{i}"));
+            (Gateway::start(&cfg, &data, 0, admin_port), admin_port, data)
+        })
+        .collect();
+    let ports: Vec<u16> = gateways.iter().map(|(g, _, _)| g.data_port()).collect();
+    let admin_a = gateways[0].1;
+    eventually("gateway 1 keeps version 1 on disk", || {
+        corsgate_etcd::local::LastApplied::load(&gateways[1].2)
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.version == 1)
+    });
+
+    // Version 2 adds a listener on an address this host has taken: it
+    // is valid and committed for the fleet, but no instance here can bind
+    // it, so each stays on version 1 and says so.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fixed = held.local_addr().unwrap().port();
+    let extra = format!(
+        "  - name: extra\n    listen: \"127.0.0.1:{fixed}\"\n    rules:\n      - direct: {{ status: 200, body: ok }}\nadmin:"
+    );
+    let two = config_on("0", admin_a, b, &endpoints).replacen("admin:", &extra, 1);
+    let (s, v) = admin(
+        admin_a,
+        "POST",
+        "/api/v1/versions",
+        &json!({ "base": 1, "content": two }),
+    );
+    assert_eq!(s, 201, "{v}");
+    eventually("gateway 1 reports version 2 it cannot take", || {
+        gateways[1]
+            .0
+            .log()
+            .contains("cannot be applied on this instance")
+    });
+    assert!(gateways[0]
+        .0
+        .log()
+        .contains("is active in the store but this instance could not apply it"));
+    for &p in &ports {
+        assert!(allows(p, a) && !allows(p, b), "port {p}");
+    }
+    let kept = corsgate_etcd::local::LastApplied::load(&gateways[1].2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.version, 1, "the local copy stays the last good one");
+
+    // Version 3 drops the fixed listener: both take it.
+    let three = config_on("0", admin_a, b, &endpoints);
+    let (s, v) = admin(
+        admin_a,
+        "POST",
+        "/api/v1/versions",
+        &json!({ "base": 2, "content": three }),
+    );
+    assert_eq!(s, 201, "{v}");
+    for (i, &p) in ports.iter().enumerate() {
+        eventually(&format!("gateway {i} serves version 3"), || {
+            allows(p, b) && !allows(p, a)
+        });
+    }
+    drop(held);
+    drop(gateways);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_gateway_restarted_while_etcd_is_down_serves_its_local_copy_and_catches_up() {
+    let mut cluster = etcd::Cluster::start(1, &[]);
+    let endpoint = cluster.endpoints()[0].clone();
+    let dir = etcd::temp_dir("run-offline");
+    let (a, b, c) = (
+        "https://a.example",
+        "https://b.example",
+        "https://c.example",
+    );
+    let admin_port = etcd::free_port();
+    let cfg = dir.join("gw.yaml");
+    std::fs::write(
+        &cfg,
+        config_on("0", admin_port, a, &format!("\"{endpoint}\"")),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let gw = Gateway::start(&cfg, &data, 0, admin_port);
+    let two = config_on("0", admin_port, b, &format!("\"{endpoint}\""));
+    let (s, v) = admin(
+        admin_port,
+        "POST",
+        "/api/v1/versions",
+        &json!({ "base": 1, "content": two }),
+    );
+    assert_eq!(s, 201, "{v}");
+    eventually("version 2 kept on disk", || {
+        corsgate_etcd::local::LastApplied::load(&data)
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.version == 2)
+    });
+    drop(gw);
+
+    // etcd down: the restarted gateway serves version 2 from its copy.
+    cluster.members[0].kill();
+    let gw = Gateway::start(&cfg, &data, 0, admin_port);
+    let port = gw.data_port();
+    assert!(allows(port, b) && !allows(port, a), "{}", gw.log());
+    assert!(gw.log().contains("etcd is unreachable"), "{}", gw.log());
+
+    // etcd back, and a change made elsewhere: the gateway catches up.
+    cluster.members[0].restart();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = etcd::client(&cluster).await;
+        let mut store = corsgate_etcd::EtcdStore::new(client, "/corsgate/");
+        let three = config_on("0", admin_port, c, &format!("\"{endpoint}\""));
+        store.apply(Some(2), "other", "", &three).await.unwrap();
+    });
+    eventually("version 3 served after etcd returned", || allows(port, c));
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
