@@ -16,6 +16,7 @@
 mod backend;
 pub mod console;
 mod denials;
+mod fleet;
 mod listener;
 mod openapi;
 mod probes;
@@ -26,6 +27,7 @@ use replies::{applied, config_of, full, propagation, summary, Refused};
 pub use backend::{ActivateFn, Backend};
 pub use console::{Console, ExplainInput, Explainer};
 pub use denials::Denials;
+pub use fleet::{FleetSource, StoreLink};
 pub use listener::{serve, tls_acceptor, Limits};
 
 use bytes::Bytes;
@@ -96,6 +98,11 @@ pub struct AdminState {
     pub integrity: Mutex<Option<String>>,
     /// The web console's sessions and engines (see [`console`]).
     pub console: Console,
+    /// The fleet on a shared store (`GET /fleet`, the store-link
+    /// metrics); `None` on the embedded SQLite store, one instance.
+    pub fleet: Option<Arc<dyn FleetSource>>,
+    /// Where this admin API listens, as `/fleet` reports it.
+    pub node_address: String,
 }
 
 /// The gateway's shadow candidate (R29).
@@ -261,6 +268,9 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     if req.method() == Method::GET && path == "/ready" {
         return probes::ready(&state);
     }
+    if req.method() == Method::GET && path == "/live" {
+        return reply(StatusCode::OK, &json!({ "live": true }));
+    }
     let session = match authenticate(&state, &req) {
         Some(_) => None,
         None => match console::session_token(&state, &req) {
@@ -355,6 +365,9 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     };
     if method == Method::GET && path == "/metrics" {
         return probes::metrics(&state).await;
+    }
+    if method == Method::GET && path == "/fleet" {
+        return fleet::fleet(&state).await;
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (&method, segments.as_slice()) {

@@ -60,9 +60,12 @@ pub(crate) async fn metrics(state: &Arc<AdminState>) -> Resp {
     .unwrap_or((None, None));
     let mut text = String::new();
     if let Some(m) = state.metrics.as_ref() {
-        if let (Some(v), None) = (
+        // On a shared store the active version is the fleet's; what this
+        // instance serves is set by whatever applied it.
+        if let (Some(v), None, None) = (
             head.0,
             &*state.integrity.lock().unwrap_or_else(|p| p.into_inner()),
+            &state.fleet,
         ) {
             m.set_version(v);
         }
@@ -73,6 +76,7 @@ pub(crate) async fn metrics(state: &Arc<AdminState>) -> Resp {
         text.truncate(text.len() - "# EOF\n".len());
     }
     text.push_str(&state.denials.render());
+    text.push_str(&crate::fleet::link_metrics(state));
     let (seq, hash) = head
         .1
         .unwrap_or((0, corsgate_store::audit::GENESIS.to_owned()));

@@ -42,6 +42,8 @@ async fn start(dir: &std::path::Path) -> (SocketAddr, tokio::sync::watch::Sender
         denials: corsgate_admin::Denials::default(),
         integrity: Mutex::default(),
         console: Default::default(),
+        fleet: None,
+        node_address: "127.0.0.1".into(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

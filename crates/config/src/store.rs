@@ -35,6 +35,11 @@ pub struct EtcdStore {
     /// Time to connect and for each request (default 5000 ms).
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// How long an instance's fleet status record outlives its last
+    /// keep-alive (default 10 s): an instance that stopped answering
+    /// leaves `GET /fleet` this long after.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
 }
 
 /// `admin.store.etcd.tls`: PEM files.
@@ -67,6 +72,10 @@ fn default_prefix() -> String {
 }
 fn default_timeout() -> u64 {
     5000
+}
+
+fn default_lease() -> u64 {
+    10
 }
 
 /// Errors in `admin.store`, each as (path, reason). A value that cannot be
@@ -121,6 +130,15 @@ pub(crate) fn store_checks(store: &StoreBackend) -> Vec<(String, String)> {
                 "a password is only sent to etcd over TLS; add admin.store.etcd.tls".into(),
             ));
         }
+    }
+    if !(2..=3600).contains(&etcd.lease_seconds) {
+        errors.push((
+            format!("{at}.leaseSeconds"),
+            format!(
+                "{}: between 2 (etcd's shortest lease) and 3600",
+                etcd.lease_seconds
+            ),
+        ));
     }
     if etcd.timeout_ms == 0 {
         errors.push((format!("{at}.timeoutMs"), "must be at least 1".into()));

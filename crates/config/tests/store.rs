@@ -45,6 +45,7 @@ fn invalid_etcd_settings_are_refused_with_path_and_line() {
         ("    etcd:\n      endpoints: [\"https://h:2379\"]\n      tls: { caFile: ca.pem, certFile: c.pem }\n", "admin.store.etcd.tls.keyFile", "both certFile and keyFile", 6),
         ("    etcd:\n      endpoints: [\"http://h:2379\"]\n      auth: { user: gw, passwordFile: pw }\n", "admin.store.etcd.auth", "over TLS", 6),
         ("    etcd:\n      endpoints: [\"http://h:2379\"]\n      timeoutMs: 0\n", "admin.store.etcd.timeoutMs", "at least 1", 6),
+        ("    etcd:\n      endpoints: [\"http://h:2379\"]\n      leaseSeconds: 1\n", "admin.store.etcd.leaseSeconds", "etcd's shortest lease", 6),
     ];
     for (store, path, reason, line) in cases {
         let err = load_str(&config(store), Some("gw.yaml")).expect_err(store);

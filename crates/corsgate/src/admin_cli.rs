@@ -52,6 +52,11 @@ pub enum AdminCommand {
     },
     /// The audit log, and whether its hash chain is intact.
     Audit,
+    /// Every instance sharing the store: the version it serves and
+    /// whether that is the active one (in-sync, behind by N, failing).
+    /// Exit status 1 when a node is not in sync or the store cannot be
+    /// read.
+    Fleet,
 }
 
 async fn call(
@@ -135,6 +140,47 @@ fn render_version(v: &Value, with_content: bool) -> String {
     out
 }
 
+fn render_fleet(v: &Value) -> String {
+    let mut out = format!(
+        "store {}, active version {}\n{:<28}  {:<22}  {:>7}  {:<14}  {:<25}  {}\n",
+        s(&v["store"]),
+        s(&v["active"]["version"]),
+        "node",
+        "address",
+        "applied",
+        "state",
+        "since",
+        "last error"
+    );
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        let state = match n["state"].as_str() {
+            Some("behind") => format!("behind by {}", s(&n["behindBy"])),
+            Some(x) => x.to_owned(),
+            None => "?".to_owned(),
+        };
+        let me = if n["node"] == v["self"] { " (this)" } else { "" };
+        let error = match &n["failed"] {
+            Value::Object(f) => format!(
+                "version {}: {}",
+                s(f.get("version").unwrap_or(&Value::Null)),
+                s(f.get("error").unwrap_or(&Value::Null))
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<28}  {:<22}  {:>7}  {:<14}  {:<25}  {}",
+            format!("{}{me}", s(&n["node"])),
+            s(&n["address"]),
+            s(&n["applied"]),
+            state,
+            s(&n["since"]),
+            error
+        );
+    }
+    out
+}
+
 fn render_diff(v: &Value) -> String {
     let mut out = format!("diff {} → {}\n", s(&v["from"]), s(&v["to"]));
     for p in v["diff"]["policies"].as_array().into_iter().flatten() {
@@ -195,7 +241,12 @@ pub async fn run(
         let (st, v) = call(url, token, "GET", "/api/v1/versions/active", None).await?;
         Ok::<Option<i64>, String>(if st == 200 { v["id"].as_i64() } else { None })
     };
+    let is_fleet = matches!(cmd, AdminCommand::Fleet);
     let (status, v, text): (u16, Value, fn(&Value) -> String) = match cmd {
+        AdminCommand::Fleet => {
+            let (st, v) = call(url, token, "GET", "/fleet", None).await?;
+            (st, v, render_fleet)
+        }
         AdminCommand::History => {
             let (st, v) = call(url, token, "GET", "/api/v1/versions", None).await?;
             (st, v, |v| {
@@ -295,10 +346,15 @@ pub async fn run(
             })
         }
     };
-    let ok = (200..300).contains(&status);
+    let in_sync = |v: &Value| {
+        v["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().all(|x| x["state"] == "in-sync"))
+    };
+    let ok = (200..300).contains(&status) && (!is_fleet || in_sync(&v));
     let out = if as_json {
         format!("{v:#}\n")
-    } else if ok {
+    } else if (200..300).contains(&status) {
         text(&v)
     } else {
         render_error(status, &v)

@@ -44,7 +44,7 @@ pub fn open(
     file: &str,
     text: &str,
     loaded: Loaded,
-) -> Result<(Loaded, Option<i64>), String> {
+) -> Result<(Loaded, Option<(i64, String)>), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -82,7 +82,7 @@ pub fn open(
                 let l =
                     corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
                         .map_err(|e| e.to_string())?;
-                Ok((l, Some(v.id)))
+                Ok((l, Some((v.id, v.content_hash))))
             }
             None => {
                 let v = store
@@ -94,7 +94,7 @@ pub fn open(
                     file,
                     "etcd store bootstrapped from the configuration file"
                 );
-                Ok((loaded, Some(v.id)))
+                Ok((loaded, Some((v.id, v.content_hash))))
             }
         }
     })
@@ -104,7 +104,7 @@ pub fn open(
 struct Unreached(String);
 
 /// Start from the local copy of the last version applied.
-fn last_applied(data_dir: &Path, why: &str) -> Result<(Loaded, Option<i64>), String> {
+fn last_applied(data_dir: &Path, why: &str) -> Result<(Loaded, Option<(i64, String)>), String> {
     let copy = corsgate_etcd::local::LastApplied::load(data_dir)
         .map_err(|e| format!("etcd is unreachable ({why}) and the local copy is unusable: {e}"))?
         .ok_or_else(|| {
@@ -123,7 +123,7 @@ fn last_applied(data_dir: &Path, why: &str) -> Result<(Loaded, Option<i64>), Str
         Some(&format!("local copy of version {}", copy.version)),
     )
     .map_err(|e| e.to_string())?;
-    Ok((loaded, Some(copy.version)))
+    Ok((loaded, Some((copy.version, copy.content_hash))))
 }
 
 /// The etcd store behind the admin API. Its methods run on blocking
@@ -164,11 +164,10 @@ impl EtcdBackend {
             corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
                 .map_err(|e| ApplyError::NotApplied(e.to_string()))?;
         match activate(&loaded) {
-            Ok(()) => self
-                .applied
-                .store(v.id, std::sync::atomic::Ordering::SeqCst),
+            Ok(()) => self.applied.applied(v.id, &v.content_hash),
             Err(e) => {
-                tracing::error!(version = v.id, error = %e, "version {} is active in the store but this instance could not apply it; it keeps its running version", v.id)
+                tracing::error!(version = v.id, error = %e, "version {} is active in the store but this instance could not apply it; it keeps its running version", v.id);
+                self.applied.failed(v.id, &e);
             }
         }
         Ok(v)

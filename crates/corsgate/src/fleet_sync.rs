@@ -9,13 +9,12 @@ use corsgate_etcd::follow::{Change, Follower};
 use corsgate_etcd::local::LastApplied;
 use corsgate_etcd::EtcdStore;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The version this instance serves (0: none yet), shared by the admin
-/// API's applies and the follower so that a version is taken once.
-pub type Applied = Arc<AtomicI64>;
+/// What this instance serves, shared by the admin API's applies and the
+/// follower so that a version is taken once (and by the fleet status).
+pub type Applied = crate::fleet_status::Shared;
 
 /// A pause after an error before the follower resumes from the revision
 /// it last acted on.
@@ -42,21 +41,22 @@ pub fn spawn(
                 }
             };
             let id = version.id;
-            if applied.load(Ordering::SeqCst) != id {
+            if applied.applied_id() != id {
                 let taken = take(&version, &activate).await;
                 match taken {
                     Ok(()) => {
-                        applied.store(id, Ordering::SeqCst);
+                        applied.applied(id, &version.content_hash);
                         metrics.set_config_version(id);
                         tracing::info!(version = id, "configuration applied from the etcd store");
                     }
                     Err(e) => {
                         tracing::error!(
                             version = id,
-                            serving = applied.load(Ordering::SeqCst),
+                            serving = applied.applied_id(),
                             error = %e,
                             "version {id} cannot be applied on this instance; it keeps serving its last good version"
                         );
+                        applied.failed(id, &e);
                         continue;
                     }
                 }

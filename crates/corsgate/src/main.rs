@@ -6,6 +6,7 @@ mod check;
 mod console;
 mod fdlimit;
 mod fleet;
+mod fleet_status;
 mod fleet_store;
 mod fleet_sync;
 mod manage;
@@ -52,6 +53,10 @@ enum Command {
         /// which avoids cross-thread wake-ups when pinned to one core.
         #[arg(long)]
         threads: Option<usize>,
+        /// This instance's name in the fleet status on the etcd store
+        /// (default: the host name and the admin listener's port).
+        #[arg(long, value_parser = node_name)]
+        node: Option<String>,
     },
     /// Validate a configuration: every error and lint with its location
     /// and a fix. Exit status 0 valid, 1 refused (or warnings with
@@ -180,6 +185,18 @@ fn init_logs(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// A fleet node name: it becomes the last part of an etcd key.
+fn node_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("1 to 128 of A-Z a-z 0-9 - _ . : @".into())
     }
 }
 
@@ -339,6 +356,7 @@ fn main() -> ExitCode {
             threads,
             no_watch,
             data_dir,
+            node,
         } => {
             init_logs(log_format);
             let text = match &config {
@@ -414,7 +432,7 @@ fn main() -> ExitCode {
                     print_demo_hints(&running);
                 }
                 let mut admin_rt = match (managed, &admin) {
-                    (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics(), running.shadow(), &data_dir).await {
+                    (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics(), running.shadow(), &data_dir, node.clone()).await {
                         Ok(rt) => {
                             tracing::info!(addr = %rt.addr, "admin API listening");
                             Some(rt)

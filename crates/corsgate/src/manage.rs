@@ -27,6 +27,8 @@ pub struct Managed {
     pub loaded: Loaded,
     /// The version served.
     pub served: Option<i64>,
+    /// Its content hash, where the fleet status needs it (etcd).
+    pub served_hash: Option<String>,
     /// The first problem start-up found in the store, if any.
     pub integrity: Option<String>,
 }
@@ -81,7 +83,8 @@ pub fn open(
         return Ok(Managed {
             store: None,
             loaded,
-            served,
+            served: served.as_ref().map(|s| s.0),
+            served_hash: served.map(|s| s.1),
             integrity: None,
         });
     }
@@ -105,6 +108,7 @@ pub fn open(
             store: Some(store),
             loaded,
             served: Some(v.id),
+            served_hash: None,
             integrity,
         });
     }
@@ -166,6 +170,7 @@ fn managed_from(
         store: Some(store),
         loaded,
         served,
+        served_hash: None,
         integrity: None,
     })
 }
@@ -195,6 +200,7 @@ pub async fn start_admin(
     metrics: Arc<corsgate_gateway::metrics::Metrics>,
     shadow: corsgate_gateway::shadow::ShadowHandle,
     data_dir: &Path,
+    node: Option<String>,
 ) -> Result<AdminRuntime, String> {
     let (tx, rx) = mpsc::channel::<Activation>(1);
     let activate: corsgate_admin::Activate = Arc::new(move |loaded: &Loaded| {
@@ -213,25 +219,18 @@ pub async fn start_admin(
         Some(t) => Some(corsgate_admin::tls_acceptor(t)?),
         None => None,
     };
+    let listener = tokio::net::TcpListener::bind(&admin.listen)
+        .await
+        .map_err(|e| format!("admin API: cannot listen on {}: {e}", admin.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let sqlite = managed.store.map(|s| Arc::new(Mutex::new(s)));
-    let store: Arc<Mutex<dyn corsgate_admin::Backend>> = match &sqlite {
-        Some(s) => s.clone(),
+    let (store, fleet): (Arc<Mutex<dyn corsgate_admin::Backend>>, _) = match &sqlite {
+        Some(s) => (s.clone(), None),
         None => {
-            let applied = Arc::new(std::sync::atomic::AtomicI64::new(
-                managed.served.unwrap_or(0),
-            ));
-            crate::fleet_sync::spawn(
-                crate::fleet_store::connect(admin).await?,
-                data_dir.to_path_buf(),
-                activate.clone(),
-                applied.clone(),
-                metrics.clone(),
-            );
-            Arc::new(Mutex::new(crate::fleet_store::EtcdBackend {
-                store: crate::fleet_store::connect(admin).await?,
-                runtime: tokio::runtime::Handle::current(),
-                applied,
-            }))
+            let served = managed.served.zip(managed.served_hash.clone());
+            let (backend, fleet) =
+                fleet_parts(admin, data_dir, node, addr, served, &activate, &metrics).await?;
+            (backend, Some(fleet))
         }
     };
     let state = Arc::new(AdminState {
@@ -250,11 +249,9 @@ pub async fn start_admin(
             explain: Some(crate::console::explainer()),
             ..Default::default()
         },
+        fleet,
+        node_address: addr.to_string(),
     });
-    let listener = tokio::net::TcpListener::bind(&admin.listen)
-        .await
-        .map_err(|e| format!("admin API: cannot listen on {}: {e}", admin.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(corsgate_admin::serve(listener, state, stop_rx));
     Ok(AdminRuntime {
@@ -265,6 +262,47 @@ pub async fn start_admin(
         activate,
         metrics,
     })
+}
+
+/// On the etcd store: the admin API's backend, the follower that applies
+/// each new version here, and the fleet status (registered under a lease,
+/// listed by `GET /fleet`).
+async fn fleet_parts(
+    admin: &corsgate_config::Admin,
+    data_dir: &Path,
+    node: Option<String>,
+    addr: std::net::SocketAddr,
+    served: Option<(i64, String)>,
+    activate: &corsgate_admin::Activate,
+    metrics: &Arc<corsgate_gateway::metrics::Metrics>,
+) -> Result<(Arc<Mutex<dyn corsgate_admin::Backend>>, Arc<dyn corsgate_admin::FleetSource>), String> {
+    let node = node.unwrap_or_else(|| crate::fleet_status::default_node(addr));
+    let status = crate::fleet_status::Status::new(node, addr.to_string(), served);
+    let settings = admin.store.as_ref().and_then(|s| s.etcd.as_ref());
+    let ttl = settings.map_or(10, |e| e.lease_seconds as i64);
+    crate::fleet_status::spawn_registration(
+        &crate::fleet_store::connect(admin).await?,
+        status.clone(),
+        ttl,
+    );
+    crate::fleet_sync::spawn(
+        crate::fleet_store::connect(admin).await?,
+        data_dir.to_path_buf(),
+        activate.clone(),
+        status.clone(),
+        metrics.clone(),
+    );
+    let backend = Arc::new(Mutex::new(crate::fleet_store::EtcdBackend {
+        store: crate::fleet_store::connect(admin).await?,
+        runtime: tokio::runtime::Handle::current(),
+        applied: status.clone(),
+    }));
+    let fleet = Arc::new(crate::fleet_status::EtcdFleet {
+        store: crate::fleet_store::connect(admin).await?,
+        runtime: tokio::runtime::Handle::current(),
+        status,
+    });
+    Ok((backend, fleet))
 }
 
 /// SIGHUP with the admin API on: apply the configuration file as a new

@@ -24,7 +24,7 @@ fn config(port: u16, admin_port: u16, origin: &str, endpoint: &str) -> String {
 /// `endpoints`: the YAML list's items, quoted.
 fn config_on(port: &str, admin_port: u16, origin: &str, endpoints: &str) -> String {
     format!(
-        "policies:\n  p:\n    allowOrigins: [\"{origin}\"]\n    allowMethods: [GET]\nvservices:\n  - name: api\n    listen: \"127.0.0.1:{port}\"\n    cors: p\n    rules:\n      - direct: {{ status: 200, body: ok }}\nadmin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n  store:\n    etcd: {{ endpoints: [{endpoints}] }}\n"
+        "policies:\n  p:\n    allowOrigins: [\"{origin}\"]\n    allowMethods: [GET]\nvservices:\n  - name: api\n    listen: \"127.0.0.1:{port}\"\n    cors: p\n    rules:\n      - direct: {{ status: 200, body: ok }}\nadmin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n  store:\n    etcd: {{ endpoints: [{endpoints}], leaseSeconds: 2 }}\n"
     )
 }
 
@@ -67,6 +67,53 @@ fn admin(port: u16, method: &str, path: &str, body: &Value) -> (u16, Value) {
     (status, json)
 }
 
+/// `GET /fleet` on one admin API.
+fn fleet(port: u16) -> (u16, Value) {
+    admin(port, "GET", "/fleet", &Value::Null)
+}
+
+/// The fleet as one admin API lists it: node name → (state, applied).
+fn states(port: u16) -> Vec<(String, String, i64)> {
+    let (_, v) = fleet(port);
+    v["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap_or("").to_owned(),
+                n["state"].as_str().unwrap_or("").to_owned(),
+                n["applied"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// `corsgate admin fleet` against one admin API: exit status and output.
+fn admin_fleet(port: u16) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["admin", "--url", &format!("http://127.0.0.1:{port}"), "fleet"])
+        .env("CORSGATE_ADMIN_TOKEN", "editor-secret")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A Prometheus sample's value from one admin API's `/metrics`.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, out) = http(
+        port,
+        "GET /metrics HTTP/1.1\r\nAuthorization: Bearer editor-secret",
+        "",
+    );
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Does the gateway let `origin` read a response?
 fn allows(port: u16, origin: &str) -> bool {
     let (_, out) = http(port, &format!("GET /x HTTP/1.1\r\nOrigin: {origin}"), "");
@@ -83,7 +130,9 @@ impl Gateway {
     fn start(cfg: &Path, data: &Path, port: u16, admin_port: u16) -> Gateway {
         let log = data.with_extension("log");
         let mut child = Command::new(BIN)
-            .args(["run", "--no-watch", "--config"])
+            .args(["run", "--no-watch", "--node"])
+            .arg(data.file_name().unwrap())
+            .arg("--config")
             .arg(cfg)
             .arg("--data-dir")
             .arg(data)
@@ -301,6 +350,29 @@ fn three_gateways_on_a_three_member_cluster_serve_an_apply_and_a_rollback_made_t
             g.log()
         );
     }
+    // Any member lists the whole fleet, each node in sync at version 3.
+    let all_at = |port: u16, n: usize, version: i64| {
+        let s = states(port);
+        s.len() == n && s.iter().all(|(_, st, at)| st == "in-sync" && *at == version)
+    };
+    eventually("three nodes in sync at version 3", || all_at(gateways[1].1, 3, 3));
+    let (code, table) = admin_fleet(gateways[2].1);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("store etcd, active version 3"), "{table}");
+    for name in ["data0", "data1", "data2 (this)"] {
+        assert!(table.contains(name), "{name} in {table}");
+    }
+    assert_eq!(metric(gateways[0].1, "corsgate_store_connected"), Some(1.0));
+    // A node killed without a goodbye leaves the listing when its lease
+    // (2 s here) expires.
+    let mut gateways = gateways;
+    let (mut gone, _, _) = gateways.pop().unwrap();
+    let _ = gone.child.kill();
+    let _ = gone.child.wait();
+    assert_eq!(states(gateways[0].1).len(), 3, "still listed before the lease ends");
+    eventually("the killed node leaves the listing", || {
+        all_at(gateways[0].1, 2, 3)
+    });
     drop(gateways);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -362,6 +434,21 @@ fn an_instance_that_cannot_take_a_version_keeps_its_last_good_one_and_catches_up
         .unwrap()
         .unwrap();
     assert_eq!(kept.version, 1, "the local copy stays the last good one");
+    // Both show as failing version 2, serving 1, with the reason.
+    eventually("both nodes failing version 2", || {
+        let s = states(admin_a);
+        s.len() == 2 && s.iter().all(|(_, st, at)| st == "failing" && *at == 1)
+    });
+    let (_, v) = fleet(gateways[1].1);
+    let failed = &v["nodes"][0]["failed"];
+    assert_eq!(failed["version"], 2, "{v}");
+    assert!(
+        failed["error"].as_str().is_some_and(|e| e.contains(&fixed.to_string())),
+        "the error names the address: {v}"
+    );
+    let (code, table) = admin_fleet(admin_a);
+    assert_eq!(code, 1, "a failing node makes the command fail: {table}");
+    assert!(table.contains("failing") && table.contains("version 2:"), "{table}");
 
     // Version 3 drops the fixed listener: both take it.
     let three = config_on("0", admin_a, b, &endpoints);
@@ -377,6 +464,10 @@ fn an_instance_that_cannot_take_a_version_keeps_its_last_good_one_and_catches_up
             allows(p, b) && !allows(p, a)
         });
     }
+    eventually("both nodes in sync at version 3", || {
+        let s = states(admin_a);
+        s.len() == 2 && s.iter().all(|(_, st, at)| st == "in-sync" && *at == 3)
+    });
     drop(held);
     drop(gateways);
     let _ = std::fs::remove_dir_all(&dir);
@@ -423,6 +514,16 @@ fn a_gateway_restarted_while_etcd_is_down_serves_its_local_copy_and_catches_up()
     let port = gw.data_port();
     assert!(allows(port, b) && !allows(port, a), "{}", gw.log());
     assert!(gw.log().contains("etcd is unreachable"), "{}", gw.log());
+    // It says it is cut off: the link gauges, and /fleet answers 503 with
+    // what this node knows of itself.
+    assert_eq!(metric(admin_port, "corsgate_store_connected"), Some(0.0));
+    let (s, v) = fleet(admin_port);
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["selfRecord"]["applied"], 2, "{v}");
+    let (s, _) = http(admin_port, "GET /live HTTP/1.1", "");
+    assert_eq!(s, 200);
+    let (s, _) = http(admin_port, "GET /ready HTTP/1.1", "");
+    assert_eq!(s, 200, "serving its local copy is ready");
 
     // etcd back, and a change made elsewhere: the gateway catches up.
     cluster.members[0].restart();
@@ -434,6 +535,10 @@ fn a_gateway_restarted_while_etcd_is_down_serves_its_local_copy_and_catches_up()
         store.apply(Some(2), "other", "", &three).await.unwrap();
     });
     eventually("version 3 served after etcd returned", || allows(port, c));
+    eventually("connected again", || {
+        metric(admin_port, "corsgate_store_connected") == Some(1.0)
+    });
+    assert!(metric(admin_port, "corsgate_store_seconds_since_reached").is_some_and(|s| s < 5.0));
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }

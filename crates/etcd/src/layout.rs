@@ -7,6 +7,7 @@
 //! | `P active` | [`Pointer`]: the active version id and its hash | by each apply / rollback |
 //! | `P audit/<seq, 20 digits>` | [`EntryRecord`] | once per audited event |
 //! | `P audit-head` | [`Head`]: entry count and the last hash | with each entry |
+//! | `P nodes/<node>` | [`crate::nodes::NodeRecord`] | by each instance, under its lease |
 //!
 //! Zero-padded ids keep etcd's byte order equal to numeric order. An
 //! entry's sequence number is its key, not part of its value, as a row's
@@ -52,6 +53,10 @@ impl Keys {
     /// The audit head record.
     pub fn head(&self) -> String {
         format!("{}audit-head", self.prefix)
+    }
+    /// The prefix of every fleet status record.
+    pub fn nodes(&self) -> String {
+        format!("{}nodes/", self.prefix)
     }
     /// The number at the end of `key` under `under` (`versions/`,
     /// `audit/`), if it is one.

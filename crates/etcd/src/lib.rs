@@ -23,6 +23,7 @@ pub mod connect;
 pub mod follow;
 pub mod layout;
 pub mod local;
+pub mod nodes;
 mod write;
 
 use corsgate_store::verify::{self, Report};

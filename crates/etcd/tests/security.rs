@@ -91,6 +91,7 @@ fn settings(etcd: &Cluster, tls: Option<EtcdTls>, auth: Option<EtcdAuth>) -> Set
         tls,
         auth,
         timeout_ms: 3000,
+        lease_seconds: 10,
     }
 }
 

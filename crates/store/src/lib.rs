@@ -131,6 +131,12 @@ fn now() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
+/// The content hash of a configuration text, as every store records it
+/// (SHA-256, hex).
+pub fn content_hash(content: &str) -> String {
+    sha256_hex(content)
+}
+
 pub(crate) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
