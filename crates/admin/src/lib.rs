@@ -21,6 +21,7 @@ mod listener;
 mod openapi;
 mod probes;
 mod replies;
+mod starting;
 
 use replies::{applied, config_of, full, propagation, summary, Refused};
 
@@ -29,6 +30,7 @@ pub use console::{Console, ExplainInput, Explainer};
 pub use denials::Denials;
 pub use fleet::{FleetSource, StoreLink};
 pub use listener::{serve, tls_acceptor, Limits};
+pub use starting::serve_starting;
 
 use bytes::Bytes;
 use corsgate_config::{Loaded, Role};

@@ -158,7 +158,11 @@ fn render_fleet(v: &Value) -> String {
             Some(x) => x.to_owned(),
             None => "?".to_owned(),
         };
-        let me = if n["node"] == v["self"] { " (this)" } else { "" };
+        let me = if n["node"] == v["self"] {
+            " (this)"
+        } else {
+            ""
+        };
         let error = match &n["failed"] {
             Value::Object(f) => format!(
                 "version {}: {}",

@@ -92,7 +92,10 @@ impl Status {
 
     /// A copy of the record.
     pub fn record(&self) -> NodeRecord {
-        self.record.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn reached(&self, ok: bool) {

@@ -33,40 +33,36 @@ pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String
     Ok(store)
 }
 
+/// What an instance starts with: the configuration and the version it
+/// is (id and content hash), if it came from the store.
+pub type Start = (Loaded, Option<(i64, String)>);
+
 /// What to serve at start: the store's active version, or the file as
 /// version 1 when the store is empty. When etcd cannot be reached, the
 /// last version this instance applied (kept in `data_dir`) is served at
-/// once and the follower catches up when etcd returns. Runs on its own
-/// short-lived runtime (start-up happens before the gateway's runtime).
+/// once and the follower catches up when etcd returns; with no such copy
+/// the instance waits for etcd, its admin listener (`listener`, already
+/// bound) answering `/live` 200 and `/ready` 503 meanwhile — it never
+/// serves the file while the fleet may hold another policy. Runs on its
+/// own short-lived runtime (start-up happens before the gateway's).
 pub fn open(
     admin: &corsgate_config::Admin,
     data_dir: &Path,
     file: &str,
     text: &str,
     loaded: Loaded,
-) -> Result<(Loaded, Option<(i64, String)>), String> {
+    listener: &std::net::TcpListener,
+) -> Result<Start, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let wait = admin
-        .store
-        .as_ref()
-        .and_then(|s| s.etcd.as_ref())
-        .map_or(5000, |e| e.timeout_ms.max(1000));
-    let read = runtime.block_on(async {
-        let store = connect(admin).await.map_err(Unreached)?;
-        let active = tokio::time::timeout(Duration::from_millis(wait), store.active())
-            .await
-            .map_err(|_| Unreached(format!("no answer within {wait} ms")))?;
-        match active {
-            Err(ReadError::Etcd(e)) => Err(Unreached(e.to_string())),
-            r => Ok((store, r)),
-        }
-    });
-    let (mut store, active) = match read {
+    let (mut store, active) = match runtime.block_on(first_read(admin)) {
         Ok(r) => r,
-        Err(Unreached(why)) => return last_applied(data_dir, &why),
+        Err(Unreached(why)) => match last_applied(data_dir, &why)? {
+            Some(served) => return Ok(served),
+            None => runtime.block_on(wait_for_store(admin, listener, data_dir, &why))?,
+        },
     };
     runtime.block_on(async {
         match active.map_err(|e| format!("etcd store: {e}"))? {
@@ -103,16 +99,90 @@ pub fn open(
 /// etcd could not be reached (as opposed to a store that answered).
 struct Unreached(String);
 
-/// Start from the local copy of the last version applied.
-fn last_applied(data_dir: &Path, why: &str) -> Result<(Loaded, Option<(i64, String)>), String> {
-    let copy = corsgate_etcd::local::LastApplied::load(data_dir)
+/// The store's active version, read once; `Unreached` when etcd did not
+/// answer within `admin.store.etcd.timeoutMs` (at least a second).
+async fn first_read(
+    admin: &corsgate_config::Admin,
+) -> Result<(EtcdStore, Result<Option<Version>, ReadError>), Unreached> {
+    let wait = admin
+        .store
+        .as_ref()
+        .and_then(|s| s.etcd.as_ref())
+        .map_or(5000, |e| e.timeout_ms.max(1000));
+    let store = connect(admin).await.map_err(Unreached)?;
+    let active = tokio::time::timeout(Duration::from_millis(wait), store.active())
+        .await
+        .map_err(|_| Unreached(format!("no answer within {wait} ms")))?;
+    match active {
+        Err(ReadError::Etcd(e)) => Err(Unreached(e.to_string())),
+        r => Ok((store, r)),
+    }
+}
+
+/// Nothing to serve yet: answer probes on the admin listener and try etcd
+/// again, backing off to every 5 s, until it answers.
+async fn wait_for_store(
+    admin: &corsgate_config::Admin,
+    listener: &std::net::TcpListener,
+    data_dir: &Path,
+    why: &str,
+) -> Result<(EtcdStore, Result<Option<Version>, ReadError>), String> {
+    let probes = listener
+        .try_clone()
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        })
+        .map_err(|e| format!("admin API: {e}"))?;
+    let tls = match &admin.tls {
+        Some(t) => Some(corsgate_admin::tls_acceptor(t)?),
+        None => None,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        corsgate_admin::serve_starting(
+            &probes,
+            tls,
+            "the etcd store is unreachable and no version was applied here before".into(),
+            stopped,
+        )
+        .await;
+    });
+    tracing::warn!(
+        error = why,
+        data_dir = %data_dir.display(),
+        "etcd is unreachable and no version was applied here before: nothing is served until etcd answers \
+         (the admin listener answers /live 200, /ready 503)"
+    );
+    let mut delay = Duration::from_millis(250);
+    let mut tries = 0u32;
+    let found = loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+        tries += 1;
+        match first_read(admin).await {
+            Ok(r) => break r,
+            Err(Unreached(why)) if tries % 12 == 0 => {
+                tracing::warn!(error = why, tries, "still waiting for the etcd store")
+            }
+            Err(_) => {}
+        }
+    };
+    let _ = stop.send(true);
+    let _ = server.await;
+    tracing::info!(tries, "the etcd store answered; starting");
+    Ok(found)
+}
+
+/// Start from the local copy of the last version applied, if there is
+/// one. A copy that is there but unusable (edited, unreadable) is an
+/// error: an instance does not silently forget what it served.
+fn last_applied(data_dir: &Path, why: &str) -> Result<Option<Start>, String> {
+    let Some(copy) = corsgate_etcd::local::LastApplied::load(data_dir)
         .map_err(|e| format!("etcd is unreachable ({why}) and the local copy is unusable: {e}"))?
-        .ok_or_else(|| {
-            format!(
-                "etcd is unreachable ({why}) and {} holds no version applied before; nothing to serve",
-                data_dir.display()
-            )
-        })?;
+    else {
+        return Ok(None);
+    };
     tracing::warn!(
         version = copy.version,
         error = why,
@@ -123,7 +193,7 @@ fn last_applied(data_dir: &Path, why: &str) -> Result<(Loaded, Option<(i64, Stri
         Some(&format!("local copy of version {}", copy.version)),
     )
     .map_err(|e| e.to_string())?;
-    Ok((loaded, Some((copy.version, copy.content_hash))))
+    Ok(Some((loaded, Some((copy.version, copy.content_hash)))))
 }
 
 /// The etcd store behind the admin API. Its methods run on blocking

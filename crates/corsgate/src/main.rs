@@ -192,7 +192,8 @@ fn init_logs(format: LogFormat) {
 fn node_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b));
     if ok {
         Ok(s.to_owned())
     } else {

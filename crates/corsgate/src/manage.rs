@@ -29,6 +29,9 @@ pub struct Managed {
     pub served: Option<i64>,
     /// Its content hash, where the fleet status needs it (etcd).
     pub served_hash: Option<String>,
+    /// The admin listener, when it had to be bound before the store
+    /// answered (etcd: it answers probes while the instance waits).
+    pub listener: Option<std::net::TcpListener>,
     /// The first problem start-up found in the store, if any.
     pub integrity: Option<String>,
 }
@@ -79,8 +82,12 @@ pub fn open(
 ) -> Result<Managed, String> {
     if admin.store.as_ref().is_some_and(|s| s.etcd.is_some()) {
         // The shared store decides; no SQLite store is made.
-        let (loaded, served) = crate::fleet_store::open(admin, data_dir, file, text, loaded)?;
+        let listener = std::net::TcpListener::bind(&admin.listen)
+            .map_err(|e| format!("admin API: cannot listen on {}: {e}", admin.listen))?;
+        let (loaded, served) =
+            crate::fleet_store::open(admin, data_dir, file, text, loaded, &listener)?;
         return Ok(Managed {
+            listener: Some(listener),
             store: None,
             loaded,
             served: served.as_ref().map(|s| s.0),
@@ -109,6 +116,7 @@ pub fn open(
             loaded,
             served: Some(v.id),
             served_hash: None,
+            listener: None,
             integrity,
         });
     }
@@ -171,6 +179,7 @@ fn managed_from(
         loaded,
         served,
         served_hash: None,
+        listener: None,
         integrity: None,
     })
 }
@@ -219,9 +228,15 @@ pub async fn start_admin(
         Some(t) => Some(corsgate_admin::tls_acceptor(t)?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(&admin.listen)
-        .await
-        .map_err(|e| format!("admin API: cannot listen on {}: {e}", admin.listen))?;
+    let listener = match managed.listener {
+        Some(l) => l
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(l))
+            .map_err(|e| format!("admin API: {e}"))?,
+        None => tokio::net::TcpListener::bind(&admin.listen)
+            .await
+            .map_err(|e| format!("admin API: cannot listen on {}: {e}", admin.listen))?,
+    };
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let sqlite = managed.store.map(|s| Arc::new(Mutex::new(s)));
     let (store, fleet): (Arc<Mutex<dyn corsgate_admin::Backend>>, _) = match &sqlite {
@@ -275,7 +290,13 @@ async fn fleet_parts(
     served: Option<(i64, String)>,
     activate: &corsgate_admin::Activate,
     metrics: &Arc<corsgate_gateway::metrics::Metrics>,
-) -> Result<(Arc<Mutex<dyn corsgate_admin::Backend>>, Arc<dyn corsgate_admin::FleetSource>), String> {
+) -> Result<
+    (
+        Arc<Mutex<dyn corsgate_admin::Backend>>,
+        Arc<dyn corsgate_admin::FleetSource>,
+    ),
+    String,
+> {
     let node = node.unwrap_or_else(|| crate::fleet_status::default_node(addr));
     let status = crate::fleet_status::Status::new(node, addr.to_string(), served);
     let settings = admin.store.as_ref().and_then(|s| s.etcd.as_ref());

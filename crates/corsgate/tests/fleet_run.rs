@@ -92,7 +92,12 @@ fn states(port: u16) -> Vec<(String, String, i64)> {
 /// `corsgate admin fleet` against one admin API: exit status and output.
 fn admin_fleet(port: u16) -> (i32, String) {
     let out = Command::new(BIN)
-        .args(["admin", "--url", &format!("http://127.0.0.1:{port}"), "fleet"])
+        .args([
+            "admin",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "fleet",
+        ])
         .env("CORSGATE_ADMIN_TOKEN", "editor-secret")
         .output()
         .unwrap();
@@ -353,9 +358,13 @@ fn three_gateways_on_a_three_member_cluster_serve_an_apply_and_a_rollback_made_t
     // Any member lists the whole fleet, each node in sync at version 3.
     let all_at = |port: u16, n: usize, version: i64| {
         let s = states(port);
-        s.len() == n && s.iter().all(|(_, st, at)| st == "in-sync" && *at == version)
+        s.len() == n
+            && s.iter()
+                .all(|(_, st, at)| st == "in-sync" && *at == version)
     };
-    eventually("three nodes in sync at version 3", || all_at(gateways[1].1, 3, 3));
+    eventually("three nodes in sync at version 3", || {
+        all_at(gateways[1].1, 3, 3)
+    });
     let (code, table) = admin_fleet(gateways[2].1);
     assert_eq!(code, 0, "{table}");
     assert!(table.contains("store etcd, active version 3"), "{table}");
@@ -369,7 +378,11 @@ fn three_gateways_on_a_three_member_cluster_serve_an_apply_and_a_rollback_made_t
     let (mut gone, _, _) = gateways.pop().unwrap();
     let _ = gone.child.kill();
     let _ = gone.child.wait();
-    assert_eq!(states(gateways[0].1).len(), 3, "still listed before the lease ends");
+    assert_eq!(
+        states(gateways[0].1).len(),
+        3,
+        "still listed before the lease ends"
+    );
     eventually("the killed node leaves the listing", || {
         all_at(gateways[0].1, 2, 3)
     });
@@ -443,12 +456,17 @@ fn an_instance_that_cannot_take_a_version_keeps_its_last_good_one_and_catches_up
     let failed = &v["nodes"][0]["failed"];
     assert_eq!(failed["version"], 2, "{v}");
     assert!(
-        failed["error"].as_str().is_some_and(|e| e.contains(&fixed.to_string())),
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&fixed.to_string())),
         "the error names the address: {v}"
     );
     let (code, table) = admin_fleet(admin_a);
     assert_eq!(code, 1, "a failing node makes the command fail: {table}");
-    assert!(table.contains("failing") && table.contains("version 2:"), "{table}");
+    assert!(
+        table.contains("failing") && table.contains("version 2:"),
+        "{table}"
+    );
 
     // Version 3 drops the fixed listener: both take it.
     let three = config_on("0", admin_a, b, &endpoints);
@@ -539,6 +557,48 @@ fn a_gateway_restarted_while_etcd_is_down_serves_its_local_copy_and_catches_up()
         metric(admin_port, "corsgate_store_connected") == Some(1.0)
     });
     assert!(metric(admin_port, "corsgate_store_seconds_since_reached").is_some_and(|s| s < 5.0));
+    drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_gateway_with_nothing_to_serve_waits_for_etcd_answering_probes_and_then_serves() {
+    let mut cluster = etcd::Cluster::start(1, &[]);
+    let endpoint = format!("\"{}\"", cluster.endpoints()[0]);
+    // Up once (so that it restarts on its data), then down.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(cluster.ready(None));
+    cluster.members[0].kill();
+    let dir = etcd::temp_dir("run-waits");
+    let a = "https://a.example";
+    let admin_port = etcd::free_port();
+    let cfg = dir.join("gw.yaml");
+    std::fs::write(&cfg, config_on("0", admin_port, a, &endpoint)).unwrap();
+    // No local copy and no etcd: the process stays up, serves no policy
+    // (not the file: the fleet may hold another), and says so to probes.
+    let gw = Gateway::start(&cfg, &dir.join("data"), 0, admin_port);
+    let (s, out) = http(admin_port, "GET /live HTTP/1.1", "");
+    assert_eq!(s, 200, "{out}");
+    let (s, out) = http(admin_port, "GET /ready HTTP/1.1", "");
+    assert_eq!(s, 503, "{out}");
+    assert!(out.contains("unreachable"), "{out}");
+    let (s, _) = admin(admin_port, "GET", "/api/v1/versions", &Value::Null);
+    assert_eq!(s, 503, "the API is not served while starting");
+    assert!(
+        !gw.log().contains("vservice"),
+        "no data-plane listener: {}",
+        gw.log()
+    );
+
+    // etcd comes back (empty): the file becomes version 1 and is served.
+    cluster.members[0].restart();
+    eventually("ready once etcd answered", || {
+        http(admin_port, "GET /ready HTTP/1.1", "").0 == 200
+    });
+    let port = gw.data_port();
+    assert!(allows(port, a), "{}", gw.log());
+    let (s, v) = admin(admin_port, "GET", "/api/v1/versions/active", &Value::Null);
+    assert_eq!((s, v["id"].as_i64()), (200, Some(1)), "{v}");
     drop(gw);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -179,7 +179,10 @@ impl Registration {
             if alive {
                 return Ok(false);
             }
-            tracing::warn!(lease = lease.id, "the fleet status lease expired; registering again");
+            tracing::warn!(
+                lease = lease.id,
+                "the fleet status lease expired; registering again"
+            );
             self.lease = None;
         }
         let mut leases = self.client.lease_client();
@@ -261,17 +264,45 @@ mod tests {
             error: "certificate file missing".into(),
         };
         let table: &[Case] = &[
-            (node(Some((5, "h5")), None), Some((5, "h5")), SyncState::InSync),
-            (node(Some((3, "h3")), None), Some((5, "h5")), SyncState::Behind { by: 2 }),
-            (node(None, None), Some((5, "h5")), SyncState::Behind { by: 5 }),
+            (
+                node(Some((5, "h5")), None),
+                Some((5, "h5")),
+                SyncState::InSync,
+            ),
+            (
+                node(Some((3, "h3")), None),
+                Some((5, "h5")),
+                SyncState::Behind { by: 2 },
+            ),
+            (
+                node(None, None),
+                Some((5, "h5")),
+                SyncState::Behind { by: 5 },
+            ),
             (node(Some((4, "h4")), Some(5)), Some((5, "h5")), failing),
             // A failure with an older version no longer matters once the
             // store moved on: the node is behind the new active version.
-            (node(Some((3, "h3")), Some(4)), Some((5, "h5")), SyncState::Behind { by: 2 }),
+            (
+                node(Some((3, "h3")), Some(4)),
+                Some((5, "h5")),
+                SyncState::Behind { by: 2 },
+            ),
             // Same id, other content: never in sync.
-            (node(Some((5, "hX")), None), Some((5, "h5")), SyncState::Diverged),
-            (node(Some((6, "h6")), None), Some((5, "h5")), SyncState::Diverged),
-            (node(Some((5, "h5")), None), None, SyncState::NoActiveVersion),
+            (
+                node(Some((5, "hX")), None),
+                Some((5, "h5")),
+                SyncState::Diverged,
+            ),
+            (
+                node(Some((6, "h6")), None),
+                Some((5, "h5")),
+                SyncState::Diverged,
+            ),
+            (
+                node(Some((5, "h5")), None),
+                None,
+                SyncState::NoActiveVersion,
+            ),
         ];
         for (n, active, want) in table {
             assert_eq!(&classify(n, *active), want, "{n:?} against {active:?}");
