@@ -57,66 +57,91 @@ pub fn open(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let (mut store, active) = match runtime.block_on(first_read(admin)) {
-        Ok(r) => r,
-        Err(Unreached(why)) => match last_applied(data_dir, &why)? {
+    let v = match runtime.block_on(first_read(admin, file, text)) {
+        Ok(v) => v,
+        Err(Attempt::Refused(e)) => return Err(e),
+        Err(Attempt::Unreached(why)) => match last_applied(data_dir, &why)? {
             Some(served) => return Ok(served),
-            None => runtime.block_on(wait_for_store(admin, listener, data_dir, &why))?,
+            None => {
+                runtime.block_on(wait_for_store(admin, listener, data_dir, file, text, &why))?
+            }
         },
     };
-    runtime.block_on(async {
-        match active.map_err(|e| format!("etcd store: {e}"))? {
-            Some(v) => {
-                if v.content != text {
-                    tracing::warn!(
-                        version = v.id,
-                        file,
-                        "the configuration file differs from the store's active version; \
-                         serving the store's version"
-                    );
-                }
-                let l =
-                    corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
-                        .map_err(|e| e.to_string())?;
-                Ok((l, Some((v.id, v.content_hash))))
-            }
-            None => {
-                let v = store
-                    .apply(None, "file", &format!("bootstrap from {file}"), text)
-                    .await
-                    .map_err(|e| format!("etcd store: {e}"))?;
-                tracing::info!(
-                    version = v.id,
-                    file,
-                    "etcd store bootstrapped from the configuration file"
-                );
-                Ok((loaded, Some((v.id, v.content_hash))))
-            }
-        }
-    })
+    if v.content == text {
+        return Ok((loaded, Some((v.id, v.content_hash))));
+    }
+    tracing::warn!(
+        version = v.id,
+        file,
+        "the configuration file differs from the store's active version; serving the store's version"
+    );
+    let l = corsgate_routes::load_str(&v.content, Some(&format!("store version {}", v.id)))
+        .map_err(|e| e.to_string())?;
+    Ok((l, Some((v.id, v.content_hash))))
 }
 
-/// etcd could not be reached (as opposed to a store that answered).
-struct Unreached(String);
+/// Why the first read gave no version.
+enum Attempt {
+    /// etcd could not be reached or did not answer: try again later.
+    Unreached(String),
+    /// The store answered with something that cannot be served (a version
+    /// that fails verification, a bootstrap refused): do not start.
+    Refused(String),
+}
 
-/// The store's active version, read once; `Unreached` when etcd did not
-/// answer within `admin.store.etcd.timeoutMs` (at least a second).
+/// The store's active version, read once, or the file stored as version
+/// 1 when the store is empty. Of several instances bootstrapping the same
+/// empty store at once, one writes version 1 and the others read it. A
+/// bootstrap that failed on an etcd error may still have been committed:
+/// it is never retried blindly, the next attempt reads first.
 async fn first_read(
     admin: &corsgate_config::Admin,
-) -> Result<(EtcdStore, Result<Option<Version>, ReadError>), Unreached> {
+    file: &str,
+    text: &str,
+) -> Result<Version, Attempt> {
     let wait = admin
         .store
         .as_ref()
         .and_then(|s| s.etcd.as_ref())
         .map_or(5000, |e| e.timeout_ms.max(1000));
-    let store = connect(admin).await.map_err(Unreached)?;
-    let active = tokio::time::timeout(Duration::from_millis(wait), store.active())
-        .await
-        .map_err(|_| Unreached(format!("no answer within {wait} ms")))?;
-    match active {
-        Err(ReadError::Etcd(e)) => Err(Unreached(e.to_string())),
-        r => Ok((store, r)),
+    let wait = Duration::from_millis(wait);
+    let late = || Attempt::Unreached(format!("no answer within {} ms", wait.as_millis()));
+    let mut store = connect(admin).await.map_err(Attempt::Unreached)?;
+    for _ in 0..3 {
+        match tokio::time::timeout(wait, store.active())
+            .await
+            .map_err(|_| late())?
+        {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(ReadError::Etcd(e)) => return Err(Attempt::Unreached(e.to_string())),
+            Err(e) => return Err(Attempt::Refused(format!("etcd store: {e}"))),
+        }
+        let comment = format!("bootstrap from {file}");
+        let bootstrap = store.apply(None, "file", &comment, text);
+        match tokio::time::timeout(wait, bootstrap)
+            .await
+            .map_err(|_| late())?
+        {
+            Ok(v) => {
+                tracing::info!(
+                    version = v.id,
+                    file,
+                    "etcd store bootstrapped from the configuration file"
+                );
+                return Ok(v);
+            }
+            // Another instance bootstrapped first: read what it wrote.
+            Err(EtcdError::Stale { .. }) => continue,
+            Err(e @ (EtcdError::Etcd(_) | EtcdError::Busy)) => {
+                return Err(Attempt::Unreached(format!("bootstrap: {e}")))
+            }
+            Err(e) => return Err(Attempt::Refused(format!("etcd store: bootstrap: {e}"))),
+        }
     }
+    Err(Attempt::Unreached(
+        "the active version kept changing during start-up".into(),
+    ))
 }
 
 /// Nothing to serve yet: answer probes on the admin listener and try etcd
@@ -125,8 +150,10 @@ async fn wait_for_store(
     admin: &corsgate_config::Admin,
     listener: &std::net::TcpListener,
     data_dir: &Path,
+    file: &str,
+    text: &str,
     why: &str,
-) -> Result<(EtcdStore, Result<Option<Version>, ReadError>), String> {
+) -> Result<Version, String> {
     let probes = listener
         .try_clone()
         .and_then(|l| {
@@ -160,18 +187,19 @@ async fn wait_for_store(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
         tries += 1;
-        match first_read(admin).await {
-            Ok(r) => break r,
-            Err(Unreached(why)) if tries % 12 == 0 => {
+        match first_read(admin, file, text).await {
+            Ok(v) => break Ok(v),
+            Err(Attempt::Refused(e)) => break Err(e),
+            Err(Attempt::Unreached(why)) if tries % 12 == 0 => {
                 tracing::warn!(error = why, tries, "still waiting for the etcd store")
             }
-            Err(_) => {}
+            Err(Attempt::Unreached(_)) => {}
         }
     };
     let _ = stop.send(true);
     let _ = server.await;
-    tracing::info!(tries, "the etcd store answered; starting");
-    Ok(found)
+    tracing::info!(tries, "the etcd store answered");
+    found
 }
 
 /// Start from the local copy of the last version applied, if there is

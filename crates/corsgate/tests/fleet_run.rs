@@ -4,201 +4,13 @@
 //! change; no SQLite store is made.
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 #[path = "../../etcd/tests/common/mod.rs"]
 mod etcd;
+mod fleet_common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_corsgate");
-/// SHA-256 of "editor-secret".
-const EDITOR_HASH: &str = "2ab2be1f6eca11ec9aeb4cda517586091446724556c17637fadb27d0cee08173";
-
-fn config(port: u16, admin_port: u16, origin: &str, endpoint: &str) -> String {
-    let endpoint = format!("\"{endpoint}\"");
-    config_on(&port.to_string(), admin_port, origin, &endpoint)
-}
-
-/// `endpoints`: the YAML list's items, quoted.
-fn config_on(port: &str, admin_port: u16, origin: &str, endpoints: &str) -> String {
-    format!(
-        "policies:\n  p:\n    allowOrigins: [\"{origin}\"]\n    allowMethods: [GET]\nvservices:\n  - name: api\n    listen: \"127.0.0.1:{port}\"\n    cors: p\n    rules:\n      - direct: {{ status: 200, body: ok }}\nadmin:\n  listen: \"127.0.0.1:{admin_port}\"\n  tokens:\n    - {{ name: ops, sha256: {EDITOR_HASH}, role: editor }}\n  store:\n    etcd: {{ endpoints: [{endpoints}], leaseSeconds: 2 }}\n"
-    )
-}
-
-/// One blocking HTTP/1.1 exchange: status and the whole response.
-fn http(port: u16, head: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{head}\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, out)
-}
-
-/// An admin API call: status and the JSON body.
-fn admin(port: u16, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let body = if body.is_null() {
-        String::new()
-    } else {
-        body.to_string()
-    };
-    let (status, out) = http(
-        port,
-        &format!("{method} {path} HTTP/1.1\r\nAuthorization: Bearer editor-secret"),
-        &body,
-    );
-    let json = out
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (status, json)
-}
-
-/// `GET /fleet` on one admin API.
-fn fleet(port: u16) -> (u16, Value) {
-    admin(port, "GET", "/fleet", &Value::Null)
-}
-
-/// The fleet as one admin API lists it: node name → (state, applied).
-fn states(port: u16) -> Vec<(String, String, i64)> {
-    let (_, v) = fleet(port);
-    v["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| {
-            (
-                n["node"].as_str().unwrap_or("").to_owned(),
-                n["state"].as_str().unwrap_or("").to_owned(),
-                n["applied"].as_i64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
-/// `corsgate admin fleet` against one admin API: exit status and output.
-fn admin_fleet(port: u16) -> (i32, String) {
-    let out = Command::new(BIN)
-        .args([
-            "admin",
-            "--url",
-            &format!("http://127.0.0.1:{port}"),
-            "fleet",
-        ])
-        .env("CORSGATE_ADMIN_TOKEN", "editor-secret")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-/// A Prometheus sample's value from one admin API's `/metrics`.
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, out) = http(
-        port,
-        "GET /metrics HTTP/1.1\r\nAuthorization: Bearer editor-secret",
-        "",
-    );
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Does the gateway let `origin` read a response?
-fn allows(port: u16, origin: &str) -> bool {
-    let (_, out) = http(port, &format!("GET /x HTTP/1.1\r\nOrigin: {origin}"), "");
-    out.to_ascii_lowercase()
-        .contains(&format!("access-control-allow-origin: {origin}"))
-}
-
-struct Gateway {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Gateway {
-    fn start(cfg: &Path, data: &Path, port: u16, admin_port: u16) -> Gateway {
-        let log = data.with_extension("log");
-        let mut child = Command::new(BIN)
-            .args(["run", "--no-watch", "--node"])
-            .arg(data.file_name().unwrap())
-            .arg("--config")
-            .arg(cfg)
-            .arg("--data-dir")
-            .arg(data)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "exited {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok()
-                && (port == 0 || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
-            {
-                return Gateway { child, log };
-            }
-            assert!(Instant::now() < deadline, "gateway did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The data-plane port a `127.0.0.1:0` listener got, from the log.
-    fn data_port(&self) -> u16 {
-        let log = self.log();
-        let line = log
-            .lines()
-            .find(|l| l.contains("vservice") && l.contains("listening"))
-            .unwrap_or_else(|| panic!("no listening line in {log}"));
-        let at = line.find("127.0.0.1:").expect("an address") + "127.0.0.1:".len();
-        let digits: String = line[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().unwrap()
-    }
-}
-
-/// Wait until `check` holds, for at most ten seconds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "not within 10 s: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use fleet_common::*;
 
 #[test]
 fn the_admin_api_applies_rolls_back_and_verifies_on_etcd_and_the_gateway_serves_it() {
@@ -576,7 +388,7 @@ fn a_gateway_with_nothing_to_serve_waits_for_etcd_answering_probes_and_then_serv
     std::fs::write(&cfg, config_on("0", admin_port, a, &endpoint)).unwrap();
     // No local copy and no etcd: the process stays up, serves no policy
     // (not the file: the fleet may hold another), and says so to probes.
-    let gw = Gateway::start(&cfg, &dir.join("data"), 0, admin_port);
+    let gw = Gateway::start_unready(&cfg, &dir.join("data"), admin_port);
     let (s, out) = http(admin_port, "GET /live HTTP/1.1", "");
     assert_eq!(s, 200, "{out}");
     let (s, out) = http(admin_port, "GET /ready HTTP/1.1", "");
@@ -600,5 +412,54 @@ fn a_gateway_with_nothing_to_serve_waits_for_etcd_answering_probes_and_then_serv
     let (s, v) = admin(admin_port, "GET", "/api/v1/versions/active", &Value::Null);
     assert_eq!((s, v["id"].as_i64()), (200, Some(1)), "{v}");
     drop(gw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gateways_started_together_on_a_fresh_cluster_bootstrap_one_version_one_of_them_wrote() {
+    // Not waited for: the members are still electing a leader when the
+    // gateways first reach them.
+    let cluster = etcd::Cluster::start(3, &[]);
+    let endpoints = cluster
+        .endpoints()
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = etcd::temp_dir("run-bootstrap");
+    let a = "https://a.example";
+    let gateways: Vec<(Gateway, u16)> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..3)
+            .map(|i| {
+                let (dir, endpoints) = (&dir, &endpoints);
+                s.spawn(move || {
+                    let admin_port = etcd::free_port();
+                    let cfg = dir.join(format!("gw{i}.yaml"));
+                    std::fs::write(&cfg, config_on("0", admin_port, a, endpoints)).unwrap();
+                    let data = dir.join(format!("data{i}"));
+                    (Gateway::start(&cfg, &data, 0, admin_port), admin_port)
+                })
+            })
+            .collect();
+        starts.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (g, admin_port) in &gateways {
+        assert!(allows(g.data_port(), a));
+        let (s, v) = admin(*admin_port, "GET", "/api/v1/versions", &Value::Null);
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            v["versions"].as_array().map(Vec::len),
+            Some(1),
+            "one bootstrap: {v}"
+        );
+    }
+    let logs: usize = gateways
+        .iter()
+        .filter(|(g, _)| g.log().contains("bootstrapped from the configuration file"))
+        .count();
+    assert_eq!(logs, 1, "exactly one gateway wrote version 1");
+    let (s, v) = admin(gateways[0].1, "GET", "/api/v1/audit/verify", &Value::Null);
+    assert_eq!((s, &v["intact"]), (200, &Value::Bool(true)), "{v}");
+    drop(gateways);
     let _ = std::fs::remove_dir_all(&dir);
 }
