@@ -56,6 +56,12 @@ pub struct EtcdStore {
     keys: Keys,
     signer: Option<Signer>,
     trusted: Vec<PublicKey>,
+    /// The audit entries this handle has read and found intact, oldest
+    /// first: a version read fetches only the entries after them, so its
+    /// cost follows what changed, not the length of the history.
+    chain: std::sync::Mutex<Vec<corsgate_store::Entry>>,
+    /// How far signatures were checked already (as on SQLite).
+    checked: verify::Checked,
 }
 
 /// A value as read, with the revision it was last modified at (0: absent).
@@ -72,6 +78,8 @@ impl EtcdStore {
             keys: Keys::new(prefix),
             signer: None,
             trusted: Vec::new(),
+            chain: std::sync::Mutex::default(),
+            checked: verify::Checked::default(),
         }
     }
 
@@ -168,9 +176,22 @@ impl EtcdStore {
     /// Every audit entry, oldest first, each as read or the [`Tamper`]
     /// found reading it.
     async fn entry_rows(&self) -> Result<Vec<Result<corsgate_store::Entry, Tamper>>, ReadError> {
+        self.entry_rows_from(1).await
+    }
+
+    /// The audit entries from `seq` on, oldest first.
+    async fn entry_rows_from(
+        &self,
+        seq: i64,
+    ) -> Result<Vec<Result<corsgate_store::Entry, Tamper>>, ReadError> {
         let under = self.keys.audit();
+        // Every key after `P audit/` and before `P audit0` ('0' follows '/').
+        let end = format!("{}0", under.trim_end_matches('/'));
         let resp = self
-            .range(under.clone(), Some(GetOptions::new().with_prefix()))
+            .range(
+                self.keys.entry(seq.max(1)),
+                Some(GetOptions::new().with_range(end)),
+            )
             .await?;
         Ok(resp
             .kvs()
@@ -228,7 +249,10 @@ impl EtcdStore {
     }
 
     /// One version, verified: its content matches its hash and an
-    /// authenticated audit entry recorded that hash.
+    /// authenticated audit entry recorded that hash. The entries this
+    /// handle verified before are not fetched again (a later edit of one
+    /// of them is found by [`EtcdStore::verify_with`], which reads
+    /// everything); the new ones must chain onto them up to the head.
     pub async fn get(&self, id: i64) -> Result<Option<Version>, ReadError> {
         let read: Read<VersionRecord> = self
             .read_json(&self.keys.version(id), "versions", id)
@@ -240,15 +264,32 @@ impl EtcdStore {
             return Err(Tamper::VersionEdited(id).into());
         }
         let v = Version::from(v);
-        let entries = self.entry_rows().await?;
+        let known = self.chain.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let next = known.last().map_or(1, |e| e.seq + 1);
+        let fresh = self.entry_rows_from(next).await?;
         let head = self.head().await?;
-        let report = verify::check_rows(entries, head, None, &self.trusted, None, None);
+        let mut rows: Vec<Result<corsgate_store::Entry, Tamper>> =
+            known.into_iter().map(Ok).collect();
+        rows.extend(fresh);
+        let entries: Vec<corsgate_store::Entry> = rows
+            .iter()
+            .map_while(|r| r.as_ref().ok().cloned())
+            .collect();
+        let report = verify::check_rows(rows, head, None, &self.trusted, None, Some(&self.checked));
         match report.version_problem(&v) {
             Some(t) => {
                 tracing::error!(version = id, problem = %t, "a stored version failed verification and is not used");
+                // Start from nothing next time: what was known may be
+                // what is wrong.
+                self.chain.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 Err(t.into())
             }
-            None => Ok(Some(v)),
+            None => {
+                if report.problems.is_empty() {
+                    *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = entries;
+                }
+                Ok(Some(v))
+            }
         }
     }
 

@@ -284,3 +284,60 @@ async fn tampering_with_etcdctl_is_named() {
         report.problems
     );
 }
+
+/// A handle keeps the entries it verified and fetches only newer ones;
+/// what it keeps never makes it serve an edited version, and a whole
+/// verification still reads (and finds) everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handle_that_read_before_still_refuses_an_edited_version_and_verify_reads_everything() {
+    let etcd = Cluster::start(1, &[]);
+    let c = client(&etcd).await;
+    let mut s = populated(&c, "/cached/").await;
+    assert!(
+        s.get(2).await.unwrap().is_some(),
+        "read once: the chain is now known"
+    );
+    let mut raw = c.clone();
+
+    // Newer entries are still fetched: a version applied after the first
+    // read (the write path does not touch what reads keep) reads.
+    let v4 = s
+        .apply(Some(3), "carol", "four", &config("https://d.example"))
+        .await
+        .unwrap();
+    let read = s
+        .get(v4.id)
+        .await
+        .unwrap()
+        .expect("version 4 seen by the first handle");
+    assert_eq!(read.content_hash, v4.content_hash);
+
+    // An edited version is refused by the handle that knew the chain.
+    let key = s.keys().version(2);
+    let value = raw.get(key.clone(), None).await.unwrap().kvs()[0]
+        .value_str()
+        .unwrap()
+        .replace("b.example", "evil.example");
+    raw.put(key, value, None).await.unwrap();
+    let err = s
+        .get(2)
+        .await
+        .expect_err("an edited version is never returned");
+    assert!(matches!(err, ReadError::Tamper(_)), "{err}");
+
+    // An entry it had verified, edited afterwards: a version read does not
+    // fetch it again, a whole verification does and names it.
+    let key = s.keys().entry(2);
+    let value = raw.get(key.clone(), None).await.unwrap().kvs()[0]
+        .value_str()
+        .unwrap()
+        .replace("viewer", "nobody");
+    raw.put(key, value, None).await.unwrap();
+    let report = s.verify_with(None, None).await.unwrap();
+    assert_eq!(
+        report.problems.first(),
+        Some(&Tamper::Edited(2)),
+        "{:?}",
+        report.problems
+    );
+}
