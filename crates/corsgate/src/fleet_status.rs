@@ -119,8 +119,14 @@ impl Status {
 /// Register this instance and keep its record current until the process
 /// ends: the lease is kept alive three times per ttl, and a change of
 /// state is written at once. Each round trip tells whether the store is
-/// reachable.
-pub fn spawn_registration(store: &EtcdStore, status: Shared, ttl_secs: i64) {
+/// reachable. When `stop` turns true (shutdown) the record is withdrawn
+/// at once, so the node leaves `GET /fleet` without waiting for its lease.
+pub fn spawn_registration(
+    store: &EtcdStore,
+    status: Shared,
+    ttl_secs: i64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let mut registration = Registration::new(store, ttl_secs);
     let tick = Duration::from_millis((registration.ttl() as u64 * 1000 / 3).max(500));
     tokio::spawn(async move {
@@ -167,9 +173,13 @@ pub fn spawn_registration(store: &EtcdStore, status: Shared, ttl_secs: i64) {
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
                 _ = status.changed.notified() => {}
+                _ = stop.changed() => {
+                    let _ = tokio::time::timeout(tick, registration.withdraw()).await;
+                    return;
+                }
             }
         }
-    });
+    })
 }
 
 /// `GET /fleet` from the etcd store.

@@ -505,6 +505,11 @@ fn main() -> ExitCode {
                     let _ = rt.stop.send(true);
                 }
                 running.shutdown().await;
+                // The fleet record was withdrawn when the stop was sent;
+                // wait for that round trip (bounded by its own timeout).
+                if let Some(task) = admin_rt.as_mut().and_then(|rt| rt.registration.take()) {
+                    let _ = task.await;
+                }
                 ExitCode::SUCCESS
             })
         }

@@ -199,6 +199,9 @@ pub struct AdminRuntime {
     pub activate: corsgate_admin::Activate,
     /// The gateway's metrics (the version gauge follows SIGHUP applies).
     pub metrics: Arc<corsgate_gateway::metrics::Metrics>,
+    /// The fleet status registration (etcd), which withdraws this
+    /// instance's record when `stop` is sent.
+    pub registration: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Start the admin API; activations arrive on the returned channel and
@@ -239,15 +242,26 @@ pub async fn start_admin(
     };
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let sqlite = managed.store.map(|s| Arc::new(Mutex::new(s)));
-    let (store, fleet): (Arc<Mutex<dyn corsgate_admin::Backend>>, _) = match &sqlite {
-        Some(s) => (s.clone(), None),
-        None => {
-            let served = managed.served.zip(managed.served_hash.clone());
-            let (backend, fleet) =
-                fleet_parts(admin, data_dir, node, addr, served, &activate, &metrics).await?;
-            (backend, Some(fleet))
-        }
-    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (store, fleet, registration): (Arc<Mutex<dyn corsgate_admin::Backend>>, _, _) =
+        match &sqlite {
+            Some(s) => (s.clone(), None, None),
+            None => {
+                let served = managed.served.zip(managed.served_hash.clone());
+                let node = node.unwrap_or_else(|| crate::fleet_status::default_node(addr));
+                let status = crate::fleet_status::Status::new(node, addr.to_string(), served);
+                let (backend, fleet, registration) = fleet_parts(
+                    admin,
+                    data_dir,
+                    status,
+                    &activate,
+                    &metrics,
+                    stop_rx.clone(),
+                )
+                .await?;
+                (backend, Some(fleet), Some(registration))
+            }
+        };
     let state = Arc::new(AdminState {
         metrics: Some(Arc::new(GatewayMetrics(metrics.clone()))),
         shadow: Some(Arc::new(GatewayShadow(shadow))),
@@ -267,7 +281,6 @@ pub async fn start_admin(
         fleet,
         node_address: addr.to_string(),
     });
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(corsgate_admin::serve(listener, state, stop_rx));
     Ok(AdminRuntime {
         activations: rx,
@@ -276,6 +289,7 @@ pub async fn start_admin(
         store: sqlite,
         activate,
         metrics,
+        registration,
     })
 }
 
@@ -285,26 +299,18 @@ pub async fn start_admin(
 async fn fleet_parts(
     admin: &corsgate_config::Admin,
     data_dir: &Path,
-    node: Option<String>,
-    addr: std::net::SocketAddr,
-    served: Option<(i64, String)>,
+    status: crate::fleet_status::Shared,
     activate: &corsgate_admin::Activate,
     metrics: &Arc<corsgate_gateway::metrics::Metrics>,
-) -> Result<
-    (
-        Arc<Mutex<dyn corsgate_admin::Backend>>,
-        Arc<dyn corsgate_admin::FleetSource>,
-    ),
-    String,
-> {
-    let node = node.unwrap_or_else(|| crate::fleet_status::default_node(addr));
-    let status = crate::fleet_status::Status::new(node, addr.to_string(), served);
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<FleetParts, String> {
     let settings = admin.store.as_ref().and_then(|s| s.etcd.as_ref());
     let ttl = settings.map_or(10, |e| e.lease_seconds as i64);
-    crate::fleet_status::spawn_registration(
+    let registration = crate::fleet_status::spawn_registration(
         &crate::fleet_store::connect(admin).await?,
         status.clone(),
         ttl,
+        stop,
     );
     crate::fleet_sync::spawn(
         crate::fleet_store::connect(admin).await?,
@@ -323,8 +329,16 @@ async fn fleet_parts(
         runtime: tokio::runtime::Handle::current(),
         status,
     });
-    Ok((backend, fleet))
+    Ok((backend, fleet, registration))
 }
+
+/// The etcd store's backend for the admin API, its fleet listing, and
+/// the registration task (awaited at shutdown, when it withdraws).
+type FleetParts = (
+    Arc<Mutex<dyn corsgate_admin::Backend>>,
+    Arc<dyn corsgate_admin::FleetSource>,
+    tokio::task::JoinHandle<()>,
+);
 
 /// SIGHUP with the admin API on: apply the configuration file as a new
 /// version through the store (audited as `config.reloaded_from_file`).

@@ -198,6 +198,15 @@ fn three_gateways_on_a_three_member_cluster_serve_an_apply_and_a_rollback_made_t
     eventually("the killed node leaves the listing", || {
         all_at(gateways[0].1, 2, 3)
     });
+    // A node stopped cleanly withdraws its record on the way out: gone by
+    // the time the process has exited, not a lease later.
+    let (mut stopped, _, _) = gateways.pop().unwrap();
+    // SAFETY: signalling a child process this test started.
+    unsafe { libc::kill(stopped.child.id() as i32, libc::SIGTERM) };
+    let status = stopped.child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", stopped.log());
+    let left = states(gateways[0].1);
+    assert_eq!(left.len(), 1, "withdrawn at shutdown: {left:?}");
     drop(gateways);
     let _ = std::fs::remove_dir_all(&dir);
 }
