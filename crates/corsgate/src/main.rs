@@ -479,9 +479,13 @@ fn main() -> ExitCode {
                                 Some(path) => manage::reload_from_file(rt, path),
                                 None => tracing::warn!("the embedded configuration cannot be reloaded"),
                             },
-                            (_, Some(_), reload::Trigger::FileChanged) => tracing::warn!(
-                                "the configuration is managed by the admin API; a changed file is applied only on SIGHUP"
-                            ),
+                            (r, Some(_), reload::Trigger::FileChanged) => {
+                                if r.is_some_and(|r| r.file_changed()) {
+                                    tracing::warn!(
+                                        "the configuration is managed by the admin API; a changed file is applied only on SIGHUP"
+                                    );
+                                }
+                            }
                             (Some(r), None, trigger) => r.reload(&mut running, trigger).await,
                             (None, None, _) => tracing::warn!("the embedded configuration cannot be reloaded; run with --config"),
                         },

@@ -94,6 +94,17 @@ impl Reloader {
         corsgate_config::input_files(&self.current.config, &self.path)
     }
 
+    /// Whether an input file's content differs from when it was last
+    /// seen (and remember it): where the file is not applied (the admin
+    /// API manages the configuration), a real edit is reported once and
+    /// unrelated events in the same directory are not reported at all.
+    pub fn file_changed(&mut self) -> bool {
+        let now = fingerprint(&self.inputs());
+        let changed = now != self.fingerprint;
+        self.fingerprint = now;
+        changed
+    }
+
     /// Load the file again and apply it if it is valid and changed (a
     /// SIGHUP applies it even unchanged, to re-read certificates).
     pub async fn reload(&mut self, running: &mut Running, trigger: Trigger) {

@@ -738,3 +738,46 @@ async fn with_the_admin_api_sighup_applies_the_file_as_a_new_version() {
         "{actions:?}"
     );
 }
+
+/// With the admin API on, the file is not applied when it changes; a real
+/// edit is reported once, and files written beside it (other instances'
+/// logs and data, an editor's swap files) are not reported at all.
+#[test]
+fn with_the_admin_api_only_a_real_edit_of_the_file_is_reported() {
+    let port = free_port();
+    let admin_port = free_port();
+    let gw = start_managed(
+        "admin-watch",
+        &admin_config(port, admin_port, "a"),
+        port,
+        admin_port,
+        true,
+    );
+    let warned = |gw: &Gateway| {
+        gw.log()
+            .matches("a changed file is applied only on SIGHUP")
+            .count()
+    };
+    for i in 0..5 {
+        std::fs::write(
+            gw.file.with_file_name(format!("neighbour-{i}.log")),
+            "noise",
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(warned(&gw), 0, "unrelated files: {}", gw.log());
+    std::fs::write(&gw.file, admin_config(port, admin_port, "b")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while warned(&gw) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the edit was not reported: {}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(warned(&gw), 1, "reported once: {}", gw.log());
+}
