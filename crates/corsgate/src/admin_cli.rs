@@ -142,7 +142,7 @@ fn render_version(v: &Value, with_content: bool) -> String {
 
 fn render_fleet(v: &Value) -> String {
     let mut out = format!(
-        "store {}, active version {}\n{:<28}  {:<22}  {:>7}  {:<14}  {:<25}  {}\n",
+        "store {}, active version {}\n{:<28}  {:<22}  {:>7}  {:<14}  {:<30}  {}\n",
         s(&v["store"]),
         s(&v["active"]["version"]),
         "node",
@@ -169,11 +169,11 @@ fn render_fleet(v: &Value) -> String {
                 s(f.get("version").unwrap_or(&Value::Null)),
                 s(f.get("error").unwrap_or(&Value::Null))
             ),
-            _ => String::new(),
+            _ => "-".to_owned(),
         };
         let _ = writeln!(
             out,
-            "{:<28}  {:<22}  {:>7}  {:<14}  {:<25}  {}",
+            "{:<28}  {:<22}  {:>7}  {:<14}  {:<30}  {}",
             format!("{}{me}", s(&n["node"])),
             s(&n["address"]),
             s(&n["applied"]),
