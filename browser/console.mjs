@@ -503,6 +503,90 @@ function scenarios(p, gw) {
   ];
 }
 
+// ------------------------------------------------------------ fleet
+// Two gateways on one etcd member (etcd-server, installed by
+// scripts/test.sh): the Fleet page of one lists both, in sync.
+async function startEtcd() {
+  const client = await freePort();
+  const peer = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corsgate-console-etcd-'));
+  const child = spawn('etcd', ['--name', 'm0', '--data-dir', path.join(dir, 'm0'),
+    '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `m0=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${client}/health`).then((r) => r.json()).then((j) => j.health === 'true').catch(() => false);
+    if (ok) break;
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('etcd did not start (apt-get install etcd-server)');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { endpoint: `http://127.0.0.1:${client}`, stop() { child.kill('SIGKILL'); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+async function startFleetGateway(endpoint, node) {
+  const admin = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corsgate-console-fleet-'));
+  const file = path.join(dir, 'gw.yaml');
+  fs.writeFileSync(file, `policies:
+  p: { allowOrigins: ["https://app.example.com"], allowMethods: [GET] }
+cors: p
+admin:
+  listen: "127.0.0.1:${admin}"
+  tokens:
+    - { name: ed, sha256: "${sha(EDITOR)}", role: editor }
+  store:
+    etcd: { endpoints: ["${endpoint}"], leaseSeconds: 3 }
+vservices:
+  - name: api
+    listen: "127.0.0.1:0"
+    rules:
+      - direct: { status: 200, body: ok }
+`);
+  const child = spawn(BIN, ['run', '--config', file, '--data-dir', path.join(dir, 'data'), '--node', node, '--no-watch'], { stdio: 'ignore' });
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    const up = await fetch(`http://127.0.0.1:${admin}/ready`).then((r) => r.ok).catch(() => false);
+    if (up) break;
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`fleet gateway ${node} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { admin, stop() { child.kill('SIGTERM'); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+async function fleetScenario(browser) {
+  const etcd = await startEtcd();
+  const started = [];
+  try {
+    for (const node of ['edge-1', 'edge-2']) started.push(await startFleetGateway(etcd.endpoint, node));
+    const p = { admin: started[0].admin };
+    const ctx = await browser.newContext();
+    try {
+      const page = await ctx.newPage();
+      watch(page, p);
+      await signIn(page, p, EDITOR);
+      for (const [w, h, tag] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
+        await page.setViewportSize({ width: w, height: h });
+        await open(page, 'fleet');
+        await page.waitForFunction(() => document.querySelectorAll('[data-state="in-sync"]').length === 2, null, { timeout: 8000 })
+          .catch(() => {});
+        expect((await page.getAttribute('#fleet-mode', 'data-mode')) === 'fleet', 'fleet page: not in fleet mode');
+        const states = await page.$$eval('[data-state]', (e) => e.map((x) => x.getAttribute('data-state')));
+        expect(states.length === 2 && states.every((x) => x === 'in-sync'), `fleet page states: ${states}`);
+        const text = await page.textContent('main');
+        expect(text.includes('edge-1 (this instance)') && text.includes('edge-2'), 'fleet page: nodes not named');
+        await page.screenshot({ path: path.join(SHOTS, `fleet-etcd-${tag}.png`), fullPage: true });
+        if (tag === 'desktop') await axe(page, 'fleet (etcd)');
+      }
+    } finally {
+      await ctx.close();
+    }
+  } finally {
+    started.forEach((g) => g.stop());
+    etcd.stop();
+  }
+}
+
 async function main() {
   const started = Date.now();
   const p = { backend: await freePort(), sites: await freePort(), admin: await freePort(), gateway: await freePort() };
@@ -523,6 +607,14 @@ async function main() {
       const t0 = Date.now();
       let error = null;
       try { await fn(ctx); } catch (e) { error = e; } finally { await ctx.close(); }
+      results.push({ name, passed: !error });
+      console.log(`${error ? 'FAIL' : 'PASS'} ${name} (${Date.now() - t0} ms)${error ? ` — ${error.message}` : ''}`);
+    }
+    {
+      const name = 'the fleet page lists every instance on the etcd store, in sync';
+      const t0 = Date.now();
+      let error = null;
+      try { await fleetScenario(browser); } catch (e) { error = e; }
       results.push({ name, passed: !error });
       console.log(`${error ? 'FAIL' : 'PASS'} ${name} (${Date.now() - t0} ms)${error ? ` — ${error.message}` : ''}`);
     }

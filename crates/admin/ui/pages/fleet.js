@@ -19,7 +19,7 @@ function stateText(n) {
 
 function rows(data) {
   return (data.nodes || []).map((n) => [
-    n.node === data.self ? `${n.node} (this instance)` : n.node,
+    n.node === data.self && data.store === 'etcd' ? `${n.node} (this instance)` : n.node,
     String(n.address ?? '—'),
     n.applied == null ? '—' : String(n.applied),
     el('span', { class: n.state === 'in-sync' ? 'ok' : 'error', 'data-state': n.state }, stateText(n)),
