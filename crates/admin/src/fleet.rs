@@ -30,6 +30,9 @@ pub trait FleetSource: Send + Sync {
     fn fleet(&self) -> Result<Value, Value>;
     /// The link to the store, for `/metrics`.
     fn link(&self) -> Option<StoreLink>;
+    /// The version this instance serves (not the store's active one: a
+    /// failing instance serves an older version).
+    fn serving(&self) -> Option<i64>;
 }
 
 /// `GET /fleet`.

@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+mod access;
 mod backend;
 pub mod console;
 mod denials;
@@ -21,9 +22,8 @@ mod listener;
 mod openapi;
 mod probes;
 mod replies;
+mod routes;
 mod starting;
-
-use replies::{applied, config_of, full, propagation, summary, Refused};
 
 pub use backend::{ActivateFn, Backend};
 pub use console::{Console, ExplainInput, Explainer};
@@ -35,7 +35,7 @@ pub use starting::serve_starting;
 use bytes::Bytes;
 use corsgate_config::{Loaded, Role};
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -264,332 +264,43 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Resp {
     if let Some(r) = probes::declared_too_large(&state, &req) {
         return r;
     }
-    if req.method() == Method::GET && path == "/openapi.json" {
-        return reply(StatusCode::OK, &openapi::document());
+    let get = req.method() == Method::GET;
+    match path.as_str() {
+        "/openapi.json" if get => return reply(StatusCode::OK, &openapi::document()),
+        "/ready" if get => return probes::ready(&state),
+        "/live" if get => return reply(StatusCode::OK, &json!({ "live": true })),
+        _ => {}
     }
-    if req.method() == Method::GET && path == "/ready" {
-        return probes::ready(&state);
-    }
-    if req.method() == Method::GET && path == "/live" {
-        return reply(StatusCode::OK, &json!({ "live": true }));
-    }
-    let session = match authenticate(&state, &req) {
-        Some(_) => None,
-        None => match console::session_token(&state, &req) {
-            Ok(t) => t,
-            Err(r) => return *r,
-        },
+    let token = match access::who(&state, &req, &path).await {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    let Some(token) = authenticate(&state, &req).or(session.as_ref()) else {
-        state
-            .denials
-            .unauthenticated(&format!("{} {}", req.method(), path));
-        let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
+    if let Err(r) = access::authorise(&state, &token, req.method(), &path).await {
         return r;
-    };
-    let token = token.clone();
-    let first_use = state
-        .used
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(token.name.clone());
-    if first_use {
-        let name = token.name.clone();
-        let detail = json!({ "first": format!("{} {}", req.method(), path) });
-        let _ = with_store(&state, move |s, _| {
-            s.record(&name, "token.used", None, &detail)
-        })
-        .await;
-    }
-    let need = required_role(req.method(), &path);
-    if token.role < need {
-        let what = format!("{} {}", req.method(), path);
-        if let Some(audit) = state.denials.forbidden(&token.name, &what) {
-            let detail = json!({
-                "denied": what,
-                "role": format!("{:?}", token.role).to_lowercase(),
-                "window_secs": denials::WINDOW.as_secs(),
-                "previous_window_denials": audit.previous_window,
-            });
-            let name = token.name.clone();
-            let _ = with_store(&state, move |s, _| {
-                s.record(&name, "token.denied", None, &detail)
-            })
-            .await;
-        }
-        return error(
-            StatusCode::FORBIDDEN,
-            "this token's role does not allow this request",
-        );
     }
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().clone();
-    let body = if method == Method::POST {
-        let body = Limited::new(req.into_body(), state.max_body).collect();
-        let Ok(body) = tokio::time::timeout(state.limits.idle_timeout, body).await else {
-            let mut r = error(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "the request body did not arrive within {} ms",
-                    state.limits.idle_timeout.as_millis()
-                ),
-            );
-            r.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-            return r;
-        };
-        match body {
-            Ok(b) => b.to_bytes(),
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("request body over {} bytes", state.max_body),
-                )
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read the body: {e}"),
-                )
-            }
-        }
-    } else {
-        Bytes::new()
+    let body = match access::read_body(&state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
-    if method == Method::GET && path == "/metrics" {
-        return probes::metrics(&state).await;
-    }
-    if method == Method::GET && path == "/fleet" {
-        return fleet::fleet(&state).await;
+    match path.as_str() {
+        "/metrics" if method == Method::GET => return probes::metrics(&state).await,
+        "/fleet" if method == Method::GET => return fleet::fleet(&state).await,
+        _ => {}
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let result = match (&method, segments.as_slice()) {
-        (&Method::GET, ["api", "v1", "versions"]) => {
-            with_store(&state, |s, _| match s.history() {
-                Ok(h) => reply(
-                    StatusCode::OK,
-                    &json!({ "versions": h.iter().map(summary).collect::<Vec<_>>() }),
-                ),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-            })
-            .await
-        }
-        (&Method::GET, ["api", "v1", "versions", "active"]) => {
-            with_store(&state, |s, _| match s.active() {
-                Ok(Some(v)) => reply(StatusCode::OK, &full(&v)),
-                Ok(None) => error(StatusCode::NOT_FOUND, "no active version"),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-            })
-            .await
-        }
-        (&Method::GET, ["api", "v1", "versions", id]) => match id.parse::<i64>() {
-            Ok(id) => {
-                with_store(&state, move |s, _| match s.get(id) {
-                    Ok(Some(v)) => reply(StatusCode::OK, &full(&v)),
-                    Ok(None) => error(StatusCode::NOT_FOUND, &format!("no version {id}")),
-                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-                })
-                .await
-            }
-            Err(_) => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
-        },
-        (&Method::POST, ["api", "v1", "versions"]) => match parse_json::<ApplyBody>(&body) {
-            Ok(b) => {
-                let author = token.name.clone();
-                with_store(&state, move |s, activate| {
-                    let old = s.active().ok().flatten().map(|v| v.content);
-                    let r = s.apply_with(b.base, &author, &b.comment, &b.content, &mut |l| {
-                        activate(l)
-                    });
-                    applied(old.as_deref(), r)
-                })
-                .await
-            }
-            Err(r) => Ok(*r),
-        },
-        (&Method::POST, ["api", "v1", "rollback"]) => match parse_json::<RollbackBody>(&body) {
-            Ok(b) => {
-                let author = token.name.clone();
-                with_store(&state, move |s, activate| {
-                    let old = s.active().ok().flatten().map(|v| v.content);
-                    applied(
-                        old.as_deref(),
-                        s.rollback_with(b.base, b.to, &author, &b.comment, &mut |l| activate(l)),
-                    )
-                })
-                .await
-            }
-            Err(r) => Ok(*r),
-        },
-        (&Method::GET, ["api", "v1", "diff"]) => {
-            let arg = |k: &str| {
-                query
-                    .split('&')
-                    .filter_map(|p| p.split_once('='))
-                    .find(|(n, _)| *n == k)
-                    .and_then(|(_, v)| v.parse::<i64>().ok())
-            };
-            match (arg("from"), arg("to")) {
-                (Some(from), Some(to)) => {
-                    with_store(&state, move |s, _| match (s.get(from), s.get(to)) {
-                        (Ok(Some(a)), Ok(Some(b))) => {
-                            match (config_of(&a.content), config_of(&b.content)) {
-                                (Some(ca), Some(cb)) => {
-                                    let d = corsgate_config::diff(&ca, &cb);
-                                    reply(
-                                        StatusCode::OK,
-                                        &json!({
-                                            "from": from,
-                                            "to": to,
-                                            "diff": d,
-                                            "propagation": propagation(Some(&a.content), &b.content),
-                                        }),
-                                    )
-                                }
-                                _ => error(StatusCode::INTERNAL_SERVER_ERROR, "a stored version no longer loads"),
-                            }
-                        }
-                        (Ok(_), Ok(_)) => error(StatusCode::NOT_FOUND, "no such version"),
-                        (Err(e), _) | (_, Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-                    })
-                    .await
-                }
-                _ => Ok(error(StatusCode::BAD_REQUEST, "give ?from=ID&to=ID")),
-            }
-        }
-        (_, ["api", "v1", "shadow", ..]) if state.shadow.is_none() => Ok(error(
-            StatusCode::NOT_FOUND,
-            "shadow rollout is not available here",
-        )),
-        (&Method::POST, ["api", "v1", "shadow"]) => match parse_json::<ShadowBody>(&body) {
-            Ok(b) => {
-                let report = corsgate_routes::check_str(&b.content, Some("<candidate>"));
-                match report.loaded {
-                    Some(loaded) if report.errors.is_empty() => {
-                        if let Some(sh) = &state.shadow {
-                            sh.install(&loaded, &b.content, &b.comment);
-                        }
-                        let name = token.name.clone();
-                        let detail = json!({ "comment": b.comment });
-                        let _ = with_store(&state, move |s, _| {
-                            s.record(&name, "shadow.started", None, &detail)
-                        })
-                        .await;
-                        Ok(reply(
-                            StatusCode::CREATED,
-                            &json!({ "shadowing": true, "comment": b.comment }),
-                        ))
-                    }
-                    _ => Ok(reply(
-                        StatusCode::BAD_REQUEST,
-                        &json!({
-                            "error": "configuration refused",
-                            "errors": report.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                        }),
-                    )),
-                }
-            }
-            Err(r) => Ok(*r),
-        },
-        (&Method::GET, ["api", "v1", "shadow"]) => {
-            Ok(match state.shadow.as_ref().and_then(|s| s.report()) {
-                Some(r) => reply(StatusCode::OK, &r),
-                None => error(StatusCode::NOT_FOUND, "no candidate is being shadowed"),
-            })
-        }
-        (&Method::DELETE, ["api", "v1", "shadow"]) => {
-            if let Some(sh) = &state.shadow {
-                sh.clear();
-            }
-            Ok(reply(StatusCode::OK, &json!({ "shadowing": false })))
-        }
-        (&Method::POST, ["api", "v1", "shadow", "promote"]) => {
-            match parse_json::<PromoteBody>(&body) {
-                Ok(b) => match state.shadow.as_ref().and_then(|s| s.content()) {
-                    None => Ok(error(
-                        StatusCode::NOT_FOUND,
-                        "no candidate is being shadowed",
-                    )),
-                    Some(content) => {
-                        let author = token.name.clone();
-                        let comment = if b.comment.is_empty() {
-                            "promoted from shadow".to_owned()
-                        } else {
-                            b.comment
-                        };
-                        let r = with_store(&state, move |s, activate| {
-                            let old = s.active().ok().flatten().map(|v| v.content);
-                            applied(
-                                old.as_deref(),
-                                s.apply_with(b.base, &author, &comment, &content, &mut |l| {
-                                    activate(l)
-                                }),
-                            )
-                        })
-                        .await;
-                        if matches!(&r, Ok(resp) if resp.status() == StatusCode::CREATED) {
-                            if let Some(sh) = &state.shadow {
-                                sh.clear();
-                            }
-                        }
-                        r
-                    }
-                },
-                Err(r) => Ok(*r),
-            }
-        }
-        (&Method::GET, ["api", "v1", "audit"]) => {
-            with_store(&state, |s, _| match s.audit() {
-                Ok(a) => reply(StatusCode::OK, &json!({ "entries": a })),
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-            })
-            .await
-        }
-        (&Method::GET, ["api", "v1", "audit", "verify"]) => {
-            with_store(&state, |s, _| match s.verify(None) {
-                Ok(r) => {
-                    let problems: Vec<String> =
-                        r.problems.iter().map(ToString::to_string).collect();
-                    reply(
-                        StatusCode::OK,
-                        &json!({
-                            "intact": problems.is_empty(),
-                            "entries": r.entries,
-                            "versions": r.versions,
-                            "head": r.head.map(|(seq, hash)| json!({ "seq": seq, "hash": hash })),
-                            "signed": matches!(r.signing, corsgate_store::Signing::Head { .. }),
-                            "problem": problems.first(),
-                            "problems": problems,
-                        }),
-                    )
-                }
-                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("store: {e}")),
-            })
-            .await
-        }
-        _ => match console::api::route(&state, &method, segments.as_slice(), &body).await {
-            Some(r) => r,
-            None => Ok(error(StatusCode::NOT_FOUND, "no such resource")),
-        },
+    let call = routes::Call {
+        state: &state,
+        token: &token,
+        query: &query,
+        body: &body,
     };
-    let resp = result.unwrap_or_else(|r| r);
-    if let Some(m) = state.metrics.as_ref().filter(|_| method == Method::POST) {
-        if resp.status() == StatusCode::CREATED {
-            if let Ok(Some(v)) = with_store(&state, |s, _| s.active_id().ok().flatten()).await {
-                m.set_version(v);
-            }
-        } else if resp.extensions().get::<Refused>().is_some() {
-            m.refused();
-        }
+    let resp = routes::route(&call, &method, &segments)
+        .await
+        .unwrap_or_else(|r| r);
+    if method == Method::POST {
+        access::after_change(&state, &resp).await;
     }
     resp
 }

@@ -224,6 +224,10 @@ impl FleetSource for EtcdFleet {
     fn link(&self) -> Option<StoreLink> {
         Some(self.status.link())
     }
+
+    fn serving(&self) -> Option<i64> {
+        self.status.record().applied
+    }
 }
 
 fn node_json(n: &NodeRecord, state: &corsgate_etcd::nodes::SyncState) -> Value {

@@ -704,6 +704,33 @@ async fn a_shadow_candidate_reports_what_it_would_change_then_is_promoted() {
         admin(admin_port, "GET", "/api/v1/shadow", None).await.0,
         404
     );
+
+    // Stopping a candidate is audited; stopping nothing records nothing.
+    let body =
+        serde_json::json!({ "content": admin_config(port, admin_port, "a"), "comment": "try a" });
+    let (s, v) = admin(admin_port, "POST", "/api/v1/shadow", Some(body.to_string())).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        admin(admin_port, "DELETE", "/api/v1/shadow", None).await.0,
+        200
+    );
+    assert_eq!(
+        admin(admin_port, "DELETE", "/api/v1/shadow", None).await.0,
+        200
+    );
+    let (_, log) = admin(admin_port, "GET", "/api/v1/audit", None).await;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("shadow."))
+        .collect();
+    assert_eq!(
+        actions,
+        ["shadow.started", "shadow.started", "shadow.stopped"],
+        "{log}"
+    );
 }
 
 #[tokio::test]
