@@ -12,6 +12,15 @@ use tokio::runtime::Handle;
 /// Connect to the store `admin.store.etcd` names, signing as
 /// `admin.auditKeyFile` says (as on SQLite).
 pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String> {
+    let mut store = connect_unsigned(admin).await?;
+    if let Some((signer, previous)) = signer(admin)? {
+        store.sign_with(signer, previous);
+    }
+    Ok(store)
+}
+
+/// Connect to the store `admin.store.etcd` names, without a signing key.
+pub async fn connect_unsigned(admin: &corsgate_config::Admin) -> Result<EtcdStore, String> {
     let settings = admin
         .store
         .as_ref()
@@ -20,17 +29,24 @@ pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String
     let client = corsgate_etcd::connect::connect(settings)
         .await
         .map_err(|e| e.to_string())?;
-    let mut store = EtcdStore::new(client, &settings.prefix);
-    if let Some(key) = &admin.audit_key_file {
-        let signer = corsgate_store::Signer::read(Path::new(key)).map_err(|e| e.to_string())?;
-        let previous = admin
-            .audit_previous_public_key_files
-            .iter()
-            .map(|p| corsgate_store::PublicKey::read(Path::new(p)).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        store.sign_with(signer, previous);
-    }
-    Ok(store)
+    Ok(EtcdStore::new(client, &settings.prefix))
+}
+
+/// The signing key `admin.auditKeyFile` names and the public keys of
+/// `admin.auditPreviousPublicKeyFiles`, when signing is configured.
+pub fn signer(
+    admin: &corsgate_config::Admin,
+) -> Result<Option<(corsgate_store::Signer, Vec<corsgate_store::PublicKey>)>, String> {
+    let Some(key) = &admin.audit_key_file else {
+        return Ok(None);
+    };
+    let signer = corsgate_store::Signer::read(Path::new(key)).map_err(|e| e.to_string())?;
+    let previous = admin
+        .audit_previous_public_key_files
+        .iter()
+        .map(|p| corsgate_store::PublicKey::read(Path::new(p)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((signer, previous)))
 }
 
 /// What to serve at start: the store's active version, or the file as

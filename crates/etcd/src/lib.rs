@@ -23,6 +23,7 @@ pub mod connect;
 pub mod follow;
 pub mod layout;
 pub mod local;
+pub mod migrate;
 pub mod nodes;
 mod write;
 
@@ -81,6 +82,17 @@ impl EtcdStore {
         self.trusted = previous;
         self.trusted.push(signer.public().clone());
         self.signer = Some(signer);
+    }
+
+    /// The keys whose signatures this store trusts: the signer's and
+    /// the earlier ones it was given (none when it does not sign).
+    pub fn trusted(&self) -> &[PublicKey] {
+        &self.trusted
+    }
+
+    /// Whether new entries are signed.
+    pub fn signing(&self) -> bool {
+        self.signer.is_some()
     }
 
     /// The key layout.
