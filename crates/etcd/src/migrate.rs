@@ -360,6 +360,15 @@ impl EtcdStore {
                 .await
             {
                 Ok(r) => r,
+                // Refused before it reached the log (too large, not
+                // permitted): nothing of it was written.
+                Err(e) if refusal(&e) && i == 0 => return Err(MigrateError::Etcd(Box::new(e))),
+                Err(e) if refusal(&e) => {
+                    return Err(interrupted(format!(
+                        "etcd refused transaction {}: {e}",
+                        i + 1
+                    )))
+                }
                 Err(e) => {
                     return Err(interrupted(format!(
                         "etcd: {e}; whether transaction {} took effect is unknown",
@@ -397,6 +406,14 @@ impl EtcdStore {
             entry,
         })
     }
+}
+
+/// An answer that says etcd did not take the request (as opposed to a
+/// lost connection, after which it may have).
+fn refusal(e: &etcd_client::Error) -> bool {
+    // gRPC INVALID_ARGUMENT ("request is too large"), PERMISSION_DENIED,
+    // RESOURCE_EXHAUSTED, FAILED_PRECONDITION, UNAUTHENTICATED.
+    matches!(e, etcd_client::Error::GRpcStatus(s) if [3, 7, 8, 9, 16].contains(&(s.code() as i32)))
 }
 
 /// The JSON text of a record (records always serialise).
