@@ -15,6 +15,25 @@ pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String
     let mut store = connect_unsigned(admin).await?;
     if let Some((signer, previous)) = signer(admin)? {
         store.sign_with(signer, previous);
+        // A new key is recorded as on SQLite. When etcd cannot be reached
+        // now, entries are still signed and the next start records it;
+        // start-up does not wait longer than one request for it.
+        let wait = Duration::from_millis(
+            admin
+                .store
+                .as_ref()
+                .and_then(|s| s.etcd.as_ref())
+                .map_or(5000, |e| e.timeout_ms),
+        );
+        match tokio::time::timeout(wait, store.record_signing_key()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the audit.signing_key entry could not be written now")
+            }
+            Err(_) => tracing::warn!(
+                "the audit.signing_key entry could not be written now: etcd did not answer in time"
+            ),
+        }
     }
     Ok(store)
 }

@@ -104,6 +104,9 @@ fn migrate(
             "head before: entry {} {}",
             done.source_head.0, done.source_head.1
         );
+        if let Some(e) = &done.signing_key {
+            let _ = writeln!(out, "entry {}: audit.signing_key (the etcd store signs with another key)", e.seq);
+        }
         let _ = writeln!(
             out,
             "head after: entry {} {} (store.migrated)",

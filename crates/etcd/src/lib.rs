@@ -25,6 +25,7 @@ pub mod layout;
 pub mod local;
 pub mod migrate;
 pub mod nodes;
+mod signing;
 mod write;
 
 use corsgate_store::verify::{self, Report};
@@ -77,7 +78,9 @@ impl EtcdStore {
     }
 
     /// Sign every entry from now on with `signer`, and trust signatures by
-    /// it and by `previous`.
+    /// it and by `previous`, without recording it (the migration, which
+    /// must find its target empty); [`EtcdStore::start_signing`] records
+    /// a new key as SQLite does.
     pub fn sign_with(&mut self, signer: Signer, previous: Vec<PublicKey>) {
         self.trusted = previous;
         self.trusted.push(signer.public().clone());

@@ -2,7 +2,9 @@
 //! one box: every version and the whole audit chain are copied verbatim
 //! into an empty prefix, so that the chain still verifies and every
 //! signature made on SQLite still holds, and the migration itself is then
-//! audited as one more entry (`store.migrated`).
+//! audited as one more entry (`store.migrated`), after an
+//! `audit.signing_key` entry when the etcd store signs with another key
+//! than the one that signed the source's head.
 //!
 //! Two histories are never merged: a prefix that holds any corsgate key
 //! (`versions/`, `active`, `audit/`, `audit-head`) is refused, and so is a
@@ -93,7 +95,7 @@ pub enum MigrateError {
         /// The target prefix.
         prefix: String,
     },
-    /// The copy is complete, but the `store.migrated` entry could not be
+    /// The copy is complete, but the entries after it could not be
     /// appended.
     #[error("the copy is complete but the store.migrated entry was not written: {0}")]
     Unaudited(ApplyError),
@@ -214,6 +216,9 @@ pub struct Migrated {
     pub active: Option<i64>,
     /// Transactions used for the copy.
     pub transactions: usize,
+    /// The `audit.signing_key` entry appended after the copy, when the
+    /// etcd store signs with another key than the source's head.
+    pub signing_key: Option<Entry>,
     /// The `store.migrated` entry appended after the copy.
     pub entry: Entry,
 }
@@ -387,6 +392,12 @@ impl EtcdStore {
             }
             revision = resp.header().map_or(revision, |h| h.revision());
         }
+        // A key other than the one that signed the source's head is
+        // recorded before it signs anything, as at any start.
+        let signing_key = self
+            .record_signing_key()
+            .await
+            .map_err(MigrateError::Unaudited)?;
         let detail = serde_json::json!({
             "source": source.path,
             "versions": source.versions.len(),
@@ -403,6 +414,7 @@ impl EtcdStore {
             source_head: source.head.clone(),
             active: source.active.as_ref().map(|p| p.version),
             transactions: total,
+            signing_key,
             entry,
         })
     }
