@@ -12,6 +12,34 @@ use tokio::runtime::Handle;
 /// Connect to the store `admin.store.etcd` names, signing as
 /// `admin.auditKeyFile` says (as on SQLite).
 pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String> {
+    let mut store = connect_unsigned(admin).await?;
+    if let Some((signer, previous)) = signer(admin)? {
+        store.sign_with(signer, previous);
+        // A new key is recorded as on SQLite. When etcd cannot be reached
+        // now, entries are still signed and the next start records it;
+        // start-up does not wait longer than one request for it.
+        let wait = Duration::from_millis(
+            admin
+                .store
+                .as_ref()
+                .and_then(|s| s.etcd.as_ref())
+                .map_or(5000, |e| e.timeout_ms),
+        );
+        match tokio::time::timeout(wait, store.record_signing_key()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the audit.signing_key entry could not be written now")
+            }
+            Err(_) => tracing::warn!(
+                "the audit.signing_key entry could not be written now: etcd did not answer in time"
+            ),
+        }
+    }
+    Ok(store)
+}
+
+/// Connect to the store `admin.store.etcd` names, without a signing key.
+pub async fn connect_unsigned(admin: &corsgate_config::Admin) -> Result<EtcdStore, String> {
     let settings = admin
         .store
         .as_ref()
@@ -20,17 +48,24 @@ pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String
     let client = corsgate_etcd::connect::connect(settings)
         .await
         .map_err(|e| e.to_string())?;
-    let mut store = EtcdStore::new(client, &settings.prefix);
-    if let Some(key) = &admin.audit_key_file {
-        let signer = corsgate_store::Signer::read(Path::new(key)).map_err(|e| e.to_string())?;
-        let previous = admin
-            .audit_previous_public_key_files
-            .iter()
-            .map(|p| corsgate_store::PublicKey::read(Path::new(p)).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        store.sign_with(signer, previous);
-    }
-    Ok(store)
+    Ok(EtcdStore::new(client, &settings.prefix))
+}
+
+/// The signing key `admin.auditKeyFile` names and the public keys of
+/// `admin.auditPreviousPublicKeyFiles`, when signing is configured.
+pub fn signer(
+    admin: &corsgate_config::Admin,
+) -> Result<Option<(corsgate_store::Signer, Vec<corsgate_store::PublicKey>)>, String> {
+    let Some(key) = &admin.audit_key_file else {
+        return Ok(None);
+    };
+    let signer = corsgate_store::Signer::read(Path::new(key)).map_err(|e| e.to_string())?;
+    let previous = admin
+        .audit_previous_public_key_files
+        .iter()
+        .map(|p| corsgate_store::PublicKey::read(Path::new(p)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((signer, previous)))
 }
 
 /// What an instance starts with: the configuration and the version it

@@ -10,6 +10,7 @@ mod fleet_status;
 mod fleet_store;
 mod fleet_sync;
 mod manage;
+mod migrate;
 mod reload;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -119,6 +120,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The management store itself: moving it between backends.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Print the JSON Schema of the configuration format (for editors).
     Schema,
     /// Print the embedded default configuration.
@@ -158,6 +164,31 @@ enum AuditCommand {
         /// The public key to write, for `audit verify --public-key`.
         #[arg(long)]
         public_key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a SQLite store (every version, the whole audit chain with its
+    /// signatures, the active version) into the empty etcd store that the
+    /// configuration's `admin.store.etcd` names, audit the migration there
+    /// as `store.migrated`, and verify the result. Refuses a source that
+    /// does not verify and a target that holds a store already. Exit
+    /// status 0 migrated and verified, 1 written but not verified, 2
+    /// refused or unreadable (nothing written).
+    Migrate {
+        /// The data directory holding corsgate.db (the source).
+        #[arg(long, default_value = "corsgate-data")]
+        data_dir: PathBuf,
+        /// The configuration whose `admin.store.etcd` is the target (its
+        /// `admin.auditKeyFile` signs the `store.migrated` entry).
+        #[arg(long)]
+        config: PathBuf,
+        /// A public key (PEM) the source's signatures are checked with;
+        /// repeat for earlier keys after a rotation. The configuration's
+        /// own keys are always used too.
+        #[arg(long = "public-key")]
+        public_keys: Vec<PathBuf>,
     },
 }
 
@@ -324,6 +355,14 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit { command } => audit::run(command),
+        Command::Store {
+            command:
+                StoreCommand::Migrate {
+                    data_dir,
+                    config,
+                    public_keys,
+                },
+        } => migrate::run(&data_dir, &config, &public_keys),
         Command::Schema => {
             let schema = schemars::schema_for!(corsgate_config::Config);
             match serde_json::to_string_pretty(&schema) {

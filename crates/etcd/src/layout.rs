@@ -30,6 +30,10 @@ impl Keys {
             prefix: prefix.to_owned(),
         }
     }
+    /// The prefix itself.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
     /// The prefix of every version key.
     pub fn versions(&self) -> String {
         format!("{}versions/", self.prefix)
@@ -105,6 +109,22 @@ impl From<VersionRecord> for Version {
             content_hash: r.content_hash,
             lints: r.lints,
             policy_tests: r.policy_tests,
+        }
+    }
+}
+
+impl From<&Version> for VersionRecord {
+    fn from(v: &Version) -> VersionRecord {
+        VersionRecord {
+            id: v.id,
+            parent: v.parent,
+            author: v.author.clone(),
+            created_at: v.created_at.clone(),
+            comment: v.comment.clone(),
+            content: v.content.clone(),
+            content_hash: v.content_hash.clone(),
+            lints: v.lints.clone(),
+            policy_tests: v.policy_tests.clone(),
         }
     }
 }

@@ -23,7 +23,9 @@ pub mod connect;
 pub mod follow;
 pub mod layout;
 pub mod local;
+pub mod migrate;
 pub mod nodes;
+mod signing;
 mod write;
 
 use corsgate_store::verify::{self, Report};
@@ -84,11 +86,24 @@ impl EtcdStore {
     }
 
     /// Sign every entry from now on with `signer`, and trust signatures by
-    /// it and by `previous`.
+    /// it and by `previous`, without recording it (the migration, which
+    /// must find its target empty); [`EtcdStore::start_signing`] records
+    /// a new key as SQLite does.
     pub fn sign_with(&mut self, signer: Signer, previous: Vec<PublicKey>) {
         self.trusted = previous;
         self.trusted.push(signer.public().clone());
         self.signer = Some(signer);
+    }
+
+    /// The keys whose signatures this store trusts: the signer's and
+    /// the earlier ones it was given (none when it does not sign).
+    pub fn trusted(&self) -> &[PublicKey] {
+        &self.trusted
+    }
+
+    /// Whether new entries are signed.
+    pub fn signing(&self) -> bool {
+        self.signer.is_some()
     }
 
     /// The key layout.

@@ -55,10 +55,10 @@ impl From<etcd_client::Error> for ApplyError {
 
 /// How often a change is recomputed when only the audit head moved (a
 /// `token.used` entry written by another instance in between).
-const ATTEMPTS: usize = 32;
+pub(crate) const ATTEMPTS: usize = 32;
 
 /// `mod_revision == rev`, or absent when `rev` is 0.
-fn unchanged(key: String, rev: i64) -> Compare {
+pub(crate) fn unchanged(key: String, rev: i64) -> Compare {
     if rev == 0 {
         Compare::version(key, CompareOp::Equal, 0)
     } else {
@@ -73,7 +73,7 @@ fn sha256_hex(s: &str) -> String {
 impl EtcdStore {
     /// The next entry after the head read at `head`, and the puts that
     /// write it and the new head.
-    fn entry_ops(
+    pub(crate) fn entry_ops(
         &self,
         head: &Option<Head>,
         at: &str,
@@ -270,7 +270,7 @@ impl EtcdStore {
 }
 
 /// The structured log line every entry also gets, as on SQLite.
-fn audit_log(entry: &Entry) {
+pub(crate) fn audit_log(entry: &Entry) {
     tracing::info!(
         target: "corsgate::audit",
         seq = entry.seq,
