@@ -4,6 +4,7 @@ mod admin_cli;
 mod audit;
 mod check;
 mod console;
+mod explain_cli;
 mod fdlimit;
 mod fleet;
 mod fleet_status;
@@ -12,6 +13,7 @@ mod fleet_sync;
 mod manage;
 mod migrate;
 mod reload;
+mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -247,86 +249,15 @@ fn main() -> ExitCode {
             headers,
             credentials,
             json,
-        } => {
-            let (text, name) = match &config {
-                Some(p) => match std::fs::read_to_string(p) {
-                    Ok(t) => (t, p.display().to_string()),
-                    Err(e) => {
-                        eprintln!("{}: cannot read: {e}", p.display());
-                        return ExitCode::from(2);
-                    }
-                },
-                None => (DEFAULT_CONFIG.to_owned(), "<embedded default>".to_owned()),
-            };
-            let loaded = match corsgate_routes::load_str(&text, Some(&name)) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let url = match url.parse::<http::Uri>() {
-                Ok(u) => u,
-                Err(e) => {
-                    eprintln!("--url {url}: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let mut parsed = Vec::new();
-            for h in &headers {
-                match h.split_once(':') {
-                    Some((k, v)) => parsed.push((k.trim().to_owned(), v.trim().to_owned())),
-                    None => {
-                        eprintln!("-H {h:?}: expected 'Name: value'");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            let req = corsgate_gateway::explain::BrowserRequest {
-                origin,
-                method,
-                url,
-                headers: parsed,
-                credentials: credentials == Credentials::Include,
-            };
-            let compiled = match corsgate_gateway::router::compile(&loaded) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match corsgate_gateway::explain::explain(&compiled, &loaded.policies, &req) {
-                Ok(e) => {
-                    if json {
-                        match serde_json::to_string_pretty(&e) {
-                            Ok(s) => println!("{s}"),
-                            Err(err) => {
-                                eprintln!("{err}");
-                                return ExitCode::FAILURE;
-                            }
-                        }
-                    } else {
-                        print!("{e}");
-                    }
-                    // 0 when the browser would let the script read the
-                    // response, 1 when it blocks it or the backend decides.
-                    let ok = e
-                        .legs
-                        .iter()
-                        .all(|l| l.verdict == corsgate_gateway::explain::Verdict::Allowed);
-                    if ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    }
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        } => explain_cli::run(explain_cli::ExplainArgs {
+            config,
+            origin,
+            method,
+            url,
+            headers,
+            credentials,
+            json,
+        }),
         Command::Admin {
             url,
             token,
@@ -397,220 +328,15 @@ fn main() -> ExitCode {
             no_watch,
             data_dir,
             node,
-        } => {
-            init_logs(log_format);
-            let text = match &config {
-                Some(path) => match std::fs::read_to_string(path) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        eprintln!("{}: cannot read: {e}", path.display());
-                        return ExitCode::from(2);
-                    }
-                },
-                None => DEFAULT_CONFIG.to_owned(),
-            };
-            let name = config.as_ref().map_or_else(
-                || "<embedded default>".to_owned(),
-                |p| p.display().to_string(),
-            );
-            let loaded = corsgate_routes::load_str(&text, Some(&name));
-            let loaded = match loaded {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            reload::log_lints(&loaded.lints);
-            let reloader = config
-                .clone()
-                .map(|path| reload::Reloader::new(path, loaded.clone(), &text));
-            if let Some(n) = fdlimit::raise() {
-                tracing::debug!(limit = n, "file descriptors");
-            }
-            let threads = threads.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            });
-            let mut builder = if threads <= 1 {
-                tokio::runtime::Builder::new_current_thread()
-            } else {
-                let mut b = tokio::runtime::Builder::new_multi_thread();
-                b.worker_threads(threads);
-                b
-            };
-            let runtime = match builder.enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            // With an admin API, the store decides what is served.
-            let admin = loaded.config.admin.clone();
-            let (loaded, managed) = match &admin {
-                Some(a) => match manage::open(&data_dir, a, &name, &text, loaded) {
-                    Ok(m) => (m.loaded.clone(), Some(m)),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => (loaded, None),
-            };
-            runtime.block_on(async move {
-                let mut running = match corsgate_gateway::start(&loaded).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("cannot listen: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
-                for (name, addr) in &running.addrs {
-                    tracing::info!(vservice = %name, %addr, "listening");
-                }
-                if config.is_none() {
-                    print_demo_hints(&running);
-                }
-                let mut admin_rt = match (managed, &admin) {
-                    (Some(m), Some(a)) => match manage::start_admin(m, a, running.metrics(), running.shadow(), &data_dir, node.clone()).await {
-                        Ok(rt) => {
-                            tracing::info!(addr = %rt.addr, "admin API listening");
-                            Some(rt)
-                        }
-                        Err(e) => {
-                            eprintln!("{e}");
-                            return ExitCode::FAILURE;
-                        }
-                    },
-                    _ => None,
-                };
-                let (tx, mut triggers) = tokio::sync::mpsc::unbounded_channel();
-                let mut reloader = reloader;
-                // Kept alive for as long as the gateway runs.
-                let _watch = match (&reloader, no_watch) {
-                    (Some(r), false) => match reload::watch(&r.inputs(), tx.clone()) {
-                        Ok(w) => Some(w),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot watch the configuration file; reload with SIGHUP");
-                            None
-                        }
-                    },
-                    _ => None,
-                };
-                if _watch.is_some() && admin_rt.is_none() {
-                    // A file changed after it was loaded and before the
-                    // watch began raised no event: check once now (a no-op
-                    // when nothing changed).
-                    let _ = tx.send(reload::Trigger::FileChanged);
-                }
-                spawn_sighup(tx);
-                // Created once, before the loop, so that no signal falls
-                // between two registrations.
-                let interrupt = tokio::signal::ctrl_c();
-                let term = terminate();
-                tokio::pin!(interrupt, term);
-                loop {
-                    tokio::select! {
-                        _ = &mut interrupt => break,
-                        _ = &mut term => break,
-                        Some(trigger) = triggers.recv() => match (reloader.as_mut(), admin_rt.as_ref(), trigger) {
-                            (_, Some(rt), reload::Trigger::Signal) => match &config {
-                                Some(path) => manage::reload_from_file(rt, path),
-                                None => tracing::warn!("the embedded configuration cannot be reloaded"),
-                            },
-                            (r, Some(_), reload::Trigger::FileChanged) => {
-                                if r.is_some_and(|r| r.file_changed()) {
-                                    tracing::warn!(
-                                        "the configuration is managed by the admin API; a changed file is applied only on SIGHUP"
-                                    );
-                                }
-                            }
-                            (Some(r), None, trigger) => r.reload(&mut running, trigger).await,
-                            (None, None, _) => tracing::warn!("the embedded configuration cannot be reloaded; run with --config"),
-                        },
-                        Some((new, reply)) = async {
-                            match admin_rt.as_mut() {
-                                Some(rt) => rt.activations.recv().await,
-                                None => std::future::pending().await,
-                            }
-                        } => {
-                            let result = running.reload(&new).await;
-                            match &result {
-                                Ok(report) => tracing::info!(?report, "configuration applied through the admin API"),
-                                Err(e) => tracing::error!(error = %e, "admin API change not applied"),
-                            }
-                            let _ = reply.send(result.map(|_| ()).map_err(|e| e.to_string()));
-                        },
-                    }
-                }
-                tracing::info!("shutting down");
-                if let Some(rt) = &admin_rt {
-                    let _ = rt.stop.send(true);
-                }
-                running.shutdown().await;
-                // The fleet record was withdrawn when the stop was sent;
-                // wait for that round trip (bounded by its own timeout).
-                if let Some(task) = admin_rt.as_mut().and_then(|rt| rt.registration.take()) {
-                    let _ = task.await;
-                }
-                ExitCode::SUCCESS
-            })
-        }
+        } => run::run(run::RunArgs {
+            config,
+            log_format,
+            threads,
+            no_watch,
+            data_dir,
+            node,
+        }),
     }
-}
-
-/// Turn every SIGHUP into a reload trigger.
-fn spawn_sighup(tx: tokio::sync::mpsc::UnboundedSender<reload::Trigger>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::hangup()) {
-            Ok(mut s) => {
-                tokio::spawn(async move {
-                    while s.recv().await.is_some() {
-                        if tx.send(reload::Trigger::Signal).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
-        }
-    }
-    #[cfg(not(unix))]
-    drop(tx);
-}
-
-async fn terminate() {
-    #[cfg(unix)]
-    {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-            return;
-        }
-    }
-    std::future::pending::<()>().await
-}
-
-fn print_demo_hints(running: &corsgate_gateway::Running) {
-    let Some(addr) = running.addr("demo") else {
-        return;
-    };
-    println!(
-        "\ncorsgate demo is up on http://{addr}\n\
-         Try:\n  \
-         # a preflight from an allowed origin, answered by the gateway\n  \
-         curl -si -X OPTIONS http://{addr}/api/hello -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: PUT'\n  \
-         # the same from an origin that is not allowed: 200, no CORS headers\n  \
-         curl -si -X OPTIONS http://{addr}/api/hello -H 'Origin: https://evil.test' -H 'Access-Control-Request-Method: PUT'\n  \
-         # an actual request: CORS headers completed on the response\n  \
-         curl -si http://{addr}/api/hello -H 'Origin: https://app.example.com'\n  \
-         # the narrower, credentialed admin policy on /admin\n  \
-         curl -si http://{addr}/admin/api -H 'Origin: https://admin.example.com'\n  \
-         # no route: a 404 that still carries CORS headers\n  \
-         curl -si http://{addr}/nowhere -H 'Origin: https://app.example.com'\n"
-    );
 }
 
 #[cfg(test)]

@@ -330,7 +330,8 @@ fn an_instance_cut_off_while_etcd_compacts_past_its_revision_resynchronises() {
     assert_eq!(
         serves(ports[2]),
         Some(1),
-        "the cut-off gateway is still on v1"
+        "the cut-off gateway is still on v1: {}",
+        gws[2].0.log()
     );
     // Compact the whole history so far: the revision gateway 2 followed
     // is gone.
