@@ -472,3 +472,86 @@ fn gateways_started_together_on_a_fresh_cluster_bootstrap_one_version_one_of_the
     drop(gateways);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_gateways_applying_from_the_same_base_at_once_one_wins_and_the_other_gets_409() {
+    let cluster = etcd::Cluster::start(3, &[]);
+    let endpoints = cluster
+        .endpoints()
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = etcd::temp_dir("run-race");
+    let gateways: Vec<(Gateway, u16)> = (0..2)
+        .map(|i| {
+            let admin_port = etcd::free_port();
+            let cfg = dir.join(format!("gw{i}.yaml"));
+            std::fs::write(
+                &cfg,
+                config_on("0", admin_port, "https://a.example", &endpoints),
+            )
+            .unwrap();
+            (
+                Gateway::start(&cfg, &dir.join(format!("data{i}")), 0, admin_port),
+                admin_port,
+            )
+        })
+        .collect();
+    for (base, round) in (1..).zip(0..5) {
+        let origins = [
+            format!("https://r{round}-0.example"),
+            format!("https://r{round}-1.example"),
+        ];
+        let barrier = std::sync::Barrier::new(2);
+        let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+            let calls: Vec<_> = gateways
+                .iter()
+                .zip(&origins)
+                .map(|((_, port), origin)| {
+                    let (barrier, endpoints) = (&barrier, &endpoints);
+                    s.spawn(move || {
+                        let content = config_on("0", *port, origin, endpoints);
+                        barrier.wait();
+                        admin(
+                            *port,
+                            "POST",
+                            "/api/v1/versions",
+                            &json!({ "base": base, "content": content }),
+                        )
+                    })
+                })
+                .collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let mut statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "round {round}: {answers:?}");
+        let (winner, _) = answers
+            .iter()
+            .enumerate()
+            .find(|(_, (s, _))| *s == 201)
+            .unwrap();
+        // Both gateways serve the winner's origin, and the history is linear.
+        for (g, _) in &gateways {
+            let port = g.data_port();
+            eventually("both serve the winner", || allows(port, &origins[winner]));
+        }
+    }
+    let (_, v) = admin(gateways[1].1, "GET", "/api/v1/versions", &Value::Null);
+    let parents: Vec<Option<i64>> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["parent"].as_i64())
+        .collect();
+    assert_eq!(
+        parents,
+        [None, Some(1), Some(2), Some(3), Some(4), Some(5)],
+        "{v}"
+    );
+    let (_, v) = admin(gateways[0].1, "GET", "/api/v1/audit/verify", &Value::Null);
+    assert_eq!(v["intact"], true, "{v}");
+    drop(gateways);
+    let _ = std::fs::remove_dir_all(&dir);
+}
