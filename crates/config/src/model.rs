@@ -277,6 +277,27 @@ pub struct Paths {
     /// `keep` forwards them unchanged, inside their segment.
     #[serde(default)]
     pub encoded_slashes: EncodedSlashes,
+    /// A path holding `;` (a path parameter, `/a;x/b`): `reject` (default)
+    /// answers 400, since Java servlet containers (Tomcat, Jetty) drop
+    /// `;…` from each segment before routing, so `/public/..;/internal`
+    /// would reach `/internal` behind a rule that matched `/public`;
+    /// `keep` forwards it unchanged (for APIs that use matrix
+    /// parameters, behind backends that do not strip them).
+    #[serde(default)]
+    pub semicolons: Semicolons,
+}
+
+/// What to do with `;` in a path.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Semicolons {
+    /// Answer 400 (default).
+    #[default]
+    Reject,
+    /// Keep them, as part of their segment.
+    Keep,
 }
 
 /// What to do with an encoded slash or backslash in a path.

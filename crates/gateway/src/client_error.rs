@@ -21,6 +21,8 @@ pub(crate) enum BadRequest {
     EncodedSlash,
     /// A `..` segment that would climb above `/` (nginx: 400).
     AboveRoot,
+    /// `;` in the path under `paths.semicolons: reject`.
+    PathParameter,
     /// HTTP/1.1 without `Host` (RFC 9112 §3.2).
     MissingHost,
     /// More than one `Host` line.
@@ -46,12 +48,13 @@ pub(crate) enum BadRequest {
 
 impl BadRequest {
     /// Every reason, in metrics order.
-    pub(crate) const ALL: [BadRequest; 15] = [
+    pub(crate) const ALL: [BadRequest; 16] = [
         BadRequest::PathNotAbsolute,
         BadRequest::BadEscape,
         BadRequest::EncodedNul,
         BadRequest::EncodedSlash,
         BadRequest::AboveRoot,
+        BadRequest::PathParameter,
         BadRequest::MissingHost,
         BadRequest::RepeatedHost,
         BadRequest::InvalidHost,
@@ -83,6 +86,7 @@ impl BadRequest {
             BadRequest::EncodedNul => "encoded NUL in the path\n",
             BadRequest::EncodedSlash => "encoded slash or backslash in the path\n",
             BadRequest::AboveRoot => "path climbs above the root\n",
+            BadRequest::PathParameter => "path parameter (;) in the path\n",
             BadRequest::MissingHost => "missing Host\n",
             BadRequest::RepeatedHost => "more than one Host\n",
             BadRequest::InvalidHost => "invalid Host\n",
@@ -104,6 +108,7 @@ impl BadRequest {
             BadRequest::EncodedNul => "path_encoded_nul",
             BadRequest::EncodedSlash => "path_encoded_slash",
             BadRequest::AboveRoot => "path_above_root",
+            BadRequest::PathParameter => "path_parameter",
             BadRequest::MissingHost => "host_missing",
             BadRequest::RepeatedHost => "host_repeated",
             BadRequest::InvalidHost => "host_invalid",

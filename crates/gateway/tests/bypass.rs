@@ -204,6 +204,10 @@ async fn path_tricks_do_not_bypass_rules() {
         ("/../internal/secret.txt", 400),
         ("/a%zz", 400),
         ("/a%00", 400),
+        // A servlet container drops `;…` from a segment before routing:
+        // `/x/..;/internal` would be its `/internal`.
+        ("/x/..;/internal/secret.txt", 400),
+        ("/internal;x/secret.txt", 400),
     ];
     for (target, status) in table {
         let r = send(gw_addr, &get(target, "Origin: https://app.test\r\n")).await;
@@ -229,6 +233,17 @@ async fn encoded_slashes_can_be_kept() {
     let r = send(gw.addr("v").unwrap(), &get("/internal%2fsecret.txt", "")).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(seen.lock().unwrap()[0].0, "/internal%2Fsecret.txt");
+}
+
+/// `paths.semicolons: keep` forwards a path parameter unchanged, as part
+/// of its segment.
+#[tokio::test]
+async fn semicolons_can_be_kept() {
+    let (addr, seen) = backend().await;
+    let gw = gateway(addr, "{ semicolons: keep }").await;
+    let r = send(gw.addr("v").unwrap(), &get("/items;v=2/x", "")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(seen.lock().unwrap()[0].0, "/items;v=2/x");
 }
 
 /// The same tricks cannot pick another CORS policy: `/secure` refuses

@@ -75,7 +75,7 @@ pub(super) fn run_leg(
     let preflight = is_preflight(method, headers);
     // Routed as the gateway routes: on the normalised path (checked by
     // `explain` before any leg is run).
-    let path = crate::pipeline::normalise::path(url.path(), vs.paths.encoded_slashes)
+    let path = crate::pipeline::normalise::path(url.path(), &vs.paths)
         .unwrap_or(std::borrow::Cow::Borrowed("/"));
     let sel = vs.select(&RequestFacts {
         method,

@@ -173,7 +173,7 @@ pub fn explain(
         port: req.url.port_u16().unwrap_or(80),
         host: host.clone(),
     })?;
-    if let Err(bad) = crate::pipeline::normalise::path(req.url.path(), vs.paths.encoded_slashes) {
+    if let Err(bad) = crate::pipeline::normalise::path(req.url.path(), &vs.paths) {
         return Err(ExplainError::BadPath {
             url: req.url.to_string(),
             reason: bad.text().trim_end().to_owned(),

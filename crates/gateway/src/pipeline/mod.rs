@@ -70,7 +70,7 @@ pub(crate) async fn handle(
 
     // 1. Normalise.
     let (path, authority, client_error) =
-        match normalise::request(&req, &uri, vs.paths.encoded_slashes, &vs.limits) {
+        match normalise::request(&req, &uri, &vs.paths, &vs.limits) {
             Ok(t) => (t.path, t.authority, None),
             Err(bad) => (Cow::Borrowed("/"), None, Some(bad)),
         };

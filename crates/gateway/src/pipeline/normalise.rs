@@ -14,7 +14,7 @@
 
 pub(crate) use crate::client_error::BadRequest;
 use crate::request::{ClientRequest, Fields};
-use corsgate_config::{EncodedSlashes, Limits};
+use corsgate_config::{EncodedSlashes, Limits, Paths, Semicolons};
 use corsgate_policy::{list_items, RequestFields};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Version};
@@ -37,7 +37,7 @@ pub(crate) struct Target<'r> {
 pub(crate) fn request<'u>(
     req: &ClientRequest,
     uri: &'u http::Uri,
-    slashes: EncodedSlashes,
+    paths: &Paths,
     limits: &Limits,
 ) -> Result<Target<'u>, BadRequest> {
     if let Some(bad) = req.refusal() {
@@ -66,7 +66,7 @@ pub(crate) fn request<'u>(
     if declared.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(BadRequest::BodyTooLarge);
     }
-    let path = path(uri.path(), slashes)?;
+    let path = path(uri.path(), paths)?;
     Ok(Target { path, authority })
 }
 
@@ -266,11 +266,15 @@ fn transfer_coding<H: RequestFields + ?Sized>(fields: &H) -> Result<(), BadReque
 /// - repeated slashes are merged (`//a` → `/a`), as nginx's
 ///   `merge_slashes` does;
 /// - `%2F`, `%5C` and `\` are refused, or kept unchanged inside their
-///   segment, as `slashes` says; `%00` and broken escapes are refused.
+///   segment, as `paths.encodedSlashes` says; `%00` and broken escapes
+///   are refused;
+/// - `;` is refused or kept, as `paths.semicolons` says.
 ///
 /// `*` (the asterisk form of `OPTIONS *`) is left alone. A path that is
 /// already normal is returned borrowed, after one scan.
-pub(crate) fn path(raw: &str, slashes: EncodedSlashes) -> Result<Cow<'_, str>, BadRequest> {
+pub(crate) fn path<'r>(raw: &'r str, paths: &Paths) -> Result<Cow<'r, str>, BadRequest> {
+    let slashes = paths.encoded_slashes;
+    let params = paths.semicolons == Semicolons::Reject;
     if raw == "*" {
         return Ok(Cow::Borrowed(raw));
     }
@@ -280,6 +284,9 @@ pub(crate) fn path(raw: &str, slashes: EncodedSlashes) -> Result<Cow<'_, str>, B
     }
     if is_normal(bytes) {
         return Ok(Cow::Borrowed(raw));
+    }
+    if params && bytes.contains(&b';') {
+        return Err(BadRequest::PathParameter);
     }
     // Decode into one buffer, then resolve its segments.
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -362,7 +369,7 @@ fn is_normal(bytes: &[u8]) -> bool {
         let b = bytes[i];
         if SPECIAL[usize::from(b)] {
             match b {
-                b'%' | b'\\' => return false,
+                b'%' | b'\\' | b';' => return false,
                 b'/' if prev == b'/' => return false,
                 // `.` or `..` as a whole segment.
                 b'.' if prev == b'/' => match (bytes.get(i + 1), bytes.get(i + 2)) {
@@ -385,6 +392,7 @@ static SPECIAL: [bool; 256] = {
     t[b'\\' as usize] = true;
     t[b'/' as usize] = true;
     t[b'.' as usize] = true;
+    t[b';' as usize] = true;
     t
 };
 
@@ -458,7 +466,11 @@ mod tests {
             ("a/b", Reject, Err(PathNotAbsolute)),
         ];
         for (raw, slashes, want) in table {
-            let got = path(raw, *slashes);
+            let paths = Paths {
+                encoded_slashes: *slashes,
+                ..Paths::default()
+            };
+            let got = path(raw, &paths);
             assert_eq!(
                 got.as_deref().map_err(|e| *e),
                 want.as_ref().map(|s| *s).map_err(|e| *e),
@@ -467,11 +479,44 @@ mod tests {
         }
     }
 
+    /// `;` starts a path parameter that Java servlet containers drop from
+    /// the segment before routing: refused by default, kept when asked.
+    #[test]
+    fn semicolons_are_refused_unless_kept() {
+        use BadRequest::PathParameter;
+        use Semicolons::{Keep, Reject};
+        let table: &[(&str, Semicolons, Result<&str, BadRequest>)] = &[
+            ("/public/..;/internal/secret", Reject, Err(PathParameter)),
+            ("/internal;x/secret", Reject, Err(PathParameter)),
+            ("/a;jsessionid=1", Reject, Err(PathParameter)),
+            ("/a%3Bb", Reject, Ok("/a%3Bb")),
+            (
+                "/public/..;/internal/secret",
+                Keep,
+                Ok("/public/..;/internal/secret"),
+            ),
+            ("/a;v=1/./b", Keep, Ok("/a;v=1/b")),
+            ("/a;v=1/b", Keep, Ok("/a;v=1/b")),
+        ];
+        for (raw, semicolons, want) in table {
+            let paths = Paths {
+                semicolons: *semicolons,
+                ..Paths::default()
+            };
+            let got = path(raw, &paths);
+            assert_eq!(
+                got.as_deref().map_err(|e| *e),
+                want.as_ref().map(|s| *s).map_err(|e| *e),
+                "{raw} ({semicolons:?})"
+            );
+        }
+    }
+
     #[test]
     fn a_normal_path_is_borrowed() {
         for p in ["/", "/api/hello", "/a.b/..c/d.", "/x/y/"] {
             assert!(
-                matches!(path(p, EncodedSlashes::Reject), Ok(Cow::Borrowed(_))),
+                matches!(path(p, &Paths::default()), Ok(Cow::Borrowed(_))),
                 "{p}"
             );
         }
@@ -487,9 +532,13 @@ mod tests {
             "/%61/%62%2e/%63%2E%2E/",
             "/caf%c3%a9/./x",
         ];
+        let keep = Paths {
+            encoded_slashes: EncodedSlashes::Keep,
+            ..Paths::default()
+        };
         for raw in samples {
-            let once = path(raw, EncodedSlashes::Keep).unwrap().into_owned();
-            let twice = path(&once, EncodedSlashes::Keep).unwrap();
+            let once = path(raw, &keep).unwrap().into_owned();
+            let twice = path(&once, &keep).unwrap();
             assert_eq!(once, twice, "{raw}");
         }
     }
