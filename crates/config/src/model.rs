@@ -486,6 +486,7 @@ pub struct Forward {
     /// stream, so any value from 1 up means that one connection
     /// (docs/configuration.md).
     #[serde(default = "default_max_idle_connections")]
+    #[schemars(range(max = 65535))]
     pub max_idle_connections: u32,
 }
 
