@@ -500,6 +500,24 @@ pub struct Forward {
     /// `X-Forwarded-Host` and `X-Forwarded-Proto` (default `append`).
     #[serde(default)]
     pub forwarded_headers: ForwardedHeaders,
+    /// Most connections kept open to each upstream between requests, for
+    /// reuse (default 512, at most 65535). `0` keeps none: every request
+    /// gets a new connection, closed once its response has been read.
+    /// With `http2: true` one connection per upstream carries every
+    /// stream, so any value from 1 up means that one connection
+    /// (docs/configuration.md).
+    #[serde(default = "default_max_idle_connections")]
+    #[schemars(range(max = 65535))]
+    pub max_idle_connections: u32,
+}
+
+/// The most idle upstream connections `maxIdleConnections` may keep: the
+/// connections from one local address to one upstream are bounded by the
+/// 16-bit local port, so a larger number could never be reached.
+pub const MAX_IDLE_CONNECTIONS: u32 = 65_535;
+
+pub(crate) fn default_max_idle_connections() -> u32 {
+    512
 }
 
 /// How a forwarding rule writes `X-Forwarded-For`, `X-Forwarded-Host` and

@@ -145,6 +145,8 @@ fn matches_filters_and_backends_become_rules() {
     assert_eq!(re.response_headers.set["x-resp"], "c");
     let f = re.forward.as_ref().unwrap();
     assert_eq!(f.timeout_ms, 90_000);
+    // An imported rule keeps the native default of idle connections.
+    assert_eq!(f.max_idle_connections, 512);
     assert_eq!(
         f.rewrite.as_ref().unwrap().hostname.as_deref(),
         Some("internal")

@@ -173,3 +173,36 @@ fn policy_tests_run_on_load_and_a_failing_one_refuses_the_configuration() {
     );
     assert_eq!(deny.location, Some((7, 14)), "{deny}");
 }
+
+/// `forward.maxIdleConnections` in the JSON schema `corsgate schema`
+/// prints: a count from 0 to the bound the route compiler enforces,
+/// default 512; and the loader reads it into the model.
+#[test]
+fn max_idle_connections_in_the_schema_and_the_model() {
+    let schema = serde_json::to_value(schemars::schema_for!(corsgate_config::Config)).unwrap();
+    let field = &schema["$defs"]["Forward"]["properties"]["maxIdleConnections"];
+    assert_eq!(field["type"], "integer", "{field}");
+    assert_eq!(field["minimum"], 0, "{field}");
+    assert_eq!(
+        field["maximum"],
+        corsgate_config::MAX_IDLE_CONNECTIONS,
+        "{field}"
+    );
+    assert_eq!(field["default"], 512, "{field}");
+
+    for (extra, want) in [
+        ("", 512),
+        (", maxIdleConnections: 0", 0),
+        (", maxIdleConnections: 7", 7),
+    ] {
+        let yaml = format!(
+            "vservices:\n  - name: a\n    listen: \"127.0.0.1:0\"\n    rules:\n      - forward: {{ upstreams: [\"http://127.0.0.1:1\"]{extra} }}\n"
+        );
+        let loaded = load_str(&yaml, None).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        let f = loaded.config.vservices[0].rules[0]
+            .forward
+            .as_ref()
+            .unwrap();
+        assert_eq!(f.max_idle_connections, want, "{extra}");
+    }
+}

@@ -9,10 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Upstream clients by (connect timeout, HTTP/2). Looked up on every
-/// forwarded request, so hashed with foldhash rather than SipHash.
-pub(crate) type Clients =
-    HashMap<(Duration, bool), Arc<UpstreamClient>, foldhash::fast::RandomState>;
+/// Upstream clients by (connect timeout, HTTP/2, connections kept per
+/// upstream). Looked up on every forwarded request, so hashed with
+/// foldhash rather than SipHash.
+pub(crate) type Clients = HashMap<ClientKey, Arc<UpstreamClient>, foldhash::fast::RandomState>;
+
+/// What distinguishes one upstream client from another: connect timeout,
+/// HTTP/2, `maxIdleConnections`.
+pub(crate) type ClientKey = (Duration, bool, usize);
 
 /// What one listener serves in one configuration generation.
 pub(crate) struct Slot {

@@ -270,14 +270,17 @@ fn clients_for(slots: &[Option<Slot>], previous: Option<&Clients>) -> Clients {
             if let Action::Forward {
                 connect_timeout,
                 http2,
+                max_idle,
                 ..
             } = &rule.action
             {
-                let key = (*connect_timeout, *http2);
+                let key = (*connect_timeout, *http2, *max_idle);
                 clients.entry(key).or_insert_with(|| {
                     previous
                         .and_then(|p| p.get(&key).cloned())
-                        .unwrap_or_else(|| Arc::new(upstream::client(*connect_timeout, *http2)))
+                        .unwrap_or_else(|| {
+                            Arc::new(upstream::client(*connect_timeout, *http2, *max_idle))
+                        })
                 });
             }
         }

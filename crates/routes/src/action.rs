@@ -28,6 +28,9 @@ pub enum Action {
         upgrades: Vec<String>,
         /// How `X-Forwarded-*` are written.
         forwarded_headers: corsgate_config::ForwardedHeaders,
+        /// Most connections kept open per upstream between requests (0:
+        /// none, every request on a new connection).
+        max_idle: usize,
     },
     /// Answer directly.
     Direct {

@@ -261,6 +261,18 @@ fn forward(errors: &mut Errors<'_>, at: &str, f: &Forward, prefix_cond: Option<&
             );
         }
     }
+    if f.max_idle_connections > corsgate_config::MAX_IDLE_CONNECTIONS {
+        errors.push(
+            format!("{at}.maxIdleConnections"),
+            E::InvalidLimit,
+            format!(
+                "{} is not between 0 and {}: the connections from one address to one upstream \
+                 are bounded by the local port",
+                f.max_idle_connections,
+                corsgate_config::MAX_IDLE_CONNECTIONS
+            ),
+        );
+    }
     let rewrite = f.rewrite.as_ref();
     let rewrite_host = rewrite.and_then(|rw| rw.hostname.as_deref()).and_then(|h| {
         let hat = format!("{at}.rewrite.hostname");
@@ -292,6 +304,7 @@ fn forward(errors: &mut Errors<'_>, at: &str, f: &Forward, prefix_cond: Option<&
         rewrite_path,
         upgrades: f.upgrades.iter().map(|p| p.to_ascii_lowercase()).collect(),
         forwarded_headers: f.forwarded_headers,
+        max_idle: f.max_idle_connections as usize,
     }
 }
 

@@ -515,3 +515,56 @@ fn a_valid_rule_set_compiles() {
     let vs = corsgate_routes::compile(&loaded).unwrap();
     assert_eq!(vs[0].rules.len(), 1);
 }
+
+/// `forward.maxIdleConnections`: what is accepted and what it compiles
+/// to, and what is refused, where, and why. `Ok(n)`: compiles to `n`
+/// connections kept per upstream; `Err((path, id, column))`: refused.
+#[test]
+fn max_idle_connections_are_bounded_and_located() {
+    type Want = Result<usize, (&'static str, Option<&'static str>, usize)>;
+    let at = "vservices[0].rules[0].forward.maxIdleConnections";
+    let cases: &[(&str, Want)] = &[
+        ("", Ok(512)),
+        (", maxIdleConnections: 0", Ok(0)),
+        (", maxIdleConnections: 1", Ok(1)),
+        (", maxIdleConnections: 65535", Ok(65_535)),
+        (", http2: true, maxIdleConnections: 2", Ok(2)),
+        // Past what one local address can open to one upstream.
+        (
+            ", maxIdleConnections: 65536",
+            Err((at, Some("invalid-limit"), 77)),
+        ),
+        (
+            ", maxIdleConnections: 4294967295",
+            Err((at, Some("invalid-limit"), 77)),
+        ),
+        // Not a count at all: refused by the loader, at the value.
+        (", maxIdleConnections: -1", Err(("", None, 77))),
+        (", maxIdleConnections: 4294967296", Err(("", None, 77))),
+        (", maxIdleConnections: many", Err(("", None, 77))),
+    ];
+    for (extra, want) in cases {
+        let rule = format!(r#"{{ forward: {{ upstreams: ["http://127.0.0.1:1"]{extra} }} }}"#);
+        let text = with_rule(&rule);
+        match (load_str(&text, Some("gw.yaml")), want) {
+            (Ok(loaded), Ok(n)) => {
+                let vs = corsgate_routes::compile(&loaded).unwrap();
+                let corsgate_routes::Action::Forward { max_idle, .. } = &vs[0].rules[0].action
+                else {
+                    panic!("{rule}: not a forward");
+                };
+                assert_eq!(max_idle, n, "{rule}");
+            }
+            (Err(err), Err((path, id, col))) => {
+                assert_eq!(err.0.len(), 1, "{rule}: {err}");
+                let e = &err.0[0];
+                assert_eq!(e.path, *path, "{rule}: {e}");
+                assert_eq!(e.id, *id, "{rule}: {e}");
+                assert_eq!(e.location, Some((5, *col)), "{rule}: {e}");
+                assert_eq!(e.file.as_deref(), Some("gw.yaml"));
+            }
+            (Ok(_), Err(_)) => panic!("{rule}: accepted"),
+            (Err(err), Ok(_)) => panic!("{rule}: refused: {err}"),
+        }
+    }
+}

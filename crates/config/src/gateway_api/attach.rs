@@ -278,6 +278,7 @@ fn forward(r: &RouteRule) -> Forward {
         rewrite: r.rewrite.clone(),
         upgrades: crate::model::default_upgrades(),
         forwarded_headers: Default::default(),
+        max_idle_connections: crate::model::default_max_idle_connections(),
     };
     if f.rewrite
         .as_ref()

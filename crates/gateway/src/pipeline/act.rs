@@ -62,11 +62,14 @@ pub(super) async fn run(
             rewrite_path,
             upgrades,
             forwarded_headers,
+            max_idle,
             ..
         } => {
             let (Some(upstream), Some(client)) = (
                 rule.action.pick_upstream(),
-                generation.clients.get(&(*connect_timeout, *http2)),
+                generation
+                    .clients
+                    .get(&(*connect_timeout, *http2, *max_idle)),
             ) else {
                 return (
                     Answer::Response(upstream::gateway_response(

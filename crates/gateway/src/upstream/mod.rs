@@ -33,10 +33,18 @@ pub(crate) enum UpstreamClient {
     Http2(Box<Client<HttpConnector, Body>>),
 }
 
-/// Build a client with a connect timeout, speaking HTTP/1.1 or h2c.
-pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
+/// Build a client with a connect timeout, speaking HTTP/1.1 or h2c,
+/// keeping at most `max_idle` connections per upstream between requests.
+/// hyper-util's HTTP/2 pool keeps one connection per upstream and sends
+/// every stream over it, so for h2c any `max_idle` from 1 up keeps that one
+/// connection; 0 disables its pool (a connection per request, closed when
+/// the request is done).
+pub(crate) fn client(connect_timeout: Duration, http2: bool, max_idle: usize) -> UpstreamClient {
     if !http2 {
-        return UpstreamClient::Http1(crate::upstream::pool::Http1Pool::new(connect_timeout));
+        return UpstreamClient::Http1(crate::upstream::pool::Http1Pool::new(
+            connect_timeout,
+            max_idle,
+        ));
     }
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
@@ -44,6 +52,7 @@ pub(crate) fn client(connect_timeout: Duration, http2: bool) -> UpstreamClient {
     UpstreamClient::Http2(Box::new(
         Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(max_idle)
             .http2_only(true)
             // The same response-head limit as corsgate's own exchange.
             .http2_max_header_list_size(crate::upstream::exchange::MAX_HEAD_BYTES as u32)
@@ -162,7 +171,7 @@ async fn forward_direct(
         headers: req.fields(),
         forwarded: fwd,
     };
-    let idle = pool.direct_idle(authority);
+    let idle = pool.idle(authority);
     let started = std::time::Instant::now();
     // The exchange keeps its own timer per upstream connection (cheaper
     // than a timer per request); it ends with `Timeout` at the deadline.

@@ -7,7 +7,12 @@
 //! exchange is finished (`is_ready`); a sender goes back to the pool as soon
 //! as the response headers arrive and becomes ready again when the body has
 //! been read. Connections that close are dropped on the next scan.
+//!
+//! Each upstream authority has one [`Idle`] holding both these connections
+//! and those of corsgate's own exchange, and the rule's
+//! `maxIdleConnections` bounds the two together.
 
+use crate::upstream::exchange::Idle;
 use crate::Body;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -15,9 +20,6 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Idle connections kept per upstream authority.
-const MAX_IDLE_PER_UPSTREAM: usize = 512;
 
 /// Why a request could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -33,20 +35,19 @@ pub(crate) enum PoolError {
 /// HTTP/1.1 connections per upstream authority (`host:port`).
 pub(crate) struct Http1Pool {
     connect_timeout: Duration,
-    idle: Mutex<HashMap<String, Vec<SendRequest<Body>>, foldhash::fast::RandomState>>,
-    /// Idle connections of corsgate's own exchange (`exchange`), per
-    /// authority; each list is shared with the response bodies that park
-    /// their connection in it.
-    direct:
-        Mutex<HashMap<String, Arc<crate::upstream::exchange::Idle>, foldhash::fast::RandomState>>,
+    /// Connections kept per authority (`maxIdleConnections`).
+    max_idle: usize,
+    /// The kept connections, per authority; each list is shared with the
+    /// exchange's response bodies that park their connection in it.
+    idle: Mutex<HashMap<String, Arc<Idle>, foldhash::fast::RandomState>>,
 }
 
 impl Http1Pool {
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
+    pub(crate) fn new(connect_timeout: Duration, max_idle: usize) -> Self {
         Http1Pool {
             connect_timeout,
+            max_idle,
             idle: Mutex::default(),
-            direct: Mutex::default(),
         }
     }
 
@@ -55,33 +56,16 @@ impl Http1Pool {
         self.connect_timeout
     }
 
-    /// The idle list of corsgate's own exchange for `authority`.
-    pub(crate) fn direct_idle(&self, authority: &str) -> Arc<crate::upstream::exchange::Idle> {
-        let mut direct = self.direct.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(idle) = direct.get(authority) {
-            return Arc::clone(idle);
-        }
-        Arc::clone(direct.entry(authority.to_owned()).or_default())
-    }
-
-    /// Take a ready connection to `authority`, dropping closed ones.
-    fn checkout(&self, authority: &str) -> Option<SendRequest<Body>> {
+    /// The kept connections to `authority`.
+    pub(crate) fn idle(&self, authority: &str) -> Arc<Idle> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(authority)?;
-        list.retain(|s| !s.is_closed());
-        let i = list.iter().position(SendRequest::is_ready)?;
-        Some(list.swap_remove(i))
-    }
-
-    fn checkin(&self, authority: &str, sender: SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
+        if let Some(list) = idle.get(authority) {
+            return Arc::clone(list);
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(authority.to_owned()).or_default();
-        if list.len() < MAX_IDLE_PER_UPSTREAM {
-            list.push(sender);
-        }
+        Arc::clone(
+            idle.entry(authority.to_owned())
+                .or_insert_with(|| Arc::new(Idle::new(self.max_idle))),
+        )
     }
 
     async fn connect(&self, authority: &str) -> Result<SendRequest<Body>, PoolError> {
@@ -113,7 +97,8 @@ impl Http1Pool {
         authority: &str,
         req: http::Request<Body>,
     ) -> Result<http::Response<Incoming>, PoolError> {
-        let (mut sender, pooled) = match self.checkout(authority) {
+        let idle = self.idle(authority);
+        let (mut sender, pooled) = match idle.take_sender() {
             Some(s) => (s, true),
             None => (self.connect(authority).await?, false),
         };
@@ -133,7 +118,7 @@ impl Http1Pool {
         };
         // Upgraded connections are consumed by the tunnel; never pool them.
         if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-            self.checkin(authority, sender);
+            idle.put_sender(sender);
         }
         Ok(resp)
     }

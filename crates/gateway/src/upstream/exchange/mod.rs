@@ -28,6 +28,7 @@ use corsgate_policy::RequestFields;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
 use http::{Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -64,8 +65,6 @@ pub(super) const MAX_CHUNK_LINE: usize = 4096;
 pub(super) const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// Read granularity.
 pub(super) const READ_CHUNK: usize = 16 * 1024;
-/// Idle connections kept per upstream authority.
-pub(super) const MAX_IDLE: usize = 512;
 
 /// Why an exchange failed before a response head was available.
 #[derive(Debug, thiserror::Error)]
@@ -104,15 +103,41 @@ pub(crate) struct Conn {
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
-/// The idle connections to one upstream authority.
-#[derive(Default)]
+/// The connections kept open to one upstream authority between requests:
+/// the exchange's own, and hyper's HTTP/1.1 client connections ([`pool`],
+/// for bodies and upgrades). `limit` (the rule's `maxIdleConnections`)
+/// bounds both lists together; a connection finished when they are full is
+/// closed instead of kept.
+///
+/// [`pool`]: crate::upstream::pool
 pub(crate) struct Idle {
+    limit: usize,
+    lists: Mutex<Lists>,
+}
+
+#[derive(Default)]
+struct Lists {
     // Boxed: connections move between the pool and requests as pointers.
     #[allow(clippy::vec_box)]
-    conns: Mutex<Vec<Box<Conn>>>,
+    conns: Vec<Box<Conn>>,
+    /// hyper's client connections, kept from the response head on (a
+    /// sender becomes ready again once its body has been read).
+    senders: Vec<SendRequest<crate::Body>>,
 }
 
 impl Idle {
+    /// An empty list keeping at most `limit` connections.
+    pub(crate) fn new(limit: usize) -> Self {
+        Idle {
+            limit,
+            lists: Mutex::default(),
+        }
+    }
+
+    fn lists(&self) -> std::sync::MutexGuard<'_, Lists> {
+        self.lists.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Take an idle connection that has shown no sign of life since it was
     /// parked: data or a FIN arriving on an idle HTTP/1.1 connection means
     /// the upstream closed it (or broke framing), so it is dropped. The
@@ -121,9 +146,9 @@ impl Idle {
     /// after one that filled the buffer); then one non-blocking read tells:
     /// "would block" proves the connection idle.
     fn take(&self) -> Option<Box<Conn>> {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lists = self.lists();
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        while let Some(conn) = conns.pop() {
+        while let Some(conn) = lists.conns.pop() {
             match conn.stream.poll_read_ready(&mut cx) {
                 Poll::Pending => return Some(conn),
                 Poll::Ready(Ok(())) => {
@@ -141,10 +166,40 @@ impl Idle {
     }
 
     fn put(&self, conn: Box<Conn>) {
-        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        if conns.len() < MAX_IDLE {
-            conns.push(conn);
+        let mut lists = self.lists();
+        if lists.has_room(self.limit) {
+            lists.conns.push(conn);
         }
+    }
+
+    /// Take a ready hyper client connection, dropping closed ones.
+    pub(crate) fn take_sender(&self) -> Option<SendRequest<crate::Body>> {
+        let mut lists = self.lists();
+        lists.senders.retain(|s| !s.is_closed());
+        let i = lists.senders.iter().position(SendRequest::is_ready)?;
+        Some(lists.senders.swap_remove(i))
+    }
+
+    /// Keep a hyper client connection, unless it is closed or the lists
+    /// are full (then it is dropped, and hyper closes it once its response
+    /// has been read).
+    pub(crate) fn put_sender(&self, sender: SendRequest<crate::Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut lists = self.lists();
+        if !lists.has_room(self.limit) {
+            lists.senders.retain(|s| !s.is_closed());
+        }
+        if lists.has_room(self.limit) {
+            lists.senders.push(sender);
+        }
+    }
+}
+
+impl Lists {
+    fn has_room(&self, limit: usize) -> bool {
+        self.conns.len() + self.senders.len() < limit
     }
 }
 
