@@ -17,6 +17,8 @@ echo "== build and fleet prerequisites"
 prereq=()
 command -v protoc >/dev/null || prereq+=(protobuf-compiler)
 command -v etcd >/dev/null || prereq+=(etcd-server)
+# A gateway test reads its listeners' accept-queue depth with ss.
+command -v ss >/dev/null || prereq+=(iproute2)
 if [ "${#prereq[@]}" -gt 0 ]; then
   echo "installing ${prereq[*]}"
   as_root apt-get update -qq

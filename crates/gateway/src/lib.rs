@@ -25,7 +25,7 @@ mod runtime;
 pub mod tls;
 mod upstream;
 
-pub use runtime::{start, ReloadError, ReloadReport, Running};
+pub use runtime::{start, ReloadError, ReloadReport, Running, LISTEN_BACKLOG};
 
 /// The response body type of every gateway response.
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;

@@ -143,12 +143,10 @@ impl Running {
                     l.slot
                 }
                 None => {
-                    let listener = TcpListener::bind(&vs.listen).await.map_err(|source| {
-                        ReloadError::Bind {
-                            vservice: vs.name.clone(),
-                            listen: vs.listen.clone(),
-                            source,
-                        }
+                    let listener = bind(&vs.listen).await.map_err(|source| ReloadError::Bind {
+                        vservice: vs.name.clone(),
+                        listen: vs.listen.clone(),
+                        source,
                     })?;
                     let slot = next_slot;
                     next_slot += 1;
@@ -304,4 +302,39 @@ pub async fn start(loaded: &Loaded) -> std::io::Result<Running> {
     };
     running.reload(loaded).await?;
     Ok(running)
+}
+
+/// The accept queue a listener asks the kernel for; Linux caps it at
+/// `net.core.somaxconn` (4096 by default since 5.4). std's and tokio's
+/// `bind` ask for 128: a burst of new connections then overflows the
+/// queue and each connect that overflows waits for the SYN retransmission
+/// (1 s), which nginx (511 or more) does not suffer.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind `listen` (`host:port`) with [`LISTEN_BACKLOG`] and `SO_REUSEADDR`
+/// (as std's `bind` sets it on Unix: a restart does not wait for
+/// connections in TIME_WAIT).
+pub(crate) async fn bind(listen: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(listen).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{listen}: no address"),
+        )
+    }))
 }

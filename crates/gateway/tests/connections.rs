@@ -260,3 +260,33 @@ async fn connections_past_the_cap_are_closed_at_once() {
     );
     gw.shutdown_within(Duration::from_millis(500)).await;
 }
+
+/// The accept queue is asked for `LISTEN_BACKLOG` (capped by the kernel's
+/// `somaxconn`), not std's 128: a burst of connects must not overflow it
+/// into one-second SYN retransmissions. Read with `ss` (iproute2): for a
+/// listening socket its Send-Q column is the backlog.
+#[tokio::test]
+async fn listeners_ask_for_a_deep_accept_queue() {
+    let gw = gateway(backend().await, "{}").await;
+    let port = gw.addr("v").unwrap().port();
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (Debian package iproute2; scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket on {port} in {text:?}"));
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    assert_eq!(
+        backlog,
+        corsgate_gateway::LISTEN_BACKLOG.min(somaxconn),
+        "{text}"
+    );
+    assert!(backlog > 128, "std's default backlog: {text}");
+}
