@@ -126,6 +126,31 @@ enum Next {
     Refused(ClientRequest),
 }
 
+/// Read what the client sent into `buf`. Before its first bytes a
+/// connection has no read buffer: they are read on the stack and copied,
+/// so that an idle connection, which may never send anything, holds no
+/// buffer (docs/performance.md, "Idle TLS connections"). The stack array
+/// is part of every connection task's state, so it is kept small: a
+/// longer first head takes one more read. Cancel-safe, as `read` is.
+async fn read_some<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buf: &mut BytesMut,
+    first: bool,
+) -> io::Result<usize> {
+    if first {
+        let mut start = [0u8; 512];
+        let n = io.read(&mut start).await?;
+        if n > 0 {
+            // The capacity a busy connection settles on, as before the
+            // first byte was waited for without a buffer.
+            buf.reserve(8 * 1024);
+            buf.extend_from_slice(&start[..n]);
+        }
+        return Ok(n);
+    }
+    io.read_buf(buf).await
+}
+
 /// Serve requests on `io` until the connection ends or a request needs
 /// hyper. `service` is the gateway's handler; `stop` fires on shutdown,
 /// after which the request in progress finishes with `Connection: close`.
@@ -140,8 +165,11 @@ where
     F: FnMut(ClientRequest) -> Fut,
     Fut: Future<Output = Reply>,
 {
-    let mut buf = BytesMut::with_capacity(8 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    // No buffer until the client sends something: an idle connection holds
+    // none (see `read_some`); the response buffer grows on first use.
+    let mut buf = BytesMut::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut sent_nothing_yet = true;
     let mut names = NameCache::default();
     // One wait for the stop, registered once for the connection's life
     // rather than once per request. It is polled only while the connection
@@ -192,7 +220,9 @@ where
                     }
                 }
             }
-            buf.reserve(4 * 1024);
+            if !sent_nothing_yet {
+                buf.reserve(4 * 1024);
+            }
             let idle = buf.is_empty();
             let woken = std::future::poll_fn(|cx| {
                 // Only an idle connection closes on stop; a request half
@@ -219,7 +249,7 @@ where
             });
             let n = tokio::select! {
                 biased;
-                n = io.read_buf(&mut buf) => n?,
+                n = read_some(io, &mut buf, sent_nothing_yet) => n?,
                 wake = woken => match wake {
                     Wake::Stop => return Ok(Ended::Closed),
                     Wake::Timer => {
@@ -241,6 +271,7 @@ where
                 // does.
                 return Ok(Ended::Closed);
             }
+            sent_nothing_yet = false;
         };
         let (request, close, trailers) = match next {
             Next::Request(Head {
