@@ -12,7 +12,7 @@
 use crate::error::{Errors, RouteErrorId as E};
 use crate::host::HostPattern;
 use crate::index::RuleIndex;
-use crate::path::not_a_request_path;
+use crate::path::{not_a_request_path, not_normal};
 use crate::rule::CompiledRule;
 use crate::vservice::CompiledVService;
 use corsgate_config::{ConfigErrors, Loaded, VService};
@@ -174,6 +174,8 @@ fn compile_vservice(
     let mut path_cors = Vec::new();
     for (pi, pc) in vs.path_cors.iter().enumerate() {
         if let Some(why) = not_a_request_path(&pc.prefix) {
+            errors.push(format!("{at}.pathCors[{pi}].prefix"), E::InvalidPath, why);
+        } else if let Some(why) = not_normal(&pc.prefix) {
             errors.push(format!("{at}.pathCors[{pi}].prefix"), E::InvalidPath, why);
         }
         if let Some(p) = b.get(errors, format!("{at}.pathCors[{pi}].cors"), &pc.cors) {

@@ -10,7 +10,7 @@ use crate::compile::{host_pattern, hosts, Bindings};
 use crate::error::{Errors, RouteErrorId as E};
 use crate::headers::HeaderChanges;
 use crate::host::HostPattern;
-use crate::path::{not_a_request_path, PathChange};
+use crate::path::{not_a_request_path, not_normal, PathChange};
 use crate::redirect::RedirectTarget;
 use crate::rule::{CompiledRule, HeaderCond, PathCond, QueryCond};
 use corsgate_config::{Direct, Forward, HeaderEdits, PathMatch, PathRewrite, Redirect, Rule};
@@ -92,6 +92,8 @@ fn path_cond(errors: &mut Errors<'_>, at: &str, p: &PathMatch) -> Option<PathCon
     };
     for (field, p) in [("exact", &p.exact), ("prefix", &p.prefix)] {
         if let Some(why) = p.as_deref().and_then(not_a_request_path) {
+            errors.push(format!("{at}.{field}"), E::InvalidPath, why);
+        } else if let Some(why) = p.as_deref().and_then(not_normal) {
             errors.push(format!("{at}.{field}"), E::InvalidPath, why);
         }
     }

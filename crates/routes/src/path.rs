@@ -63,6 +63,65 @@ pub(crate) fn not_a_request_path(p: &str) -> Option<&'static str> {
     }
 }
 
+/// Why a path condition (`exact`, `prefix`, a `pathCors` prefix) could
+/// never match, or `None`: requests are routed on their normalised path
+/// (RFC 3986 §6, docs/security.md), so a condition that is not in that form
+/// would silently match nothing.
+pub(crate) fn not_normal(p: &str) -> Option<String> {
+    if p.contains("//") {
+        return Some(format!(
+            "{p:?} never matches: repeated slashes are merged before routing; write {:?}",
+            merge_slashes(p)
+        ));
+    }
+    if p.split('/').any(|s| s == "." || s == "..") {
+        return Some(format!(
+            "{p:?} never matches: dot segments are removed before routing; write the path they stand for"
+        ));
+    }
+    let b = p.as_bytes();
+    for i in 0..b.len() {
+        if b[i] != b'%' {
+            continue;
+        }
+        let (Some(&h), Some(&l)) = (b.get(i + 1), b.get(i + 2)) else {
+            continue;
+        };
+        let (Some(hv), Some(lv)) = (hex(h), hex(l)) else {
+            continue;
+        };
+        let c = hv << 4 | lv;
+        if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+            return Some(format!(
+                "{p:?} never matches: %{}{} is decoded to {:?} before routing; write it decoded",
+                h as char, l as char, c as char
+            ));
+        }
+        if h.is_ascii_lowercase() || l.is_ascii_lowercase() {
+            return Some(format!(
+                "{p:?} never matches: escapes are upper-cased before routing; write %{}{}",
+                h.to_ascii_uppercase() as char,
+                l.to_ascii_uppercase() as char
+            ));
+        }
+    }
+    None
+}
+
+fn merge_slashes(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

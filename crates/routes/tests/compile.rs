@@ -213,6 +213,36 @@ fn every_refusal_has_its_id_and_location() {
             5,
             35,
         ),
+        // Requests are routed on their normalised path: a condition not in
+        // that form would match nothing.
+        (
+            r#"{ match: { path: { prefix: "/a//b" } }, direct: { status: 200 } }"#,
+            "vservices[0].rules[0].match.path.prefix",
+            "invalid-path",
+            5,
+            36,
+        ),
+        (
+            r#"{ match: { path: { exact: "/a/../b" } }, direct: { status: 200 } }"#,
+            "vservices[0].rules[0].match.path.exact",
+            "invalid-path",
+            5,
+            35,
+        ),
+        (
+            r#"{ match: { path: { prefix: "/%69nternal" } }, direct: { status: 200 } }"#,
+            "vservices[0].rules[0].match.path.prefix",
+            "invalid-path",
+            5,
+            36,
+        ),
+        (
+            r#"{ match: { path: { prefix: "/caf%c3%a9" } }, direct: { status: 200 } }"#,
+            "vservices[0].rules[0].match.path.prefix",
+            "invalid-path",
+            5,
+            36,
+        ),
         (
             r#"{ match: { hosts: ["api.example.com:8080"] }, direct: { status: 200 } }"#,
             "vservices[0].rules[0].match.hosts[0]",
