@@ -38,6 +38,23 @@ pub async fn connect(admin: &corsgate_config::Admin) -> Result<EtcdStore, String
     Ok(store)
 }
 
+/// Another handle on `store`'s connection (etcd's client multiplexes its
+/// calls on one channel), signing as `admin` says. Each handle keeps its
+/// own verified chain ([`EtcdStore::get`]), so the follower, the admin API
+/// and the fleet listing share no lock, only the connection.
+pub fn another(store: &EtcdStore, admin: &corsgate_config::Admin) -> Result<EtcdStore, String> {
+    let prefix = admin
+        .store
+        .as_ref()
+        .and_then(|s| s.etcd.as_ref())
+        .map_or("/corsgate/", |e| e.prefix.as_str());
+    let mut handle = EtcdStore::new(store.client().clone(), prefix);
+    if let Some((signer, previous)) = signer(admin)? {
+        handle.sign_with(signer, previous);
+    }
+    Ok(handle)
+}
+
 /// Connect to the store `admin.store.etcd` names, without a signing key.
 pub async fn connect_unsigned(admin: &corsgate_config::Admin) -> Result<EtcdStore, String> {
     let settings = admin

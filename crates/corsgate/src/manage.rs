@@ -306,26 +306,23 @@ async fn fleet_parts(
 ) -> Result<FleetParts, String> {
     let settings = admin.store.as_ref().and_then(|s| s.etcd.as_ref());
     let ttl = settings.map_or(10, |e| e.lease_seconds as i64);
-    let registration = crate::fleet_status::spawn_registration(
-        &crate::fleet_store::connect(admin).await?,
-        status.clone(),
-        ttl,
-        stop,
-    );
+    // One connection to etcd for the whole instance, four handles on it.
+    let first = crate::fleet_store::connect(admin).await?;
+    let registration = crate::fleet_status::spawn_registration(&first, status.clone(), ttl, stop);
     crate::fleet_sync::spawn(
-        crate::fleet_store::connect(admin).await?,
+        crate::fleet_store::another(&first, admin)?,
         data_dir.to_path_buf(),
         activate.clone(),
         status.clone(),
         metrics.clone(),
     );
     let backend = Arc::new(Mutex::new(crate::fleet_store::EtcdBackend {
-        store: crate::fleet_store::connect(admin).await?,
+        store: crate::fleet_store::another(&first, admin)?,
         runtime: tokio::runtime::Handle::current(),
         applied: status.clone(),
     }));
     let fleet = Arc::new(crate::fleet_status::EtcdFleet {
-        store: crate::fleet_store::connect(admin).await?,
+        store: first,
         runtime: tokio::runtime::Handle::current(),
         status,
     });
