@@ -4,30 +4,8 @@
 
 use super::*;
 
-/// How the response body is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
-    /// This many bytes remain.
-    Length(u64),
-    /// Chunked transfer coding, at this step.
-    Chunked(Chunk),
-    /// Until the upstream closes the connection.
-    Close,
-    /// Complete.
-    Done,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside chunk data, this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after chunk data.
-    DataEnd,
-    /// After the last chunk: trailer fields until an empty line.
-    Trailers,
-}
+use corsgate_http1::Decoded;
+pub(super) use corsgate_http1::{Chunk, Framing};
 
 /// The response body, read from the upstream connection as it is polled.
 pub(crate) struct UpstreamBody {
@@ -83,104 +61,27 @@ impl UpstreamBody {
         Poll::Ready(Ok(n > 0))
     }
 
-    /// Decode what is buffered: `Some(Some(data))`, `Some(None)` at the end
-    /// of the body, `None` when more input is needed.
+    /// Decode what is buffered (the framing itself is corsgate-http1's):
+    /// `Some(Some(data))`, `Some(None)` at the end of the body, `None` when
+    /// more input is needed.
     fn step(&mut self) -> Result<Option<Option<Frame<Bytes>>>, BoxError> {
-        loop {
-            let Some(conn) = self.conn.as_mut() else {
-                return Ok(Some(None));
-            };
-            let buf = &mut conn.read;
-            match self.framing {
-                Framing::Done => return Ok(Some(None)),
-                Framing::Length(0) => {
-                    self.finish();
-                    return Ok(Some(None));
-                }
-                Framing::Length(left) => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let data = buf.split_to(take).freeze();
-                    self.framing = Framing::Length(left - take as u64);
-                    if self.framing == Framing::Length(0) {
-                        self.finish();
-                    }
-                    return Ok(Some(Some(Frame::data(data))));
-                }
-                Framing::Close => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    return Ok(Some(Some(Frame::data(buf.split().freeze()))));
-                }
-                Framing::Chunked(Chunk::Size) => {
-                    let Some(end) = find_crlf(buf) else {
-                        return if buf.len() > MAX_CHUNK_LINE {
-                            Err(invalid("chunk-size line too long"))
-                        } else {
-                            Ok(None)
-                        };
-                    };
-                    let size = chunk_size(&buf[..end]).ok_or_else(|| invalid("bad chunk size"))?;
-                    buf.advance(end + 2);
-                    self.framing = Framing::Chunked(if size == 0 {
-                        Chunk::Trailers
-                    } else {
-                        Chunk::Data(size)
-                    });
-                }
-                Framing::Chunked(Chunk::Data(left)) => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let data = buf.split_to(take).freeze();
-                    let left = left - take as u64;
-                    self.framing = Framing::Chunked(if left == 0 {
-                        Chunk::DataEnd
-                    } else {
-                        Chunk::Data(left)
-                    });
-                    return Ok(Some(Some(Frame::data(data))));
-                }
-                Framing::Chunked(Chunk::DataEnd) => {
-                    if buf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(invalid("chunk data not followed by CRLF"));
-                    }
-                    buf.advance(2);
-                    self.framing = Framing::Chunked(Chunk::Size);
-                }
-                Framing::Chunked(Chunk::Trailers) => {
-                    if buf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if buf.starts_with(b"\r\n") {
-                        buf.advance(2);
-                        self.finish();
-                        return Ok(Some(None));
-                    }
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        return if buf.len() > MAX_TRAILER_BYTES {
-                            Err(invalid("chunked trailer too large"))
-                        } else {
-                            Ok(None)
-                        };
-                    };
-                    if end + 4 > MAX_TRAILER_BYTES {
-                        return Err(invalid("chunked trailer too large"));
-                    }
-                    let block = buf.split_to(end + 4);
-                    let trailers = parse_trailers(&block)?;
-                    self.finish();
-                    return Ok(Some(Some(Frame::trailers(trailers))));
-                }
-            }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Some(None));
+        };
+        let decoded = self
+            .framing
+            .decode(&mut conn.read)
+            .map_err(|e| invalid(e.what()))?;
+        let frame = match decoded {
+            None => return Ok(None),
+            Some(Decoded::Data(data)) => Some(Frame::data(data)),
+            Some(Decoded::Trailers(block)) => Some(Frame::trailers(parse_trailers(&block)?)),
+            Some(Decoded::End) => None,
+        };
+        if self.framing.is_done() {
+            self.finish();
         }
+        Ok(Some(frame))
     }
 }
 
@@ -204,25 +105,6 @@ pub(super) fn parse_trailers(block: &[u8]) -> Result<HeaderMap, BoxError> {
         out.append(name, value);
     }
     Ok(out)
-}
-
-pub(super) fn find_crlf(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
-}
-
-/// `chunk-size [ chunk-ext ]`: 1-16 hex digits, then nothing, or optional
-/// whitespace and `;` extensions (ignored).
-pub(super) fn chunk_size(line: &[u8]) -> Option<u64> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > 16 {
-        return None;
-    }
-    let rest = line[digits..].trim_ascii_start();
-    if !(rest.is_empty() || rest.starts_with(b";")) {
-        return None;
-    }
-    let hex = std::str::from_utf8(&line[..digits]).ok()?;
-    u64::from_str_radix(hex, 16).ok()
 }
 
 impl Body for UpstreamBody {
@@ -267,38 +149,6 @@ impl Body for UpstreamBody {
             Framing::Length(n) => SizeHint::with_exact(n),
             Framing::Done => SizeHint::with_exact(0),
             _ => SizeHint::default(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunk_size_lines() {
-        let table: &[(&[u8], Option<u64>)] = &[
-            (b"0", Some(0)),
-            (b"a", Some(10)),
-            (b"FF", Some(255)),
-            (b"1f;name=value", Some(31)),
-            (b"1f ; ext", Some(31)),
-            (b"ffffffffffffffff", Some(u64::MAX)),
-            (b"10000000000000000", None),
-            (b"", None),
-            (b";ext", None),
-            (b"-1", None),
-            (b"1 2", None),
-            (b"0x1", None),
-            (b"g", None),
-        ];
-        for (line, want) in table {
-            assert_eq!(
-                chunk_size(line),
-                *want,
-                "{:?}",
-                String::from_utf8_lossy(line)
-            );
         }
     }
 }

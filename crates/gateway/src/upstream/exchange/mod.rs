@@ -59,10 +59,6 @@ pub(crate) fn fields_too_large<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [
 pub(super) const HEAD_BUFFER: usize = MAX_HEAD_BYTES + 4 * 1024;
 /// Most fields accepted in one response head.
 pub(super) const MAX_FIELDS: usize = 128;
-/// Longest chunk-size line accepted (with extensions).
-pub(super) const MAX_CHUNK_LINE: usize = 4096;
-/// Most bytes of chunked trailer fields accepted.
-pub(super) const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// Read granularity.
 pub(super) const READ_CHUNK: usize = 16 * 1024;
 
