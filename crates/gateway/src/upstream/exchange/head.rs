@@ -5,49 +5,17 @@
 use super::body::{Chunk, Framing};
 use super::*;
 
-/// A parsed response head; its fields are in [`Conn::fields`].
-pub(super) struct ParsedHead {
-    pub(super) status: u16,
-    pub(super) http10: bool,
-    pub(super) len: usize,
-}
+/// A parsed response head (corsgate-http1); its fields are in
+/// [`Conn::fields`].
+pub(super) use corsgate_http1::ResponseHead as ParsedHead;
 
-/// Parse a complete head at the front of `buf`, if there is one, recording
-/// its fields in `fields`.
+/// Parse a complete head at the front of `buf`, if there is one,
+/// recording its fields in `fields`.
 pub(super) fn parse_head(
     buf: &[u8],
     fields: &mut Vec<[u32; 4]>,
 ) -> Result<Option<ParsedHead>, ExchangeError> {
-    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
-    let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, buf, &mut raw)
-    {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(ExchangeError::Invalid("too many response header fields"))
-        }
-        Err(_) => return Err(ExchangeError::Invalid("malformed response head")),
-    };
-    if fields_too_large(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value))) {
-        return Err(ExchangeError::Invalid("response head too large"));
-    }
-    // The buffer holds at most HEAD_BUFFER + READ_CHUNK bytes when a head
-    // is parsed, so offsets fit in u32.
-    let base = buf.as_ptr() as usize;
-    let offset = |p: *const u8| (p as usize - base) as u32;
-    fields.clear();
-    for h in resp.headers.iter() {
-        let n = offset(h.name.as_ptr());
-        let v = offset(h.value.as_ptr());
-        fields.push([n, n + h.name.len() as u32, v, v + h.value.len() as u32]);
-    }
-    Ok(Some(ParsedHead {
-        status: resp.code.unwrap_or(0),
-        http10: resp.version == Some(0),
-        len,
-    }))
+    corsgate_http1::parse_response_head(buf, fields).map_err(|e| ExchangeError::Invalid(e.what()))
 }
 
 /// Read until a final (non-1xx) response head is complete. Interim 1xx

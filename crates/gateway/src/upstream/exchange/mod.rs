@@ -43,22 +43,13 @@ pub(crate) use body::UpstreamBody;
 pub(crate) use head::{content_length, UpstreamResponse};
 use head::{read_head, response};
 
-/// Largest upstream response head accepted, on every upstream path: its
-/// fields counted as a request's are against `limits.maxHeaderBytes` (name,
-/// value and 4 bytes a line; [`fields_too_large`]). A larger head is a 502.
-pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// Are these response fields over [`MAX_HEAD_BYTES`]? Both upstream paths
-/// ask this of every response head.
-pub(crate) fn fields_too_large<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> bool {
-    fields.map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() > MAX_HEAD_BYTES
-}
+/// Largest upstream response head accepted, on every upstream path
+/// (corsgate-http1); a larger head is a 502.
+pub(crate) use corsgate_http1::{fields_too_large, MAX_HEAD_BYTES};
 
 /// Most bytes buffered for an incomplete response head: the field limit,
 /// plus room for the status line and the line ends the count leaves out.
 pub(super) const HEAD_BUFFER: usize = MAX_HEAD_BYTES + 4 * 1024;
-/// Most fields accepted in one response head.
-pub(super) const MAX_FIELDS: usize = 128;
 /// Read granularity.
 pub(super) const READ_CHUNK: usize = 16 * 1024;
 
