@@ -190,7 +190,7 @@ fn find_crlf(buf: &[u8]) -> Option<usize> {
 }
 
 /// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1): 1-16 hex digits, then
-/// nothing, or optional whitespace and `;` extensions (ignored). `None`
+/// nothing, or optional SP/HTAB and `;` extensions (ignored). `None`
 /// for anything else: a sign, `0x`, more than 16 digits (which would
 /// overflow), a bare LF left in the line.
 #[inline]
@@ -199,7 +199,14 @@ pub fn chunk_size(line: &[u8]) -> Option<u64> {
     if digits == 0 || digits > 16 {
         return None;
     }
-    let rest = line[digits..].trim_ascii_start();
+    // Only BWS (SP, HTAB) may come before an extension (RFC 9112 §7.1.1):
+    // other ASCII whitespace (form feed, vertical tab) is not whitespace
+    // to HTTP, and httparse refuses it too.
+    let rest = &line[digits..];
+    let rest = &rest[rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count()..];
     if !(rest.is_empty() || rest.starts_with(b";")) {
         return None;
     }
@@ -227,6 +234,10 @@ mod tests {
             (b"1 2", None),
             (b"0x1", None),
             (b"g", None),
+            (b"1\t;x", Some(1)),
+            // Form feed and vertical tab are ASCII whitespace, not HTTP's.
+            (b"0\x0c;", None),
+            (b"0\x0b;x", None),
         ];
         for (line, want) in table {
             assert_eq!(
