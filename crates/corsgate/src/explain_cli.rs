@@ -3,7 +3,7 @@
 //! Exit status 0 when the browser lets the script read the response, 1
 //! when it blocks it (or the backend decides), 2 for bad input.
 
-use crate::{Credentials, DEFAULT_CONFIG};
+use crate::Credentials;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,22 +36,9 @@ pub fn run(args: ExplainArgs) -> ExitCode {
         credentials,
         json,
     } = args;
-    let (text, name) = match &config {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => (t, p.display().to_string()),
-            Err(e) => {
-                eprintln!("{}: cannot read: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => (DEFAULT_CONFIG.to_owned(), "<embedded default>".to_owned()),
-    };
-    let loaded = match corsgate_routes::load_str(&text, Some(&name)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    let (_, _, loaded) = match crate::load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
     let url = match url.parse::<http::Uri>() {
         Ok(u) => u,

@@ -6,6 +6,7 @@
 use corsgate_admin::{FleetSource, StoreLink};
 use corsgate_etcd::nodes::{classify, Failure, NodeRecord, Registration};
 use corsgate_etcd::EtcdStore;
+use corsgate_store::now;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,12 +27,6 @@ struct Link {
 
 /// Shared by everything that changes or reads the status.
 pub type Shared = Arc<Status>;
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
-}
 
 impl Status {
     /// An instance named `node`, reachable at `address`, serving

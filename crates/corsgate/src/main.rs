@@ -206,6 +206,31 @@ enum LogFormat {
     Json,
 }
 
+/// The configuration `--config` names, or the embedded demo: its text,
+/// its name for messages, and it loaded. An unreadable or invalid file is
+/// reported on stderr and is exit status 2.
+fn load_config(
+    config: Option<&std::path::Path>,
+) -> Result<(String, String, corsgate_config::Loaded), ExitCode> {
+    let (text, name) = match config {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => (t, path.display().to_string()),
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", path.display());
+                return Err(ExitCode::from(2));
+            }
+        },
+        None => (DEFAULT_CONFIG.to_owned(), "<embedded default>".to_owned()),
+    };
+    match corsgate_routes::load_str(&text, Some(&name)) {
+        Ok(l) => Ok((text, name, l)),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -3,7 +3,7 @@
 //! SIGINT or SIGTERM, taking file changes, SIGHUP and admin API changes
 //! as they come, and drain.
 
-use crate::{init_logs, manage, reload, LogFormat, DEFAULT_CONFIG};
+use crate::{init_logs, manage, reload, LogFormat};
 use corsgate_gateway::Running;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,22 +28,9 @@ pub struct RunArgs {
 /// when listening or the runtime fails, 0 after a clean shutdown.
 pub fn run(args: RunArgs) -> ExitCode {
     init_logs(args.log_format);
-    let (text, name) = match &args.config {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => (t, path.display().to_string()),
-            Err(e) => {
-                eprintln!("{}: cannot read: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => (DEFAULT_CONFIG.to_owned(), "<embedded default>".to_owned()),
-    };
-    let loaded = match corsgate_routes::load_str(&text, Some(&name)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    let (text, name, loaded) = match crate::load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
     reload::log_lints(&loaded.lints);
     let reloader = args

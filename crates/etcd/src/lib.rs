@@ -359,8 +359,4 @@ pub(crate) fn malformed(table: &'static str, row: i64) -> Tamper {
     }
 }
 
-pub(crate) fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
-}
+pub(crate) use corsgate_store::now;

@@ -8,7 +8,7 @@
 use crate::layout::{EntryRecord, Head};
 use crate::write::{audit_log, unchanged, ATTEMPTS};
 use crate::{now, ApplyError, EtcdStore};
-use corsgate_store::{Entry, PublicKey, Signer, Signing, Tamper};
+use corsgate_store::{Entry, PublicKey, Signer};
 use etcd_client::Txn;
 
 impl EtcdStore {
@@ -50,24 +50,8 @@ impl EtcdStore {
             if last_key.as_deref() == Some(id.as_str()) {
                 return Ok(None);
             }
-            let report = self.verify_with(None, None).await?;
-            let unsigned = report.signing == Signing::Unsigned;
-            let problems: Vec<&Tamper> = report
-                .problems
-                .iter()
-                .filter(|p| !(unsigned && matches!(p, Tamper::HeadNotSigned(..))))
-                .collect();
-            if let Some(problem) = problems.first() {
-                tracing::error!(problem = %problem, "the audit chain does not verify; no signing entry is added over it");
+            if !self.verify_with(None, None).await?.allows_signing_entry() {
                 return Ok(None);
-            }
-            if unsigned {
-                tracing::warn!(
-                    entries = report.entries,
-                    "the audit log has no signatures yet; signing from now on, covering the earlier entries \
-                     (if this store was signed before, its signatures were removed: check it with \
-                     `corsgate audit verify --expect-head`)"
-                );
             }
             let detail = serde_json::json!({
                 "keyId": id,

@@ -125,7 +125,8 @@ pub struct Store {
 /// A chain walk and what it was made against: `data_version`, the head.
 type Walked = (i64, Option<(i64, String)>, Report);
 
-fn now() -> String {
+/// The time now, RFC 3339 (UTC), as every store writes it.
+pub fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
@@ -253,24 +254,8 @@ impl Store {
         };
         // Never sign over a chain that does not verify: the new signature
         // would seem to vouch for what was changed.
-        let report = self.verify(None)?;
-        let unsigned = report.signing == Signing::Unsigned;
-        let problems: Vec<&Tamper> = report
-            .problems
-            .iter()
-            .filter(|p| !(unsigned && matches!(p, Tamper::HeadNotSigned(..))))
-            .collect();
-        if !problems.is_empty() {
-            tracing::error!(problem = %problems[0], "the audit chain does not verify; no signing entry is added over it");
+        if !self.verify(None)?.allows_signing_entry() {
             return Ok(None);
-        }
-        if unsigned {
-            tracing::warn!(
-                entries = report.entries,
-                "the audit log has no signatures yet; signing from now on, covering the earlier entries \
-                 (if this store was signed before, its signatures were removed: check it with \
-                 `corsgate audit verify --expect-head`)"
-            );
         }
         let detail = serde_json::json!({
             "keyId": id,

@@ -152,6 +152,33 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether a signing-key entry may be added over the chain this report
+    /// describes: never over one that does not verify, since the new
+    /// signature would seem to vouch for what was changed. An unsigned
+    /// chain's missing head signature is what the entry is about to fix,
+    /// so it does not count; it is logged, since it may mean signatures
+    /// were stripped. Both stores (SQLite, etcd) ask this.
+    pub fn allows_signing_entry(&self) -> bool {
+        let unsigned = self.signing == Signing::Unsigned;
+        let problem = self
+            .problems
+            .iter()
+            .find(|p| !(unsigned && matches!(p, Tamper::HeadNotSigned(..))));
+        if let Some(problem) = problem {
+            tracing::error!(problem = %problem, "the audit chain does not verify; no signing entry is added over it");
+            return false;
+        }
+        if unsigned {
+            tracing::warn!(
+                entries = self.entries,
+                "the audit log has no signatures yet; signing from now on, covering the earlier entries \
+                 (if this store was signed before, its signatures were removed: check it with \
+                 `corsgate audit verify --expect-head`)"
+            );
+        }
+        true
+    }
+
     /// Can `v` be served: its content matches its hash, and a trusted
     /// entry created it with that hash?
     pub fn version_problem(&self, v: &Version) -> Option<Tamper> {
