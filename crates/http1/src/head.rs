@@ -85,3 +85,74 @@ pub fn parse_response_head(
         len,
     }))
 }
+
+/// What the framing and connection fields of a response head say.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FramingFields {
+    /// A `Transfer-Encoding` line is present.
+    pub transfer_encoding: bool,
+    /// The last coding of the last `Transfer-Encoding` line is `chunked`.
+    pub chunked_last: bool,
+    /// The `Content-Length`, every line agreeing.
+    pub content_length: Option<u64>,
+    /// `Connection: close`.
+    pub close: bool,
+    /// `Connection: keep-alive`.
+    pub keep_alive: bool,
+    /// `Connection` names a field other than close/keep-alive.
+    pub names_fields: bool,
+}
+
+/// Sort a response head's fields (spans as [`parse_response_head`]
+/// records them): those to pass on, that is neither framing, nor
+/// hop-by-hop, nor named by `Connection`; and what the framing fields say.
+/// An invalid or conflicting `Content-Length` is refused by name
+/// (RFC 9112 §6.3 item 5: a proxy must not forward such a response).
+pub fn sort_response_fields(
+    head: &[u8],
+    spans: &[[u32; 4]],
+) -> Result<(Vec<[u32; 4]>, FramingFields), &'static str> {
+    let mut ff = FramingFields::default();
+    let mut kept = Vec::with_capacity(spans.len());
+    for &span in spans {
+        let [ns, ne, vs, ve] = span.map(|x| x as usize);
+        let (name, value) = (&head[ns..ne], &head[vs..ve]);
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            ff.transfer_encoding = true;
+            // Only the last coding decides; a later field line is later.
+            if let Some(last) = value.rsplit(|&b| b == b',').next() {
+                ff.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = crate::content_length(value).ok_or("invalid Content-Length")?;
+            if ff.content_length.is_some_and(|prev| prev != n) {
+                return Err("conflicting Content-Length");
+            }
+            ff.content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for t in crate::list_items(value) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    ff.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    ff.keep_alive = true;
+                } else {
+                    ff.names_fields = true;
+                }
+            }
+        } else if !crate::is_hop_by_hop_name(name) {
+            kept.push(span);
+        }
+    }
+    if ff.names_fields {
+        // Fields the upstream's Connection names are hop-by-hop too.
+        let named = |name: &[u8]| {
+            spans.iter().any(|&[ns, ne, vs, ve]| {
+                head[ns as usize..ne as usize].eq_ignore_ascii_case(b"connection")
+                    && crate::list_items(&head[vs as usize..ve as usize])
+                        .any(|t| t.eq_ignore_ascii_case(name))
+            })
+        };
+        kept.retain(|&[ns, ne, _, _]| !named(&head[ns as usize..ne as usize]));
+    }
+    Ok((kept, ff))
+}

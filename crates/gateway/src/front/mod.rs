@@ -14,7 +14,7 @@
 //! a request with `Content-Length` or `Transfer-Encoding` (so no request
 //! body is ever framed here, and request smuggling stays hyper's
 //! well-reviewed code), `Upgrade`, `Expect`, `CONNECT`, HTTP/1.0, the
-//! HTTP/2 preface, or a head with more than [`MAX_FIELDS`] fields. From
+//! HTTP/2 preface, or a head with more than [`corsgate_http1::MAX_REQUEST_FIELDS`] fields. From
 //! then on hyper serves the connection until it closes. What hyper would
 //! refuse with an answer of its own, without CORS — a head `httparse`
 //! rejects, or one over [`ClientLimits::max_head`] — the front refuses
@@ -31,7 +31,7 @@ use bytes::{Bytes, BytesMut};
 use http::Method;
 use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -167,139 +167,38 @@ where
 {
     // No buffer until the client sends something: an idle connection holds
     // none (see `read_some`); the response buffer grows on first use.
-    let mut buf = BytesMut::new();
+    let mut reading = Reading {
+        buf: BytesMut::new(),
+        sent_nothing_yet: true,
+        names: NameCache::default(),
+        clock: Deadlines::new(limits),
+    };
     let mut out: Vec<u8> = Vec::new();
-    let mut sent_nothing_yet = true;
-    let mut names = NameCache::default();
     // One wait for the stop, registered once for the connection's life
     // rather than once per request. It is polled only while the connection
     // is idle, and the connection ends as soon as it completes, so it is
     // never polled again after that.
     let mut stop_watch = stop.clone();
-    let mut stopped = pin!(async move {
+    let stopped = pin!(async move {
         let _ = stop_watch.changed().await;
     });
-    let mut clock = Deadlines::new(limits);
-    let mut timer = pin!(tokio::time::sleep_until(clock.armed.into()));
-    // The stop wait and the timer keep the waker of their last poll, and a
-    // connection task's waker does not change: each is polled once to
-    // register it (the timer again after it is moved), then checked by
-    // reading its state, a fraction of a poll's cost, on every later wait.
-    let mut stop_registered = false;
-    let mut timer_registered = false;
+    let timer = pin!(tokio::time::sleep_until(reading.clock.armed.into()));
+    let mut waits = Waits {
+        stop,
+        stopped,
+        timer,
+        stop_registered: false,
+        timer_registered: false,
+    };
     loop {
-        let next = loop {
-            if !buf.is_empty() {
-                match parse(&mut buf, &mut names) {
-                    Parsed::Complete(head) => {
-                        clock.head_since = None;
-                        break Next::Request(head);
-                    }
-                    Parsed::Foreign => return Ok(Ended::HandOff(buf.freeze())),
-                    Parsed::Bad(origins) => {
-                        break Next::Refused(ClientRequest::refused(BadRequest::Malformed, origins))
-                    }
-                    Parsed::Partial if buf.len() >= limits.max_head => {
-                        let deadline =
-                            clock.head_since.unwrap_or_else(Instant::now) + limits.header;
-                        let (reason, origins) = drain_oversized(io, &mut buf, deadline).await?;
-                        break Next::Refused(ClientRequest::refused(reason, origins));
-                    }
-                    Parsed::Partial => {
-                        if clock.head_since.is_none() {
-                            // A head arriving in pieces: the header timeout
-                            // runs from now, and may be due before the
-                            // timer.
-                            clock.head_since = Some(Instant::now());
-                            if clock.due() < clock.armed {
-                                clock.armed = clock.due();
-                                timer.as_mut().reset(clock.armed.into());
-                                timer_registered = false;
-                            }
-                        }
-                    }
-                }
-            }
-            if !sent_nothing_yet {
-                buf.reserve(4 * 1024);
-            }
-            let idle = buf.is_empty();
-            let woken = std::future::poll_fn(|cx| {
-                // Only an idle connection closes on stop; a request half
-                // read is completed and answered first.
-                if idle {
-                    if !stop_registered {
-                        stop_registered = true;
-                        if stopped.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Wake::Stop);
-                        }
-                    } else if !matches!(stop.has_changed(), Ok(false)) {
-                        return Poll::Ready(Wake::Stop);
-                    }
-                }
-                if !timer_registered {
-                    timer_registered = true;
-                    if timer.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Wake::Timer);
-                    }
-                } else if timer.is_elapsed() {
-                    return Poll::Ready(Wake::Timer);
-                }
-                Poll::Pending
-            });
-            let n = tokio::select! {
-                biased;
-                n = read_some(io, &mut buf, sent_nothing_yet) => n?,
-                wake = woken => match wake {
-                    Wake::Stop => return Ok(Ended::Closed),
-                    Wake::Timer => {
-                        let due = clock.due();
-                        if Instant::now() >= due {
-                            let waited = if idle { "idle" } else { "header" };
-                            tracing::debug!(timeout = waited, "client timed out; closing");
-                            return Ok(Ended::Closed);
-                        }
-                        clock.armed = due;
-                        timer.as_mut().reset(due.into());
-                        timer_registered = false;
-                        continue;
-                    }
-                },
-            };
-            if n == 0 {
-                // The client closed; a partial head is dropped, as hyper
-                // does.
-                return Ok(Ended::Closed);
-            }
-            sent_nothing_yet = false;
-        };
-        let (request, close, trailers) = match next {
-            Next::Request(Head {
-                request,
-                close,
-                trailers,
-            }) => (request, close, trailers),
-            Next::Refused(request) => (request, true, false),
+        let (request, close, trailers) = match reading.next(io, &mut waits).await? {
+            Ok(Next::Request(head)) => (head.request, head.close, head.trailers),
+            Ok(Next::Refused(request)) => (request, true, false),
+            Err(ended) => return Ok(ended),
         };
         let head_only = request.method() == Method::HEAD;
-        let mut call = pin!(service(request));
-        // While the handler works (waiting for the upstream), a client that
-        // closes its connection abandons the request: the handler is
-        // dropped, which drops the upstream exchange too, as hyper and
-        // nginx do. Bytes that arrive meanwhile are the next pipelined
-        // request; they are kept, up to a head's worth.
-        let response = loop {
-            buf.reserve(1024);
-            let room = buf.len() < limits.max_head;
-            tokio::select! {
-                biased;
-                response = &mut call => break response,
-                n = io.read_buf(&mut buf), if room => {
-                    if n? == 0 {
-                        return Ok(Ended::Closed);
-                    }
-                }
-            }
+        let Some(response) = call(io, &mut reading.buf, limits, service(request)).await? else {
+            return Ok(Ended::Closed);
         };
         let stopping = !matches!(stop.has_changed(), Ok(false));
         let keep = !close && !stopping;
@@ -319,7 +218,168 @@ where
         if !reusable || !keep {
             return Ok(Ended::Closed);
         }
-        clock.idle_since = Instant::now();
+        reading.clock.idle_since = Instant::now();
+    }
+}
+
+/// The reading side of a connection: what the client sent and not yet
+/// served, the names of its previous request, and its deadlines.
+struct Reading {
+    buf: BytesMut,
+    sent_nothing_yet: bool,
+    names: NameCache,
+    clock: Deadlines,
+}
+
+/// What a connection waits on besides its client: the gateway's stop and
+/// the connection's one timer.
+///
+/// Both keep the waker of their last poll, and a connection task's waker
+/// does not change: each is polled once to register it (the timer again
+/// after it is moved), then checked by reading its state, a fraction of a
+/// poll's cost, on every later wait.
+struct Waits<'a, S> {
+    stop: &'a watch::Receiver<Option<Duration>>,
+    stopped: Pin<&'a mut S>,
+    timer: Pin<&'a mut tokio::time::Sleep>,
+    stop_registered: bool,
+    timer_registered: bool,
+}
+
+impl<S: Future> Waits<'_, S> {
+    /// Ready when the gateway stops (only if `idle`: a request half read
+    /// is completed and answered first) or the timer fires.
+    fn poll_wake(&mut self, cx: &mut std::task::Context<'_>, idle: bool) -> Poll<Wake> {
+        if idle {
+            if !self.stop_registered {
+                self.stop_registered = true;
+                if self.stopped.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Stop);
+                }
+            } else if !matches!(self.stop.has_changed(), Ok(false)) {
+                return Poll::Ready(Wake::Stop);
+            }
+        }
+        if !self.timer_registered {
+            self.timer_registered = true;
+            if self.timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+        } else if self.timer.is_elapsed() {
+            return Poll::Ready(Wake::Timer);
+        }
+        Poll::Pending
+    }
+
+    /// Move the timer to `at`.
+    fn rearm(&mut self, at: Instant) {
+        self.timer.as_mut().reset(at.into());
+        self.timer_registered = false;
+    }
+}
+
+impl Reading {
+    /// Read until the next request head is complete or refused, or the
+    /// connection ends (`Err`: closed, timed out, stopped, or handed to
+    /// hyper).
+    async fn next<IO: AsyncRead + Unpin, S: Future>(
+        &mut self,
+        io: &mut IO,
+        waits: &mut Waits<'_, S>,
+    ) -> io::Result<Result<Next, Ended>> {
+        let limits = self.clock.timeouts;
+        loop {
+            if !self.buf.is_empty() {
+                match parse(&mut self.buf, &mut self.names) {
+                    Parsed::Complete(head) => {
+                        self.clock.head_since = None;
+                        return Ok(Ok(Next::Request(head)));
+                    }
+                    Parsed::Foreign => {
+                        let rest = std::mem::take(&mut self.buf).freeze();
+                        return Ok(Err(Ended::HandOff(rest)));
+                    }
+                    Parsed::Bad(origins) => {
+                        let refused = ClientRequest::refused(BadRequest::Malformed, origins);
+                        return Ok(Ok(Next::Refused(refused)));
+                    }
+                    Parsed::Partial if self.buf.len() >= limits.max_head => {
+                        let since = self.clock.head_since.unwrap_or_else(Instant::now);
+                        let (reason, origins) =
+                            drain_oversized(io, &mut self.buf, since + limits.header).await?;
+                        return Ok(Ok(Next::Refused(ClientRequest::refused(reason, origins))));
+                    }
+                    Parsed::Partial => {
+                        if self.clock.head_since.is_none() {
+                            // A head arriving in pieces: the header timeout
+                            // runs from now, and may be due before the
+                            // timer.
+                            self.clock.head_since = Some(Instant::now());
+                            if self.clock.due() < self.clock.armed {
+                                self.clock.armed = self.clock.due();
+                                waits.rearm(self.clock.armed);
+                            }
+                        }
+                    }
+                }
+            }
+            if !self.sent_nothing_yet {
+                self.buf.reserve(4 * 1024);
+            }
+            let idle = self.buf.is_empty();
+            let woken = std::future::poll_fn(|cx| waits.poll_wake(cx, idle));
+            let n = tokio::select! {
+                biased;
+                n = read_some(io, &mut self.buf, self.sent_nothing_yet) => n?,
+                wake = woken => match wake {
+                    Wake::Stop => return Ok(Err(Ended::Closed)),
+                    Wake::Timer => {
+                        let due = self.clock.due();
+                        if Instant::now() >= due {
+                            let waited = if idle { "idle" } else { "header" };
+                            tracing::debug!(timeout = waited, "client timed out; closing");
+                            return Ok(Err(Ended::Closed));
+                        }
+                        self.clock.armed = due;
+                        waits.rearm(due);
+                        continue;
+                    }
+                },
+            };
+            if n == 0 {
+                // The client closed; a partial head is dropped, as hyper
+                // does.
+                return Ok(Err(Ended::Closed));
+            }
+            self.sent_nothing_yet = false;
+        }
+    }
+}
+
+/// Wait for the handler's reply. While the handler works (waiting for the
+/// upstream), a client that closes its connection abandons the request:
+/// the handler is dropped, which drops the upstream exchange too, as hyper
+/// and nginx do (`None`). Bytes that arrive meanwhile are the next
+/// pipelined request; they are kept in `buf`, up to a head's worth.
+async fn call<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buf: &mut BytesMut,
+    limits: ClientLimits,
+    call: impl Future<Output = Reply>,
+) -> io::Result<Option<Reply>> {
+    let mut call = pin!(call);
+    loop {
+        buf.reserve(1024);
+        let room = buf.len() < limits.max_head;
+        tokio::select! {
+            biased;
+            response = &mut call => return Ok(Some(response)),
+            n = io.read_buf(buf), if room => {
+                if n? == 0 {
+                    return Ok(None);
+                }
+            }
+        }
     }
 }
 

@@ -6,14 +6,13 @@
 use crate::upstream::exchange::{push_field, UpstreamResponse};
 use crate::Body;
 use bytes::Bytes;
+use corsgate_http1::with_date;
 use corsgate_policy::{CompletionLines, PreflightResponse};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING};
 use http::{Response, StatusCode};
 use http_body::Body as _;
-use std::cell::RefCell;
 use std::io;
 use std::pin::pin;
-use std::time::SystemTime;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Response bytes gathered before one write; larger body frames are
@@ -330,30 +329,6 @@ fn push_chunk_size(out: &mut Vec<u8>, mut n: usize) {
     }
     out.extend_from_slice(&digits[i..]);
     out.extend_from_slice(b"\r\n");
-}
-
-thread_local! {
-    /// The `Date` value, formatted once per second per worker thread.
-    static CACHED_DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
-}
-
-pub(crate) fn with_date(f: impl FnOnce(&[u8])) {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    CACHED_DATE.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != secs {
-            let text = httpdate::fmt_http_date(now);
-            let bytes = text.as_bytes();
-            if bytes.len() == 29 {
-                cached.1.copy_from_slice(bytes);
-                cached.0 = secs;
-            }
-        }
-        f(&cached.1);
-    });
 }
 
 #[cfg(test)]

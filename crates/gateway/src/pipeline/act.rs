@@ -9,7 +9,7 @@ use crate::request::ClientRequest;
 use crate::router::{Action, CompiledRule, CompiledVService};
 use crate::upstream::forwarding::Forwarded;
 use crate::upstream::{self, Answer};
-use corsgate_policy::list_items;
+use corsgate_http1::list_items;
 use corsgate_policy::RequestFields;
 use http::header::UPGRADE;
 use http::{HeaderValue, Response, StatusCode};

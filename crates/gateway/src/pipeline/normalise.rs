@@ -15,7 +15,8 @@
 pub(crate) use crate::client_error::BadRequest;
 use crate::request::{ClientRequest, Fields};
 use corsgate_config::{EncodedSlashes, Limits, Paths, Semicolons};
-use corsgate_policy::{list_items, RequestFields};
+use corsgate_http1::list_items;
+use corsgate_policy::RequestFields;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Version};
 use std::borrow::Cow;

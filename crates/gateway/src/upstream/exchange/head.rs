@@ -59,17 +59,7 @@ pub(super) async fn read_head(
 /// Strict `Content-Length` (corsgate-http1).
 pub(crate) use corsgate_http1::content_length;
 
-/// What the framing fields of a response head say.
-#[derive(Default)]
-pub(super) struct FramingFields {
-    pub(super) transfer_encoding: bool,
-    pub(super) chunked_last: bool,
-    pub(super) content_length: Option<u64>,
-    pub(super) close: bool,
-    pub(super) keep_alive: bool,
-    /// `Connection` names a field other than close/keep-alive.
-    pub(super) names_fields: bool,
-}
+use corsgate_http1::FramingFields;
 
 /// An upstream response as it was read: the head's bytes with the spans of
 /// the fields to pass on (framing and hop-by-hop fields already taken out),
@@ -161,56 +151,12 @@ impl UpstreamResponse {
     }
 }
 
-/// Sort a response head's fields: those to pass on (not framing, not
-/// hop-by-hop, not named by `Connection`), and what the framing fields say.
+/// Sort a response head's fields (corsgate-http1).
 pub(super) fn sort_fields(
     head: &[u8],
     spans: &[[u32; 4]],
 ) -> Result<(Vec<[u32; 4]>, FramingFields), ExchangeError> {
-    let mut ff = FramingFields::default();
-    let mut kept = Vec::with_capacity(spans.len());
-    for &span in spans {
-        let [ns, ne, vs, ve] = span.map(|x| x as usize);
-        let (name, value) = (&head[ns..ne], &head[vs..ve]);
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            ff.transfer_encoding = true;
-            // Only the last coding decides; a later field line is later.
-            if let Some(last) = value.rsplit(|&b| b == b',').next() {
-                ff.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-            }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let n =
-                content_length(value).ok_or(ExchangeError::Invalid("invalid Content-Length"))?;
-            if ff.content_length.is_some_and(|prev| prev != n) {
-                return Err(ExchangeError::Invalid("conflicting Content-Length"));
-            }
-            ff.content_length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for t in corsgate_policy::list_items(value) {
-                if t.eq_ignore_ascii_case(b"close") {
-                    ff.close = true;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                    ff.keep_alive = true;
-                } else {
-                    ff.names_fields = true;
-                }
-            }
-        } else if !is_hop_by_hop_name(name) {
-            kept.push(span);
-        }
-    }
-    if ff.names_fields {
-        // Fields the upstream's Connection names are hop-by-hop too.
-        let named = |name: &[u8]| {
-            spans.iter().any(|&[ns, ne, vs, ve]| {
-                head[ns as usize..ne as usize].eq_ignore_ascii_case(b"connection")
-                    && corsgate_policy::list_items(&head[vs as usize..ve as usize])
-                        .any(|t| t.eq_ignore_ascii_case(name))
-            })
-        };
-        kept.retain(|&[ns, ne, _, _]| !named(&head[ns as usize..ne as usize]));
-    }
-    Ok((kept, ff))
+    corsgate_http1::sort_response_fields(head, spans).map_err(ExchangeError::Invalid)
 }
 
 pub(super) fn response(

@@ -20,7 +20,7 @@
 //! after — never a guess. [`head`] reads response heads, [`body`] bodies;
 //! this module holds the connections and writes the request.
 
-use crate::hop::{is_hop_by_hop, is_hop_by_hop_name, named_by_connection};
+use crate::hop::{is_hop_by_hop, named_by_connection};
 use crate::upstream::forwarding::{written_by_gateway, Forwarded};
 use crate::BoxError;
 use bytes::{Buf, Bytes, BytesMut};
