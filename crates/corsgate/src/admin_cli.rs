@@ -234,6 +234,57 @@ fn render_diff(v: &Value) -> String {
     out
 }
 
+/// `corsgate admin history`: one line a version.
+fn render_history(v: &Value) -> String {
+    let mut out = format!(
+        "{:>4}  {:>6}  {:<12}  {:<25}  {}\n",
+        "id", "parent", "author", "created", "comment"
+    );
+    for x in v["versions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:>6}  {:<12}  {:<25}  {}",
+            s(&x["id"]),
+            s(&x["parent"]),
+            s(&x["author"]),
+            s(&x["createdAt"]),
+            s(&x["comment"])
+        );
+    }
+    out
+}
+
+/// `corsgate admin audit`: one line an entry, then what verification found.
+fn render_audit(v: &Value) -> String {
+    let mut out = String::new();
+    for e in v["entries"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<25}  {:<10}  {:<26}  {:>4}  {}",
+            s(&e["seq"]),
+            s(&e["at"]),
+            s(&e["actor"]),
+            s(&e["action"]),
+            s(&e["version"]),
+            s(&e["detail"])
+        );
+    }
+    if v["verify"]["intact"] == true {
+        let _ = writeln!(
+            out,
+            "hash chain intact ({} entries); head {} {}",
+            s(&v["verify"]["entries"]),
+            s(&v["verify"]["head"]["seq"]),
+            s(&v["verify"]["head"]["hash"])
+        );
+    } else {
+        for p in v["verify"]["problems"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "TAMPERED: {}", s(p));
+        }
+    }
+    out
+}
+
 /// Run one admin command; `(stdout, exit status)`.
 pub async fn run(
     url: &str,
@@ -253,24 +304,7 @@ pub async fn run(
         }
         AdminCommand::History => {
             let (st, v) = call(url, token, "GET", "/api/v1/versions", None).await?;
-            (st, v, |v| {
-                let mut out = format!(
-                    "{:>4}  {:>6}  {:<12}  {:<25}  {}\n",
-                    "id", "parent", "author", "created", "comment"
-                );
-                for x in v["versions"].as_array().into_iter().flatten() {
-                    let _ = writeln!(
-                        out,
-                        "{:>4}  {:>6}  {:<12}  {:<25}  {}",
-                        s(&x["id"]),
-                        s(&x["parent"]),
-                        s(&x["author"]),
-                        s(&x["createdAt"]),
-                        s(&x["comment"])
-                    );
-                }
-                out
-            })
+            (st, v, render_history)
         }
         AdminCommand::Show { id } => {
             let path = id.map_or_else(
@@ -319,35 +353,7 @@ pub async fn run(
             let (st, mut v) = call(url, token, "GET", "/api/v1/audit", None).await?;
             let (_, verify) = call(url, token, "GET", "/api/v1/audit/verify", None).await?;
             v["verify"] = verify;
-            (st, v, |v| {
-                let mut out = String::new();
-                for e in v["entries"].as_array().into_iter().flatten() {
-                    let _ = writeln!(
-                        out,
-                        "{:>4}  {:<25}  {:<10}  {:<26}  {:>4}  {}",
-                        s(&e["seq"]),
-                        s(&e["at"]),
-                        s(&e["actor"]),
-                        s(&e["action"]),
-                        s(&e["version"]),
-                        s(&e["detail"])
-                    );
-                }
-                if v["verify"]["intact"] == true {
-                    let _ = writeln!(
-                        out,
-                        "hash chain intact ({} entries); head {} {}",
-                        s(&v["verify"]["entries"]),
-                        s(&v["verify"]["head"]["seq"]),
-                        s(&v["verify"]["head"]["hash"])
-                    );
-                } else {
-                    for p in v["verify"]["problems"].as_array().into_iter().flatten() {
-                        let _ = writeln!(out, "TAMPERED: {}", s(p));
-                    }
-                }
-                out
-            })
+            (st, v, render_audit)
         }
     };
     let in_sync = |v: &Value| {

@@ -289,47 +289,7 @@ async fn forward_hyper(
         return (gateway_response(bad.status(), bad.text()), None, Some(*bad));
     }
     match result {
-        Ok(Ok(mut resp)) => {
-            let elapsed = started.elapsed();
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                if let Some(client_side) = client_upgrade {
-                    let upstream_side = hyper::upgrade::on(&mut resp);
-                    tokio::spawn(tunnel(client_side, upstream_side));
-                    let (parts, _) = resp.into_parts();
-                    return (Response::from_parts(parts, empty()), Some(elapsed), None);
-                }
-                // A 101 to a request that may not upgrade: the upstream
-                // broke the protocol, and no tunnel is opened.
-                tracing::warn!(
-                    upstream,
-                    "upstream switched protocols without an allowed upgrade"
-                );
-                return (
-                    gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
-                    Some(elapsed),
-                    None,
-                );
-            }
-            let (mut parts, body) = resp.into_parts();
-            let fields = parts.headers.iter();
-            if crate::upstream::exchange::fields_too_large(
-                fields.map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
-            ) {
-                tracing::warn!(upstream, "upstream response head too large");
-                return (
-                    gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
-                    Some(elapsed),
-                    None,
-                );
-            }
-            strip_hop_by_hop(&mut parts.headers);
-            // The upstream's protocol version is hop-by-hop too: an HTTP/1.0
-            // (or HTTP/2) upstream must not turn the client's status line
-            // into HTTP/1.0 (hyper frames the client's connection itself).
-            parts.version = Version::HTTP_11;
-            let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
-            (Response::from_parts(parts, body), Some(elapsed), None)
-        }
+        Ok(Ok(resp)) => received(resp, client_upgrade, upstream, started.elapsed()),
         Ok(Err(e)) => {
             let (r, t) = upstream_failed(upstream, Some(&e), started);
             (r, t, None)
@@ -339,6 +299,56 @@ async fn forward_hyper(
             (r, t, None)
         }
     }
+}
+
+/// An upstream response from hyper's client, made ready for the client:
+/// an allowed upgrade's 101 opens the tunnel; a 101 nobody asked for, or a
+/// head over the one upstream head limit, is a 502; hop-by-hop fields and
+/// the upstream's protocol version are dropped.
+fn received(
+    mut resp: Response<hyper::body::Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    upstream: &str,
+    elapsed: Duration,
+) -> (Response<Body>, Option<Duration>, Option<BadRequest>) {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = client_upgrade {
+            let upstream_side = hyper::upgrade::on(&mut resp);
+            tokio::spawn(tunnel(client_side, upstream_side));
+            let (parts, _) = resp.into_parts();
+            return (Response::from_parts(parts, empty()), Some(elapsed), None);
+        }
+        // A 101 to a request that may not upgrade: the upstream
+        // broke the protocol, and no tunnel is opened.
+        tracing::warn!(
+            upstream,
+            "upstream switched protocols without an allowed upgrade"
+        );
+        return (
+            gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
+            Some(elapsed),
+            None,
+        );
+    }
+    let (mut parts, body) = resp.into_parts();
+    let fields = parts.headers.iter();
+    if crate::upstream::exchange::fields_too_large(
+        fields.map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+    ) {
+        tracing::warn!(upstream, "upstream response head too large");
+        return (
+            gateway_response(StatusCode::BAD_GATEWAY, "upstream unavailable\n"),
+            Some(elapsed),
+            None,
+        );
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    // The upstream's protocol version is hop-by-hop too: an HTTP/1.0
+    // (or HTTP/2) upstream must not turn the client's status line
+    // into HTTP/1.0 (hyper frames the client's connection itself).
+    parts.version = Version::HTTP_11;
+    let body = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    (Response::from_parts(parts, body), Some(elapsed), None)
 }
 
 /// A client's request body on its way upstream: at most `remaining` more
