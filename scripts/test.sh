@@ -34,6 +34,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
 
+echo "== fuzz targets: build and a short run of each from its seeds"
+bash scripts/fuzz-smoke.sh
+
 echo "== browser suite: prerequisites"
 # The browser suite drives Debian's Chromium with playwright-core from npm
 # (never a downloaded browser). Install what is missing on a fresh Debian.
