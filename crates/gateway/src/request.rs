@@ -10,6 +10,7 @@
 
 use crate::client_error::BadRequest;
 use crate::RequestBody;
+use corsgate_http1::{HostLines, RequestHead};
 use corsgate_policy::RequestFields;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 
@@ -72,6 +73,16 @@ impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> 
 /// A client's request, as hyper or the front delivered it.
 pub(crate) struct ClientRequest(Inner);
 
+/// What corsgate-http1's parser learnt of a head's fields while reading
+/// them, so that the normalise stage does not scan them again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeadFacts {
+    /// The `Host` lines, and whether the one line is valid.
+    pub(crate) host: HostLines,
+    /// The fields' size as `maxHeaderBytes` counts it.
+    pub(crate) field_bytes: usize,
+}
+
 enum Inner {
     /// Read by hyper: fields in the request's map. Boxed: an
     /// `http::Request` is twice the size of the front's request, which
@@ -82,6 +93,8 @@ enum Inner {
         method: Method,
         uri: Uri,
         fields: FieldList,
+        /// What the parser found of `fields` (see [`HeadFacts`]).
+        facts: Option<HeadFacts>,
     },
     /// A head the front refused (malformed or oversized): only its
     /// `Origin` lines, kept so that the answer carries CORS.
@@ -105,7 +118,29 @@ impl ClientRequest {
             method,
             uri,
             fields,
+            facts: None,
         })
+    }
+
+    /// A request head parsed by corsgate-http1, with what it found.
+    pub(crate) fn from_head(head: RequestHead) -> Self {
+        ClientRequest(Inner::Front {
+            method: head.method,
+            uri: head.uri,
+            fields: head.fields,
+            facts: Some(HeadFacts {
+                host: head.host,
+                field_bytes: head.field_bytes,
+            }),
+        })
+    }
+
+    /// What the parser found of the fields, for a head the front read.
+    pub(crate) fn head_facts(&self) -> Option<HeadFacts> {
+        match &self.0 {
+            Inner::Front { facts, .. } => *facts,
+            _ => None,
+        }
     }
 
     /// A head the front refused: answered as a `GET /` with these
@@ -176,6 +211,7 @@ impl ClientRequest {
                 method,
                 uri,
                 fields,
+                ..
             } => {
                 let mut req = Request::new(RequestBody::Empty);
                 *req.method_mut() = method;

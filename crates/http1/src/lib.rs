@@ -18,6 +18,8 @@
 //! - [`parse_response_head`]: a response head as offsets into the buffer
 //!   it was read into, under one size limit ([`fields_too_large`]), and
 //!   [`sort_response_fields`], its framing and hop-by-hop fields sorted out;
+//! - [`valid_host`]: what a `Host` value may be (the parser reports each
+//!   head's `Host` lines as [`HostLines`]);
 //! - hop-by-hop fields ([`is_hop_by_hop`], [`strip_hop_by_hop`]), lists
 //!   ([`list_items`]) and the `Date` a server adds ([`with_date`]).
 //!
@@ -30,6 +32,7 @@ mod date;
 mod decode;
 mod head;
 mod hop;
+mod host;
 mod length;
 mod list;
 mod request;
@@ -45,9 +48,10 @@ pub use head::{
 pub use hop::{
     connection_tokens, is_hop_by_hop, is_hop_by_hop_name, names_token, strip_hop_by_hop,
 };
+pub use host::valid_host;
 pub use length::content_length;
 pub use list::list_items;
 pub use request::{
-    field_line_value, parse_request_head, scan_field_lines, FieldList, NameCache, ParsedRequest,
-    RequestHead, MAX_REQUEST_FIELDS,
+    field_line_value, parse_request_head, scan_field_lines, FieldList, HostLines, NameCache,
+    ParsedRequest, RequestHead, MAX_REQUEST_FIELDS,
 };

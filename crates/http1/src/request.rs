@@ -4,6 +4,7 @@
 //! those it hands to another server whole (bodies, upgrades, `Expect`,
 //! other versions) and those that are not HTTP at all.
 
+use crate::host::valid_host;
 use crate::list::list_items;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Method, Uri};
@@ -29,6 +30,30 @@ pub struct RequestHead {
     pub close: bool,
     /// The client accepts trailers (`TE: trailers`).
     pub trailers: bool,
+    /// Its `Host` lines.
+    pub host: HostLines,
+    /// The fields' size as a server's header limit counts it: name, value
+    /// and four bytes (`: ` and CRLF) a line.
+    pub field_bytes: usize,
+}
+
+/// What a head's `Host` lines are (RFC 9112 §3.2 makes anything but one
+/// valid line a 400), found while the head is parsed so that the server
+/// need not look for them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostLines {
+    /// No `Host` line.
+    Missing,
+    /// One: the field at `index`; `valid` if its value passes
+    /// [`valid_host`].
+    One {
+        /// Its position in [`RequestHead::fields`].
+        index: usize,
+        /// Whether the value is `host[:port]`.
+        valid: bool,
+    },
+    /// More than one.
+    Repeated,
 }
 
 /// What the bytes at the front of a buffer are.
@@ -60,7 +85,7 @@ pub fn parse_request_head(buf: &mut BytesMut, names: &mut NameCache) -> ParsedRe
     // the connection keeps (no per-request initialisation or allocation).
     let spans = &mut names.spans;
     spans.clear();
-    let (len, method, target, close, trailers) = {
+    let (len, method, target, close, trailers, mut host, field_bytes) = {
         let mut fields =
             [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_REQUEST_FIELDS];
         let mut req = httparse::Request::new(&mut []);
@@ -90,11 +115,23 @@ pub fn parse_request_head(buf: &mut BytesMut, names: &mut NameCache) -> ParsedRe
         let target = (offset(path.as_bytes()), path.len() as u32);
         let mut close = false;
         let mut trailers = false;
+        let mut host = HostLines::Missing;
+        let mut field_bytes = 0;
         for f in req.headers.iter() {
             let name = f.name.as_bytes();
+            field_bytes += name.len() + f.value.len() + 4;
             if let Some(class) = classify(name) {
                 match class {
                     Class::Foreign => return ParsedRequest::Foreign,
+                    Class::Host => {
+                        host = match host {
+                            HostLines::Missing => HostLines::One {
+                                index: spans.len(),
+                                valid: false,
+                            },
+                            _ => HostLines::Repeated,
+                        };
+                    }
                     Class::Connection => {
                         for token in list_items(f.value) {
                             if token.eq_ignore_ascii_case(b"close") {
@@ -120,7 +157,7 @@ pub fn parse_request_head(buf: &mut BytesMut, names: &mut NameCache) -> ParsedRe
                 f.value.len() as u32,
             ));
         }
-        (len, method, target, close, trailers)
+        (len, method, target, close, trailers, host, field_bytes)
     };
     let head = buf.split_to(len).freeze();
     let slice = |at: u32, len: u32| head.slice(at as usize..(at + len) as usize);
@@ -138,12 +175,17 @@ pub fn parse_request_head(buf: &mut BytesMut, names: &mut NameCache) -> ParsedRe
         };
         fields.push((name, value));
     }
+    if let HostLines::One { index, valid } = &mut host {
+        *valid = names.host_is_valid(fields[*index].1.as_bytes());
+    }
     ParsedRequest::Complete(RequestHead {
         method,
         uri,
         fields,
         close,
         trailers,
+        host,
+        field_bytes,
     })
 }
 
@@ -191,6 +233,9 @@ pub struct NameCache {
     /// Scratch for [`parse_request_head`]: each field's name and value as
     /// (offset, length) pairs into the head.
     spans: Vec<(u32, u32, u32, u32)>,
+    /// The last `Host` value found valid: a connection's requests name the
+    /// same host, and comparing bytes costs a fraction of checking them.
+    host: Vec<u8>,
 }
 
 impl NameCache {
@@ -211,12 +256,28 @@ impl NameCache {
     }
 }
 
+impl NameCache {
+    /// [`valid_host`], remembering the last value it passed.
+    fn host_is_valid(&mut self, v: &[u8]) -> bool {
+        if !self.host.is_empty() && self.host == v {
+            return true;
+        }
+        let valid = valid_host(v);
+        if valid {
+            self.host.clear();
+            self.host.extend_from_slice(v);
+        }
+        valid
+    }
+}
+
 /// Request fields looked at before accepting a request.
 enum Class {
     /// A field that hands the request over.
     Foreign,
     Connection,
     Te,
+    Host,
 }
 
 /// Which of the fields that decide a head's shape `name` is.
@@ -224,6 +285,7 @@ fn classify(name: &[u8]) -> Option<Class> {
     // Cheap pre-filter on length: only these lengths name a field of interest.
     let class = match name.len() {
         2 if name.eq_ignore_ascii_case(b"te") => Class::Te,
+        4 if name.eq_ignore_ascii_case(b"host") => Class::Host,
         6 if name.eq_ignore_ascii_case(b"expect") => Class::Foreign,
         7 if name.eq_ignore_ascii_case(b"upgrade") => Class::Foreign,
         10 if name.eq_ignore_ascii_case(b"connection") => Class::Connection,

@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use corsgate_http1::{
-    parse_request_head, scan_field_lines, NameCache, ParsedRequest, MAX_REQUEST_FIELDS,
+    parse_request_head, scan_field_lines, HostLines, NameCache, ParsedRequest, MAX_REQUEST_FIELDS,
 };
 use http::header::ORIGIN;
 use http::HeaderName;
@@ -234,6 +234,56 @@ proptest::proptest! {
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
             .collect();
+        proptest::prop_assert_eq!(head.field_bytes, want.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>());
         proptest::prop_assert_eq!(got, want);
+    }
+}
+
+/// The parser reports the `Host` lines (RFC 9112 §3.2) and checks the one
+/// line's value, remembering the last valid value per connection: a value
+/// that differs from it, even by case or one byte, is checked again.
+#[test]
+fn host_lines_are_found_and_checked() {
+    let one = |index, valid| HostLines::One { index, valid };
+    // (fields, what the parser reports)
+    let table: &[(&str, HostLines)] = &[
+        ("", HostLines::Missing),
+        ("Host: a.test\r\n", one(0, true)),
+        ("Accept: */*\r\nHOST: a.test:8080\r\n", one(1, true)),
+        ("Host: a b/c@d\r\n", one(0, false)),
+        ("Host: user@a.test\r\n", one(0, false)),
+        ("Host:\r\n", one(0, false)),
+        ("Host: a.test\r\nhost: a.test\r\n", HostLines::Repeated),
+        ("Host: a\r\nX: 1\r\nHost: b\r\n", HostLines::Repeated),
+        ("X-Host: a\r\nHosts: b\r\n", HostLines::Missing),
+    ];
+    for (fields, want) in table {
+        let text = format!("GET / HTTP/1.1\r\n{fields}\r\n");
+        let mut buf = BytesMut::from(text.as_bytes());
+        let ParsedRequest::Complete(head) = parse_request_head(&mut buf, &mut NameCache::default())
+        else {
+            panic!("not served: {text:?}");
+        };
+        assert_eq!(head.host, *want, "{text:?}");
+    }
+    // One connection: a valid host, the same again, then values that
+    // differ from the remembered one.
+    let mut names = NameCache::default();
+    for (host, valid) in [
+        ("a.test", true),
+        ("a.test", true),
+        ("a.test@b", false),
+        ("a.test", true),
+        ("a.tes", true),
+        ("a.test ", true),
+        ("", false),
+        ("a..test", false),
+    ] {
+        let text = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let mut buf = BytesMut::from(text.as_bytes());
+        let ParsedRequest::Complete(head) = parse_request_head(&mut buf, &mut names) else {
+            panic!("not served: {text:?}");
+        };
+        assert_eq!(head.host, HostLines::One { index: 0, valid }, "{host:?}");
     }
 }

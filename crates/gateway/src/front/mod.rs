@@ -32,10 +32,11 @@ use http::Method;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
+use tokio_util::io::poll_read_buf;
 
 mod parse;
 mod write;
@@ -117,38 +118,47 @@ pub(crate) enum Ended {
     HandOff(Bytes),
 }
 
-/// What the front reads next: a request to serve, or one refused from its
-/// head alone (malformed or oversized), answered and then closed.
+/// What the front reads next: a request to serve, one refused from its
+/// head alone (malformed or oversized), answered and then closed, or the
+/// end of the connection. One enum rather than a `Result` of one: the value
+/// is moved out of [`Reading::next`] once per request, and a nested enum
+/// costs more to build and move on that path.
 // A short-lived value on the stack, like `Parsed`.
 #[allow(clippy::large_enum_variant)]
 enum Next {
     Request(Head),
     Refused(ClientRequest),
+    /// A head past [`ClientLimits::max_head`]: read on for its `Origin`
+    /// ([`drain_oversized`]), then refused.
+    Oversized,
+    Ended(Ended),
 }
 
 /// Read what the client sent into `buf`. Before its first bytes a
 /// connection has no read buffer: they are read on the stack and copied,
 /// so that an idle connection, which may never send anything, holds no
 /// buffer (docs/performance.md, "Idle TLS connections"). The stack array
-/// is part of every connection task's state, so it is kept small: a
-/// longer first head takes one more read. Cancel-safe, as `read` is.
-async fn read_some<IO: AsyncRead + Unpin>(
+/// is small: a longer first head takes one more read.
+fn poll_read_some<IO: AsyncRead + Unpin>(
+    cx: &mut Context<'_>,
     io: &mut IO,
     buf: &mut BytesMut,
     first: bool,
-) -> io::Result<usize> {
+) -> Poll<io::Result<usize>> {
     if first {
         let mut start = [0u8; 512];
-        let n = io.read(&mut start).await?;
+        let mut read = ReadBuf::new(&mut start);
+        ready!(Pin::new(io).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
         if n > 0 {
             // The capacity a busy connection settles on, as before the
             // first byte was waited for without a buffer.
             buf.reserve(8 * 1024);
-            buf.extend_from_slice(&start[..n]);
+            buf.extend_from_slice(read.filled());
         }
-        return Ok(n);
+        return Poll::Ready(Ok(n));
     }
-    io.read_buf(buf).await
+    poll_read_buf(Pin::new(io), cx, buf)
 }
 
 /// Serve requests on `io` until the connection ends or a request needs
@@ -191,13 +201,24 @@ where
         timer_registered: false,
     };
     loop {
-        let (request, close, trailers) = match reading.next(io, &mut waits).await? {
-            Ok(Next::Request(head)) => (head.request, head.close, head.trailers),
-            Ok(Next::Refused(request)) => (request, true, false),
-            Err(ended) => return Ok(ended),
+        let next = std::future::poll_fn(|cx| reading.poll_next(cx, io, &mut waits)).await?;
+        let (request, close, trailers) = match next {
+            Next::Request(head) => (head.request, head.close, head.trailers),
+            Next::Refused(request) => (request, true, false),
+            Next::Oversized => {
+                let since = reading.clock.head_since.unwrap_or_else(Instant::now);
+                let (reason, origins) =
+                    drain_oversized(io, &mut reading.buf, since + limits.header).await?;
+                (ClientRequest::refused(reason, origins), true, false)
+            }
+            Next::Ended(ended) => return Ok(ended),
         };
         let head_only = request.method() == Method::HEAD;
-        let Some(response) = call(io, &mut reading.buf, limits, service(request)).await? else {
+        let mut handler = pin!(service(request));
+        let called = std::future::poll_fn(|cx| {
+            poll_call(cx, io, &mut reading.buf, limits, handler.as_mut())
+        });
+        let Some(response) = called.await? else {
             return Ok(Ended::Closed);
         };
         let stopping = !matches!(stop.has_changed(), Ok(false));
@@ -249,7 +270,7 @@ struct Waits<'a, S> {
 impl<S: Future> Waits<'_, S> {
     /// Ready when the gateway stops (only if `idle`: a request half read
     /// is completed and answered first) or the timer fires.
-    fn poll_wake(&mut self, cx: &mut std::task::Context<'_>, idle: bool) -> Poll<Wake> {
+    fn poll_wake(&mut self, cx: &mut Context<'_>, idle: bool) -> Poll<Wake> {
         if idle {
             if !self.stop_registered {
                 self.stop_registered = true;
@@ -280,34 +301,39 @@ impl<S: Future> Waits<'_, S> {
 
 impl Reading {
     /// Read until the next request head is complete or refused, or the
-    /// connection ends (`Err`: closed, timed out, stopped, or handed to
-    /// hyper).
-    async fn next<IO: AsyncRead + Unpin, S: Future>(
+    /// connection ends ([`Next::Ended`]: closed, timed out, stopped, or
+    /// handed to hyper).
+    ///
+    /// A poll function rather than an `async fn`, as is [`poll_call`]: an
+    /// `async fn` called once per request is a future of its own nested in
+    /// the connection's, built, polled through and moved out of on every
+    /// request (callgrind: about 430 instructions of a preflight's ~10,000).
+    /// Polled from `serve` through `poll_fn`, the read loop costs what it
+    /// did written inline there.
+    fn poll_next<IO: AsyncRead + Unpin, S: Future>(
         &mut self,
+        cx: &mut Context<'_>,
         io: &mut IO,
         waits: &mut Waits<'_, S>,
-    ) -> io::Result<Result<Next, Ended>> {
+    ) -> Poll<io::Result<Next>> {
         let limits = self.clock.timeouts;
         loop {
             if !self.buf.is_empty() {
                 match parse(&mut self.buf, &mut self.names) {
                     Parsed::Complete(head) => {
                         self.clock.head_since = None;
-                        return Ok(Ok(Next::Request(head)));
+                        return Poll::Ready(Ok(Next::Request(head)));
                     }
                     Parsed::Foreign => {
                         let rest = std::mem::take(&mut self.buf).freeze();
-                        return Ok(Err(Ended::HandOff(rest)));
+                        return Poll::Ready(Ok(Next::Ended(Ended::HandOff(rest))));
                     }
                     Parsed::Bad(origins) => {
                         let refused = ClientRequest::refused(BadRequest::Malformed, origins);
-                        return Ok(Ok(Next::Refused(refused)));
+                        return Poll::Ready(Ok(Next::Refused(refused)));
                     }
                     Parsed::Partial if self.buf.len() >= limits.max_head => {
-                        let since = self.clock.head_since.unwrap_or_else(Instant::now);
-                        let (reason, origins) =
-                            drain_oversized(io, &mut self.buf, since + limits.header).await?;
-                        return Ok(Ok(Next::Refused(ClientRequest::refused(reason, origins))));
+                        return Poll::Ready(Ok(Next::Oversized));
                     }
                     Parsed::Partial => {
                         if self.clock.head_since.is_none() {
@@ -327,31 +353,31 @@ impl Reading {
                 self.buf.reserve(4 * 1024);
             }
             let idle = self.buf.is_empty();
-            let woken = std::future::poll_fn(|cx| waits.poll_wake(cx, idle));
-            let n = tokio::select! {
-                biased;
-                n = read_some(io, &mut self.buf, self.sent_nothing_yet) => n?,
-                wake = woken => match wake {
-                    Wake::Stop => return Ok(Err(Ended::Closed)),
-                    Wake::Timer => {
-                        let due = self.clock.due();
-                        if Instant::now() >= due {
-                            let waited = if idle { "idle" } else { "header" };
-                            tracing::debug!(timeout = waited, "client timed out; closing");
-                            return Ok(Err(Ended::Closed));
-                        }
-                        self.clock.armed = due;
-                        waits.rearm(due);
-                        continue;
-                    }
-                },
-            };
-            if n == 0 {
+            // The client's bytes first, then the stop and the timer.
+            match poll_read_some(cx, io, &mut self.buf, self.sent_nothing_yet) {
                 // The client closed; a partial head is dropped, as hyper
                 // does.
-                return Ok(Err(Ended::Closed));
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Next::Ended(Ended::Closed))),
+                Poll::Ready(Ok(_)) => {
+                    self.sent_nothing_yet = false;
+                    continue;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
             }
-            self.sent_nothing_yet = false;
+            match ready!(waits.poll_wake(cx, idle)) {
+                Wake::Stop => return Poll::Ready(Ok(Next::Ended(Ended::Closed))),
+                Wake::Timer => {
+                    let due = self.clock.due();
+                    if Instant::now() >= due {
+                        let waited = if idle { "idle" } else { "header" };
+                        tracing::debug!(timeout = waited, "client timed out; closing");
+                        return Poll::Ready(Ok(Next::Ended(Ended::Closed)));
+                    }
+                    self.clock.armed = due;
+                    waits.rearm(due);
+                }
+            }
         }
     }
 }
@@ -361,24 +387,25 @@ impl Reading {
 /// the handler is dropped, which drops the upstream exchange too, as hyper
 /// and nginx do (`None`). Bytes that arrive meanwhile are the next
 /// pipelined request; they are kept in `buf`, up to a head's worth.
-async fn call<IO: AsyncRead + Unpin>(
+fn poll_call<IO: AsyncRead + Unpin>(
+    cx: &mut Context<'_>,
     io: &mut IO,
     buf: &mut BytesMut,
     limits: ClientLimits,
-    call: impl Future<Output = Reply>,
-) -> io::Result<Option<Reply>> {
-    let mut call = pin!(call);
+    mut handler: Pin<&mut impl Future<Output = Reply>>,
+) -> Poll<io::Result<Option<Reply>>> {
     loop {
+        if let Poll::Ready(reply) = handler.as_mut().poll(cx) {
+            return Poll::Ready(Ok(Some(reply)));
+        }
         buf.reserve(1024);
-        let room = buf.len() < limits.max_head;
-        tokio::select! {
-            biased;
-            response = &mut call => return Ok(Some(response)),
-            n = io.read_buf(buf), if room => {
-                if n? == 0 {
-                    return Ok(None);
-                }
-            }
+        if buf.len() >= limits.max_head {
+            return Poll::Pending;
+        }
+        match ready!(poll_read_buf(Pin::new(&mut *io), cx, buf)) {
+            Ok(0) => return Poll::Ready(Ok(None)),
+            Ok(_) => {}
+            Err(e) => return Poll::Ready(Err(e)),
         }
     }
 }

@@ -48,11 +48,14 @@ pub(super) enum Parsed {
 /// `buf`, on `Partial` and `Foreign` `buf` is untouched.
 pub(super) fn parse(buf: &mut BytesMut, names: &mut NameCache) -> Parsed {
     match parse_request_head(buf, names) {
-        ParsedRequest::Complete(h) => Parsed::Complete(Head {
-            request: ClientRequest::from_list(h.method, h.uri, h.fields),
-            close: h.close,
-            trailers: h.trailers,
-        }),
+        ParsedRequest::Complete(h) => {
+            let (close, trailers) = (h.close, h.trailers);
+            Parsed::Complete(Head {
+                request: ClientRequest::from_head(h),
+                close,
+                trailers,
+            })
+        }
         ParsedRequest::Partial => Parsed::Partial,
         ParsedRequest::Foreign => Parsed::Foreign,
         ParsedRequest::Bad(read) => Parsed::Bad(scan_field_lines(&read, &ORIGIN)),

@@ -13,9 +13,9 @@
 //! nginx and Envoy.
 
 pub(crate) use crate::client_error::BadRequest;
-use crate::request::{ClientRequest, Fields};
+use crate::request::{ClientRequest, Fields, HeadFacts};
 use corsgate_config::{EncodedSlashes, Limits, Paths, Semicolons};
-use corsgate_http1::list_items;
+use corsgate_http1::{list_items, valid_host, HostLines};
 use corsgate_policy::RequestFields;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Version};
@@ -48,13 +48,17 @@ pub(crate) fn request<'u>(
         bytes,
         host,
         hosts,
+        host_valid,
         coded,
         length,
-    } = Scan::of(req.fields());
+    } = match req.head_facts() {
+        Some(facts) => Scan::from_facts(req.fields(), facts),
+        None => Scan::of(req.fields()),
+    };
     if hosts > 1 {
         return Err(BadRequest::RepeatedHost);
     }
-    let authority = authority(req, host)?;
+    let authority = authority(req, host, host_valid)?;
     if coded {
         transfer_coding(&req.fields())?;
     }
@@ -79,6 +83,8 @@ struct Scan<'r> {
     bytes: usize,
     host: Option<&'r HeaderValue>,
     hosts: u32,
+    /// Whether `host` is known to be valid (`None`: not checked yet).
+    host_valid: Option<bool>,
     /// Whether any `Transfer-Encoding` line is present.
     coded: bool,
     /// The first `Content-Length` line.
@@ -96,6 +102,27 @@ impl<'r> Scan<'r> {
             Fields::Map(m) => m.iter().for_each(|(n, v)| s.add(n, v)),
         }
         s
+    }
+
+    /// What the front's parser already found: a head it serves has no
+    /// `Transfer-Encoding` or `Content-Length` (those go to hyper).
+    #[inline]
+    fn from_facts(fields: Fields<'r>, facts: HeadFacts) -> Self {
+        let (host, hosts, host_valid) = match (facts.host, fields) {
+            (HostLines::One { index, valid }, Fields::List(l)) => {
+                (l.get(index).map(|(_, v)| v), 1, Some(valid))
+            }
+            (HostLines::Repeated, _) => (None, 2, None),
+            _ => (None, 0, None),
+        };
+        Scan {
+            bytes: facts.field_bytes,
+            host,
+            hosts,
+            host_valid,
+            coded: false,
+            length: None,
+        }
     }
 
     #[inline(always)]
@@ -117,6 +144,7 @@ impl<'r> Scan<'r> {
 fn authority(
     req: &ClientRequest,
     host: Option<&HeaderValue>,
+    host_valid: Option<bool>,
 ) -> Result<Option<HeaderValue>, BadRequest> {
     let from_target = match req.uri().authority() {
         Some(a) => {
@@ -129,7 +157,7 @@ fn authority(
         None => None,
     };
     if let Some(h) = host {
-        if !valid_host(h.as_bytes()) {
+        if !host_valid.unwrap_or_else(|| valid_host(h.as_bytes())) {
             return Err(BadRequest::InvalidHost);
         }
     }
@@ -147,89 +175,6 @@ fn authority(
         (None, Some(h)) => Ok(Some(h.clone())),
         (None, None) if req.version() == Version::HTTP_11 => Err(BadRequest::MissingHost),
         (None, None) => Ok(None),
-    }
-}
-
-/// Is `v` a `Host` value: `host[:port]`, where host is a DNS-style name
-/// (letters, digits, `-`, `_`, `.`), an IPv4 address or a bracketed IPv6
-/// literal, and port is decimal? No userinfo (`@`), no path, no spaces,
-/// no percent-encoding: nothing a backend could read as another host.
-pub(crate) fn valid_host(v: &[u8]) -> bool {
-    if v.first() == Some(&b'[') {
-        return valid_ip_literal(v);
-    }
-    // One pass over the common shape, a name then an optional port, one
-    // table lookup a byte: this runs on every request (callgrind: the
-    // earlier byte-by-byte comparisons cost ~250 instructions for
-    // `127.0.0.1:8080`).
-    let mut after_dot = true;
-    for (i, &b) in v.iter().enumerate() {
-        match HOST_BYTE[usize::from(b)] {
-            HostByte::Name => after_dot = false,
-            // No empty label: not first, not after another dot.
-            HostByte::Dot if !after_dot => after_dot = true,
-            HostByte::Colon => return i > 0 && valid_port(&v[i + 1..]),
-            _ => return false,
-        }
-    }
-    !v.is_empty()
-}
-
-/// What a byte may be in `host[:port]` outside an IP literal.
-#[derive(Clone, Copy)]
-enum HostByte {
-    /// A letter, digit, `-` or `_`.
-    Name,
-    Dot,
-    /// The port follows.
-    Colon,
-    Invalid,
-}
-
-static HOST_BYTE: [HostByte; 256] = {
-    let mut t = [HostByte::Invalid; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            HostByte::Name
-        } else if b == b'.' {
-            HostByte::Dot
-        } else if b == b':' {
-            HostByte::Colon
-        } else {
-            HostByte::Invalid
-        };
-        c += 1;
-    }
-    t
-};
-
-/// `[v6 or v4 literal]` with an optional port.
-fn valid_ip_literal(v: &[u8]) -> bool {
-    let Some(end) = v.iter().position(|&b| b == b']') else {
-        return false;
-    };
-    let literal = &v[1..end];
-    if literal.is_empty()
-        || !literal
-            .iter()
-            .all(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.')
-    {
-        return false;
-    }
-    match &v[end + 1..] {
-        [] => true,
-        [b':', port @ ..] => valid_port(port),
-        _ => false,
-    }
-}
-
-/// A decimal port, 0 to 65535, one to five digits.
-fn valid_port(p: &[u8]) -> bool {
-    !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit) && {
-        let n: u32 = p.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
-        n <= 65535
     }
 }
 
@@ -544,35 +489,10 @@ mod tests {
         }
     }
 
+    /// The host part routed by (valid `Host` values are tabled in
+    /// corsgate-http1's `host.rs`).
     #[test]
-    fn hosts() {
-        let table: &[(&str, bool)] = &[
-            ("example.com", true),
-            ("Example.COM:8080", true),
-            ("127.0.0.1:80", true),
-            ("[::1]:8443", true),
-            ("[::1]", true),
-            ("a_b.example", true),
-            ("example.com.", true),
-            ("", false),
-            ("a b/c@d", false),
-            ("user@example.com", false),
-            ("example.com/x", false),
-            ("example.com:", false),
-            ("example.com:99999", false),
-            ("example.com:8a", false),
-            ("exa%6dple.com", false),
-            ("..example.com", false),
-            (".example.com", false),
-            ("a..b", false),
-            ("[::1", false),
-            ("[::1]x", false),
-            ("[zz]", false),
-            ("example.com\\", false),
-        ];
-        for (h, ok) in table {
-            assert_eq!(valid_host(h.as_bytes()), *ok, "{h:?}");
-        }
+    fn routing_hosts() {
         assert_eq!(routing_host("Example.com.:8080"), "Example.com");
         assert_eq!(routing_host("[::1]:8443"), "[::1]");
         assert_eq!(routing_host("a.test"), "a.test");
