@@ -238,6 +238,18 @@ pub(crate) async fn accept_loop(
 /// Serve one accepted connection: TLS first if the listener has it; then
 /// the front for HTTP/1.1, handing over to hyper for what it does not
 /// serve, or hyper from the start for HTTP/2 (ALPN `h2`).
+///
+/// A connection task's future is as large as the largest state it can be
+/// in, and it holds that memory for as long as the connection is open,
+/// idle or not. So the large parts are boxed when they are reached: the
+/// TLS path here (rustls's state, and the handshake in a box freed when it
+/// completes), the front and hyper's connection after a hand-over
+/// (`serve_http`). A plaintext
+/// connection's task is then little more than the front, and an HTTP/2
+/// one over TLS holds no room for the front. Measured with `size_of_val`
+/// (release build): the task's future was 18,936 bytes for every
+/// connection, and is 1,184 plus the front's 4,888 in its own box
+/// (docs/performance.md, "Idle TLS connections").
 async fn serve_connection(
     stream: TcpStream,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
@@ -246,12 +258,34 @@ async fn serve_connection(
     timeouts: front::ClientLimits,
     stop: watch::Receiver<Option<Duration>>,
 ) {
-    let Some(acceptor) = acceptor else {
-        return serve_http(stream, handler, builder, timeouts, stop).await;
-    };
+    match acceptor {
+        None => serve_http(stream, handler, builder, timeouts, stop).await,
+        Some(acceptor) => {
+            Box::pin(serve_tls(
+                stream, acceptor, handler, builder, timeouts, stop,
+            ))
+            .await
+        }
+    }
+}
+
+/// [`serve_connection`] over TLS.
+async fn serve_tls(
+    stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handler: Handler,
+    builder: auto::Builder<TokioExecutor>,
+    timeouts: front::ClientLimits,
+    stop: watch::Receiver<Option<Duration>>,
+) {
     // The handshake is bounded by the header timeout: a client that stalls
     // it holds nothing longer than one that stalls its first request.
-    let tls = match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
+    // The handshake's state in a box of its own, freed when it completes.
+    let handshake = Box::pin(tokio::time::timeout(
+        timeouts.header,
+        acceptor.accept(stream),
+    ));
+    let tls = match handshake.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
@@ -279,12 +313,29 @@ async fn serve_http<IO>(
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let ended = front::serve(&mut stream, |req| handler.call(req, true), &stop, timeouts).await;
+    // Boxed, once per connection: awaited in place, the 4,888-byte front
+    // made this function's future 10,392 bytes (measured with
+    // `size_of_val`, release build), all of it held by every connection.
+    let front = Box::pin(front::serve(
+        &mut stream,
+        |req| handler.call(req, true),
+        &stop,
+        timeouts,
+    ));
+    let ended = front.await;
     match ended {
         Ok(Ended::HandOff(read)) => {
             let io = TokioIo::new(Prefixed::new(read, stream));
             let h = handler.clone();
-            crate::conn::serve(io, &builder, move |r| h.clone().answer(r), timeouts, &stop).await;
+            // Boxed: see `serve_connection`.
+            Box::pin(crate::conn::serve(
+                io,
+                &builder,
+                move |r| h.clone().answer(r),
+                timeouts,
+                &stop,
+            ))
+            .await;
         }
         Ok(Ended::Closed) => {
             // A FIN after the last response, as hyper sends.
