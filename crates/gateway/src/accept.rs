@@ -302,6 +302,72 @@ async fn serve_tls(
     serve_http(tls, handler, builder, timeouts, stop).await;
 }
 
+/// A connection's stream, as far as waiting for its first bytes goes.
+trait FirstBytes {
+    /// Whether request bytes may already be waiting that the socket's
+    /// readiness will not announce: rustls may have decrypted a request
+    /// that arrived with the handshake's last flight.
+    fn buffered(&mut self) -> bool;
+    /// The TCP socket underneath.
+    fn socket(&self) -> &TcpStream;
+}
+
+impl FirstBytes for TcpStream {
+    fn buffered(&mut self) -> bool {
+        false
+    }
+
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl FirstBytes for tokio_rustls::server::TlsStream<TcpStream> {
+    fn buffered(&mut self) -> bool {
+        // With no new records this only reports what is decrypted already;
+        // an error is left to the read that follows.
+        self.get_mut()
+            .1
+            .process_new_packets()
+            .map_or(true, |state| state.plaintext_bytes_to_read() > 0)
+    }
+
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+/// Wait, holding no front, until the client may have sent something, as
+/// nginx allocates nothing for a connection before its first byte: the
+/// front's 4,888 bytes (its future, in a box) are not held by a connection
+/// that never sends. `false` if the idle timeout passes or the gateway
+/// stops first; the connection is then closed without an answer, as the
+/// front closes an idle one. Over TLS the byte seen is a record's, which
+/// need not carry request bytes; the front, started then, applies its own
+/// timeouts.
+async fn first_bytes<IO: FirstBytes>(
+    io: &mut IO,
+    idle: Duration,
+    stop: &watch::Receiver<Option<Duration>>,
+) -> bool {
+    if io.buffered() {
+        return true;
+    }
+    let mut stop = stop.clone();
+    if !matches!(stop.has_changed(), Ok(false)) {
+        return false;
+    }
+    // `peek`, not `readable`: a new socket is reported readable before
+    // any byte arrives (tokio allows such wake-ups), and a peek waits for
+    // a byte, or the end of the stream, without taking it.
+    let mut byte = [0u8; 1];
+    tokio::select! {
+        _ = io.socket().peek(&mut byte) => true,
+        _ = tokio::time::sleep(idle) => false,
+        _ = stop.changed() => false,
+    }
+}
+
 /// Serve an HTTP/1.1 (or unknown: the front hands an HTTP/2 preface over)
 /// connection with the front, then hyper if it hands over.
 async fn serve_http<IO>(
@@ -311,8 +377,12 @@ async fn serve_http<IO>(
     timeouts: front::ClientLimits,
     stop: watch::Receiver<Option<Duration>>,
 ) where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + FirstBytes + Unpin + Send + 'static,
 {
+    if !first_bytes(&mut stream, timeouts.idle, &stop).await {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        return;
+    }
     // Boxed, once per connection: awaited in place, the 4,888-byte front
     // made this function's future 10,392 bytes (measured with
     // `size_of_val`, release build), all of it held by every connection.

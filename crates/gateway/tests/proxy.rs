@@ -1574,3 +1574,73 @@ async fn an_http10_upstream_does_not_downgrade_the_client() {
         );
     }
 }
+
+/// A TLS client may send its first request in the same flight as the
+/// handshake's last message; rustls then holds the request decrypted and
+/// the socket never turns readable for it. The gateway, which waits for a
+/// connection's first bytes before it sets up the front, must see it and
+/// answer at once. rustls's client sends what was written before the
+/// handshake completed right after its Finished, in one write.
+#[tokio::test]
+async fn a_request_sent_with_the_tls_handshake_is_answered() {
+    use std::io::{Read, Write};
+    let (b, _) = backend().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["www.example.com".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("corsgate-tls-first-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    // An idle timeout far beyond the test's wait: an answer that only came
+    // after it would be a failure here.
+    let yaml = config(b).replace(
+        "    cors: seed\n",
+        &format!(
+            "    cors: seed\n    tls: {{ certFile: {:?}, keyFile: {:?} }}\n    limits: {{ idleTimeoutMs: 20000 }}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ),
+    );
+    let gw = gateway(&yaml).await;
+    let a = gw.addr("api").unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let answer = tokio::task::spawn_blocking(move || {
+        let name = rustls::pki_types::ServerName::try_from("www.example.com").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
+        // Queued before the handshake: sent right after the Finished.
+        conn.writer()
+            .write_all(
+                b"OPTIONS /get HTTP/1.1\r\nHost: www.example.com\r\nOrigin: https://example.com\r\n\
+                  Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut tcp = std::net::TcpStream::connect(a).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out);
+        out
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "no answer in 5 s: {text:?}"
+    );
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("access-control-allow-origin: https://example.com"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
