@@ -40,11 +40,25 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(ROOT, "target", "release")
 
-BACKEND_PORT = 18080
-CORSGATE_PORT = 18081
-NGINX_PORT = 18082
-FIXED_PORT = 18083
-FIXED_CORS_PORT = 18084
+
+def free_ports(n):
+    """N distinct loopback ports free now, picked by the kernel: held open
+    together so that none is handed out twice. Fixed ports let a server
+    left over from an interrupted run answer in place of the one started,
+    which then failed to bind: the figures measured the wrong process."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+BACKEND_PORT, CORSGATE_PORT, NGINX_PORT, FIXED_PORT, FIXED_CORS_PORT = free_ports(5)
 
 ORIGINS = [f"https://app{i}.example.com" for i in range(20)]
 ALLOWED = "https://app7.example.com"
@@ -298,6 +312,10 @@ def main():
         }
         for _, port in proxies.values():
             wait_port(port)
+        # Whatever answers must be the process just started.
+        for name, (p, port) in proxies.items():
+            if p.poll() is not None:
+                sys.exit(f"{name} exited at start (port {port}); nothing measured")
         if args.cpu_quota:
             cgroup = cpu_quota_group(args.cpu_quota)
             for proc, _ in proxies.values():
