@@ -243,13 +243,13 @@ pub(crate) async fn accept_loop(
 /// in, and it holds that memory for as long as the connection is open,
 /// idle or not. So the large parts are boxed when they are reached: the
 /// TLS path here (rustls's state, and the handshake in a box freed when it
-/// completes), the front and hyper's connection after a hand-over
-/// (`serve_http`). A plaintext
-/// connection's task is then little more than the front, and an HTTP/2
-/// one over TLS holds no room for the front. Measured with `size_of_val`
+/// completes), the front once the first byte has arrived, and hyper's
+/// connection after a hand-over (`serve_http`). An HTTP/2 connection over
+/// TLS then holds no room for the front. Measured with `size_of_val`
 /// (release build): the task's future was 18,936 bytes for every
-/// connection, and is 1,184 plus the front's 4,888 in its own box
-/// (docs/performance.md, "Idle TLS connections").
+/// connection; a plaintext one's is 1,184, plus the front's 4,888 in its
+/// own box once the client has sent a byte (docs/performance.md, "Idle TLS
+/// connections").
 async fn serve_connection(
     stream: TcpStream,
     acceptor: Option<tokio_rustls::TlsAcceptor>,

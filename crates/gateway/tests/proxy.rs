@@ -705,36 +705,51 @@ async fn shutdown_cuts_off_connections_still_busy_after_the_drain_deadline() {
     assert!(buf.is_empty(), "a response after the cut: {buf:?}");
 }
 
-#[tokio::test]
-async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
-    let (b, seen) = backend().await;
+/// A gateway on `config(backend)` whose listener serves TLS with a fresh
+/// self-signed certificate for `www.example.com`, under `limits`; and a
+/// client configuration that trusts it and asks for `alpn`. `tag` names the
+/// certificate's temporary directory (`dir`), which the test removes.
+async fn tls_gateway(backend: SocketAddr, limits: &str, alpn: &[u8], tag: &str) -> TlsGateway {
     let cert = rcgen::generate_simple_self_signed(vec!["www.example.com".to_owned()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("corsgate-tls-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("corsgate-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_file, cert.cert.pem()).unwrap();
     std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
-    let yaml = config(b).replace(
+    let yaml = config(backend).replace(
         "    cors: seed\n",
         &format!(
-            "    cors: seed\n    tls: {{ certFile: {:?}, keyFile: {:?} }}\n    limits: {{ idleTimeoutMs: 1500 }}\n",
+            "    cors: seed\n    tls: {{ certFile: {:?}, keyFile: {:?} }}\n    limits: {limits}\n",
             cert_file.display().to_string(),
             key_file.display().to_string()
         ),
     );
     let gw = gateway(&yaml).await;
-    let a = gw.addr("api").unwrap();
-
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.cert.der().clone()).unwrap();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    client.alpn_protocols = vec![alpn.to_vec()];
+    TlsGateway { gw, client, dir }
+}
+
+/// What [`tls_gateway`] starts.
+struct TlsGateway {
+    gw: Running,
+    client: rustls::ClientConfig,
+    dir: std::path::PathBuf,
+}
+
+#[tokio::test]
+async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
+    let (b, seen) = backend().await;
+    let tls = tls_gateway(b, "{ idleTimeoutMs: 1500 }", b"h2", "tls").await;
+    let a = tls.gw.addr("api").unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls.client.clone()));
     let tcp = tokio::net::TcpStream::connect(a).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("www.example.com").unwrap();
     let stream = connector.connect(name, tcp).await.unwrap();
@@ -797,8 +812,8 @@ async fn http2_over_tls_with_alpn_serves_preflights_and_proxies() {
         took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
         "closed after {took:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&tls.dir);
+    tls.gw.shutdown().await;
 }
 
 #[tokio::test]
@@ -1585,34 +1600,11 @@ async fn an_http10_upstream_does_not_downgrade_the_client() {
 async fn a_request_sent_with_the_tls_handshake_is_answered() {
     use std::io::{Read, Write};
     let (b, _) = backend().await;
-    let cert = rcgen::generate_simple_self_signed(vec!["www.example.com".to_owned()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("corsgate-tls-first-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
-    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
     // An idle timeout far beyond the test's wait: an answer that only came
     // after it would be a failure here.
-    let yaml = config(b).replace(
-        "    cors: seed\n",
-        &format!(
-            "    cors: seed\n    tls: {{ certFile: {:?}, keyFile: {:?} }}\n    limits: {{ idleTimeoutMs: 20000 }}\n",
-            cert_file.display().to_string(),
-            key_file.display().to_string()
-        ),
-    );
-    let gw = gateway(&yaml).await;
-    let a = gw.addr("api").unwrap();
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let fixture = tls_gateway(b, "{ idleTimeoutMs: 20000 }", b"http/1.1", "tls-first").await;
+    let a = fixture.gw.addr("api").unwrap();
+    let tls = fixture.client.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let name = rustls::pki_types::ServerName::try_from("www.example.com").unwrap();
         let mut conn = rustls::ClientConnection::new(Arc::new(tls), name).unwrap();
@@ -1642,5 +1634,5 @@ async fn a_request_sent_with_the_tls_handshake_is_answered() {
             .contains("access-control-allow-origin: https://example.com"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&fixture.dir);
 }

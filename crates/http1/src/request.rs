@@ -240,7 +240,8 @@ pub fn field_line_value(line: &[u8], name: &HeaderName) -> Option<HeaderValue> {
 /// position usually replaces parsing the name, and for names the `http`
 /// crate does not know (browsers send half a dozen `sec-*` fields) the
 /// allocation that parsing makes. Bytes equal to a valid name up to ASCII
-/// case always parse to that name, so a hit is exact.
+/// case always parse to that name, so a hit is exact. The same holds for
+/// the connection's last valid `Host` value, kept here too.
 #[derive(Default)]
 pub struct NameCache {
     names: Vec<HeaderName>,
@@ -268,9 +269,7 @@ impl NameCache {
         }
         Some(name)
     }
-}
 
-impl NameCache {
     /// [`valid_host`], remembering the last value it passed.
     fn host_is_valid(&mut self, v: &[u8]) -> bool {
         if !self.host.is_empty() && self.host == v {

@@ -8,15 +8,8 @@ use corsgate_http1::{
 use http::header::ORIGIN;
 use http::HeaderName;
 
-/// Fields that decide a head's shape rather than being plain fields.
-const SHAPING: [&str; 6] = [
-    "te",
-    "expect",
-    "upgrade",
-    "connection",
-    "content-length",
-    "transfer-encoding",
-];
+mod common;
+use common::SHAPING;
 
 fn parse_str(s: &str) -> (ParsedRequest, usize) {
     let mut buf = BytesMut::from(s.as_bytes());

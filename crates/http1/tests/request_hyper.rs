@@ -17,6 +17,9 @@ use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+use common::SHAPING;
+
 /// A request as one of the two parsers read it.
 #[derive(Debug, PartialEq, Eq)]
 struct Read {
@@ -182,16 +185,6 @@ fn agree(rt: &tokio::runtime::Runtime, bytes: &[u8]) -> Result<(), String> {
         _ => Err(format!("{text:?}: corsgate {mine:?}, hyper {theirs:?}")),
     }
 }
-
-/// Fields that decide a head's shape: their presence hands it over.
-const SHAPING: [&str; 6] = [
-    "te",
-    "expect",
-    "upgrade",
-    "connection",
-    "content-length",
-    "transfer-encoding",
-];
 
 /// Is there a documented reason to hand these bytes over: not HTTP/1.1,
 /// `CONNECT`, the HTTP/2 preface, or a field line that shapes the request

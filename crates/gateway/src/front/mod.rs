@@ -176,7 +176,7 @@ where
     Fut: Future<Output = Reply>,
 {
     // No buffer until the client sends something: an idle connection holds
-    // none (see `read_some`); the response buffer grows on first use.
+    // none (see `poll_read_some`); the response buffer grows on first use.
     let mut reading = Reading {
         buf: BytesMut::new(),
         sent_nothing_yet: true,
